@@ -1,0 +1,386 @@
+//! `page-idle`: reference measurement of a running testvm with the kernel's
+//! idle page tracking (CONFIG_IDLE_PAGE_TRACKING), which reaches KVM's TDP
+//! accessed bits through the MMU notifier (`clear_young`/`test_young`).
+//!
+//! ```text
+//! page-idle --truth FILE [--wait-ms 500] [--json]
+//! ```
+//!
+//! 1. Reads `pid`, `hva`, `mem_bytes` and the page sets from the truth file.
+//! 2. Translates every guest page to a PFN through `/proc/PID/pagemap`.
+//! 3. Marks the pages idle in `/sys/kernel/mm/page_idle/bitmap`. For a page
+//!    inside a compound folio (THP) the folio's head PFN is used: the kernel
+//!    tracks folios and ignores tail PFNs.
+//! 4. Waits `--wait-ms`, reads the bitmap back: bit still set = idle, cleared
+//!    = young (accessed since the mark, by the host or through KVM).
+//! 5. Prints, per category (written, read, own, untouched = none of them),
+//!    how many pages came back young / idle / not on the LRU / not present,
+//!    and the wall time of the pass.
+//!
+//! Pages not present in pagemap are reported as `not_present`. Pages that
+//! page_idle cannot track are reported as `untrackable`, neither young nor
+//! idle: their folio was not on the LRU at mark or read time (fresh pages
+//! still in a per-CPU LRU batch, the zero page, hugetlb pages, isolated
+//! pages: the kernel reads them back as young whatever happened; needs
+//! /proc/kpageflags, without it they are classified by the bitmap alone), or
+//! their PFN is in the last, partial 64-PFN bitmap word below max_pfn, which
+//! the kernel marks but never returns on read. Untouched pages that share a
+//! folio (a THP) with a touched page are counted apart as `untouched_shared`:
+//! the kernel tracks folios, so they read as young with their neighbours.
+//!
+//! Output (default, one `key=value` line per item, easy to grep in sh):
+//! ```text
+//! page-idle: pid=P vm=P-F pages=N wait_ms=500 translate_ns=.. mark_ns=.. read_ns=.. pass_ns=.. kpageflags=yes
+//! page-idle: written pages=N young=N idle=N untrackable=N not_present=N
+//! page-idle: read ...
+//! page-idle: own ...
+//! page-idle: untouched ...
+//! page-idle: untouched_shared ...
+//! page-idle: young 0x1000000+8M 0x2000000+4M ...
+//! page-idle: untrackable ...
+//! ```
+//! `pass_ns = translate_ns + mark_ns + read_ns` (pagemap read, bitmap
+//! write, bitmap read; the wait and kpageflags reads are not included).
+//! With `--json` one JSON object with the same numbers plus the GPA ranges
+//! of young, idle, untrackable and not_present pages. Exit status 0 when
+//! the measurement ran, 1 on errors.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde::Serialize;
+
+use testvm::idle::{
+    bitmap_runs, categorize, mark_shared, pagemap_entry, ranges_where, summarize, PageState,
+    Summary, KPF_COMPOUND_HEAD, KPF_COMPOUND_TAIL, KPF_LRU,
+};
+use testvm::range::{fmt_size, Range, PAGE_SIZE};
+use testvm::truth::Truth;
+
+const BITMAP: &str = "/sys/kernel/mm/page_idle/bitmap";
+
+/// Idle page tracking of a running testvm's guest memory.
+#[derive(Parser, Debug)]
+#[command(name = "page-idle", version, about)]
+struct Cli {
+    /// Truth file written by the running testvm.
+    #[arg(long, value_name = "FILE")]
+    truth: PathBuf,
+    /// Time between marking idle and reading back.
+    #[arg(long, default_value_t = 500, value_name = "MS")]
+    wait_ms: u64,
+    /// Print one JSON object instead of lines.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Report {
+    pid: u32,
+    vm: String,
+    pages: u64,
+    wait_ms: u64,
+    translate_ns: u64,
+    mark_ns: u64,
+    read_ns: u64,
+    pass_ns: u64,
+    kpageflags: bool,
+    counts: Summary,
+    young: Vec<Range>,
+    idle: Vec<Range>,
+    untrackable: Vec<Range>,
+    not_present: Vec<Range>,
+}
+
+/// Writes bitmap words starting at word `w`. The kernel handles at most a
+/// page per call and returns 0 for the partial last word below max_pfn (which
+/// it has marked nonetheless), so a 0 ends the run without error.
+fn write_bitmap(f: &File, w: u64, bytes: &[u8]) -> Result<(), String> {
+    let mut done = 0;
+    while done < bytes.len() {
+        match f.write_at(&bytes[done..], w * 8 + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(format!(
+                    "writing {BITMAP} at word {}: {e}",
+                    w + done as u64 / 8
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads up to `n` bitmap words starting at word `w`; fewer when the kernel
+/// stops early (it never returns the partial last word below max_pfn).
+fn read_bitmap(f: &File, w: u64, n: usize) -> Result<Vec<u64>, String> {
+    let mut buf = vec![0u8; n * 8];
+    let mut done = 0;
+    while done < buf.len() {
+        match f.read_at(&mut buf[done..], w * 8 + done as u64) {
+            Ok(0) => break,
+            Ok(k) => done += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => break,
+            Err(e) => {
+                return Err(format!(
+                    "reading {BITMAP} at word {}: {e}",
+                    w + done as u64 / 8
+                ))
+            }
+        }
+    }
+    Ok(buf[..done - done % 8]
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .collect())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => {}
+        Err(e) => {
+            eprintln!("page-idle: error: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn read_u64s(f: &File, offset: u64, n: usize, what: &str) -> Result<Vec<u64>, String> {
+    let mut buf = vec![0u8; n * 8];
+    f.read_exact_at(&mut buf, offset)
+        .map_err(|e| format!("reading {what} at {offset:#x}: {e}"))?;
+    Ok(buf
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .collect())
+}
+
+/// Flags of PFNs from /proc/kpageflags.
+struct PageFlags {
+    f: File,
+    /// Tail PFN -> head PFN of its folio, for the pages resolved so far.
+    head_of: HashMap<u64, u64>,
+}
+
+impl PageFlags {
+    fn get(&self, pfn: u64) -> Result<u64, String> {
+        Ok(read_u64s(&self.f, pfn * 8, 1, "/proc/kpageflags")?[0])
+    }
+    /// PFN the kernel tracks for `pfn`: the head of its compound folio.
+    fn tracking_pfn(&mut self, pfn: u64) -> Result<u64, String> {
+        if self.get(pfn)? & KPF_COMPOUND_TAIL == 0 {
+            return Ok(pfn);
+        }
+        // Folios are naturally aligned: the head is within the 511 PFNs below
+        // (for folios up to 2 MiB). Guest pages of a THP come in PFN order,
+        // so the previous tail is usually resolved already.
+        let lo = pfn.saturating_sub(511);
+        let mut head = pfn;
+        for p in (lo..pfn).rev() {
+            if let Some(h) = self.head_of.get(&p) {
+                head = *h;
+                break;
+            }
+            if self.get(p)? & KPF_COMPOUND_HEAD != 0 {
+                head = p;
+                break;
+            }
+        }
+        self.head_of.insert(pfn, head);
+        Ok(head)
+    }
+    fn lru(&self, pfn: u64) -> Result<bool, String> {
+        Ok(self.get(pfn)? & KPF_LRU != 0)
+    }
+    /// PFNs (of `pfns`) whose folio is not on the LRU now.
+    fn not_lru(&self, pfns: &[u64]) -> Result<std::collections::HashSet<u64>, String> {
+        let mut out = std::collections::HashSet::new();
+        for p in pfns {
+            if !self.lru(*p)? {
+                out.insert(*p);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn run(cli: &Cli) -> Result<(), String> {
+    let t = Truth::read(&cli.truth)?;
+    let npages = (t.mem_bytes / PAGE_SIZE) as usize;
+    if t.hva % PAGE_SIZE != 0 || npages == 0 {
+        return Err("truth file: hva not page aligned or mem_bytes is 0".into());
+    }
+    let pagemap_path = format!("/proc/{}/pagemap", t.pid);
+    let pagemap = File::open(&pagemap_path).map_err(|e| {
+        format!(
+            "cannot open {pagemap_path}: {e} (is testvm pid {} still running?)",
+            t.pid
+        )
+    })?;
+    let bitmap = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(BITMAP)
+        .map_err(|e| {
+            format!("cannot open {BITMAP}: {e} (CONFIG_IDLE_PAGE_TRACKING and root needed)")
+        })?;
+    let mut flags = match File::open("/proc/kpageflags") {
+        Ok(f) => Some(PageFlags {
+            f,
+            head_of: HashMap::new(),
+        }),
+        Err(e) => {
+            eprintln!("page-idle: warning: /proc/kpageflags: {e}; not classifying non-LRU pages");
+            None
+        }
+    };
+
+    // 1. Translate.
+    let t0 = Instant::now();
+    let entries = read_u64s(&pagemap, t.hva / PAGE_SIZE * 8, npages, &pagemap_path)?;
+    let translate_ns = t0.elapsed().as_nanos() as u64;
+    let pfns: Vec<Option<u64>> = entries
+        .iter()
+        .map(|e| {
+            let pe = pagemap_entry(*e);
+            pe.present.then_some(pe.pfn)
+        })
+        .collect();
+    if pfns.iter().flatten().all(|p| *p == 0) && pfns.iter().any(|p| p.is_some()) {
+        return Err(format!(
+            "{pagemap_path} shows no PFNs: run as root (CAP_SYS_ADMIN)"
+        ));
+    }
+
+    // Tracking PFN (folio head) per page, and folios off the LRU at mark time.
+    let mut track: Vec<Option<u64>> = vec![None; npages];
+    for (i, p) in pfns.iter().enumerate() {
+        if let Some(pfn) = p {
+            track[i] = Some(match &mut flags {
+                Some(f) => f.tracking_pfn(*pfn)?,
+                None => *pfn,
+            });
+        }
+    }
+    let mut uniq: Vec<u64> = track.iter().flatten().copied().collect();
+    uniq.sort_unstable();
+    uniq.dedup();
+    let mut untrackable = match &flags {
+        Some(f) => f.not_lru(&uniq)?,
+        None => Default::default(),
+    };
+    let runs = bitmap_runs(uniq.iter().copied());
+
+    // 2. Mark idle.
+    let t1 = Instant::now();
+    for (w, masks) in &runs {
+        let bytes: Vec<u8> = masks.iter().flat_map(|m| m.to_le_bytes()).collect();
+        write_bitmap(&bitmap, *w, &bytes)?;
+    }
+    let mark_ns = t1.elapsed().as_nanos() as u64;
+
+    std::thread::sleep(Duration::from_millis(cli.wait_ms));
+
+    // 3. Read back.
+    let t2 = Instant::now();
+    // Words the kernel returned; a missing word is the partial last one.
+    let mut idle_bits: HashMap<u64, u64> = HashMap::new();
+    for (w, masks) in &runs {
+        let words = read_bitmap(&bitmap, *w, masks.len())?;
+        for (k, v) in words.into_iter().enumerate() {
+            idle_bits.insert(w + k as u64, v);
+        }
+    }
+    let read_ns = t2.elapsed().as_nanos() as u64;
+
+    // Folios off the LRU at read time.
+    if let Some(f) = &flags {
+        untrackable.extend(f.not_lru(&uniq)?);
+    }
+
+    let states: Vec<PageState> = (0..npages)
+        .map(|i| match track[i] {
+            None => PageState::NotPresent,
+            Some(tp) if untrackable.contains(&tp) => PageState::Untrackable,
+            Some(tp) => match idle_bits.get(&(tp / 64)) {
+                None => PageState::Untrackable,
+                Some(word) if word >> (tp % 64) & 1 == 1 => PageState::Idle,
+                Some(_) => PageState::Young,
+            },
+        })
+        .collect();
+    let mut cats = categorize(&t);
+    mark_shared(&mut cats, &track);
+    let report = Report {
+        pid: t.pid,
+        vm: t.vm.clone(),
+        pages: npages as u64,
+        wait_ms: cli.wait_ms,
+        translate_ns,
+        mark_ns,
+        read_ns,
+        pass_ns: translate_ns + mark_ns + read_ns,
+        kpageflags: flags.is_some(),
+        counts: summarize(&cats, &states),
+        young: ranges_where(&states, |s| s == PageState::Young),
+        idle: ranges_where(&states, |s| s == PageState::Idle),
+        untrackable: ranges_where(&states, |s| s == PageState::Untrackable),
+        not_present: ranges_where(&states, |s| s == PageState::NotPresent),
+    };
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        print_lines(&report);
+    }
+    Ok(())
+}
+
+fn fmt_ranges(v: &[Range]) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
+    v.iter()
+        .map(|r| format!("{:#x}+{}", r.gpa, fmt_size(r.len)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn print_lines(r: &Report) {
+    println!(
+        "page-idle: pid={} vm={} pages={} wait_ms={} translate_ns={} mark_ns={} read_ns={} pass_ns={} kpageflags={}",
+        r.pid,
+        r.vm,
+        r.pages,
+        r.wait_ms,
+        r.translate_ns,
+        r.mark_ns,
+        r.read_ns,
+        r.pass_ns,
+        if r.kpageflags { "yes" } else { "no" }
+    );
+    for (name, c) in [
+        ("written", r.counts.written),
+        ("read", r.counts.read),
+        ("own", r.counts.own),
+        ("untouched", r.counts.untouched),
+        ("untouched_shared", r.counts.untouched_shared),
+    ] {
+        println!(
+            "page-idle: {name} pages={} young={} idle={} untrackable={} not_present={}",
+            c.pages, c.young, c.idle, c.untrackable, c.not_present
+        );
+    }
+    println!("page-idle: young {}", fmt_ranges(&r.young));
+    println!("page-idle: untrackable {}", fmt_ranges(&r.untrackable));
+}

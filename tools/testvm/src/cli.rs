@@ -1,0 +1,99 @@
+//! Command line of `testvm`.
+
+use clap::{ArgAction, Parser};
+use std::path::PathBuf;
+
+use crate::range::{parse_range, parse_size, validate, Backing, Range, Workload};
+
+const AFTER_HELP: &str = "\
+Sizes: decimal or 0x hex, optional K/M/G suffix (binary). Ranges: GPA+LEN, e.g. 16M+8M.
+Ranges must be 4K aligned, non-empty, inside --mem, at or above 1M (testvm's own pages
+live in [0, 1M)), and must not overlap within a phase. Every vCPU runs the same loop over
+all ranges: one 8-byte store at offset 0 of each page of each --write range, one load of
+each page of each --read range, then one port-I/O exit per pass (counted as an iteration).
+Before the guest starts, the host writes one qword into each page of each --read range
+(real pages rather than the shared zero page); --prefault populates all guest memory.
+
+Stdout: 'testvm: running pid=P vm_fd=F vm=P-F hva=0x.. mem=N' once every vCPU completed a
+pass (truth file written just before), 'testvm: done iterations=N elapsed_s=S' at exit.
+SIGINT/SIGTERM stop cleanly.
+
+Truth file (JSON, schema 1, written atomically when running, at a phase switch, at exit):
+  schema, state (running|done|failed), pid, vm_fd, vm (\"P-F\"), mem_bytes, backing,
+  hva (host address of GPA 0), vcpus, dirty_log, prefault, page_size (4096),
+  written [{gpa,len}] (union of started phases), read [{gpa,len}],
+  own [{gpa,len,what}] (gdt, pml4, pdpt, range-table, code, stack, pd),
+  phases [{written, after_s, started, start_s, start_unix_ns}],
+  iterations (sum over vCPUs), vcpu_iterations [..], start_unix_ns, elapsed_s.";
+
+/// Guest workload VMM for ept-sampler tests.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "testvm", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Guest memory size (multiple of 2M), mapped at GPA 0.
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    pub mem: u64,
+    /// Host backing of guest memory.
+    #[arg(long, value_enum, default_value_t = Backing::Anon)]
+    pub backing: Backing,
+    /// Number of vCPUs; each runs the same loop over all ranges.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub vcpus: u32,
+    /// Stop after this many seconds (fractions allowed).
+    #[arg(long, value_parser = parse_seconds, conflicts_with = "iterations", value_name = "S")]
+    pub seconds: Option<f64>,
+    /// Stop after every vCPU completed this many passes.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), value_name = "N")]
+    pub iterations: Option<u64>,
+    /// Range whose every page the guest writes each pass (repeatable).
+    #[arg(long = "write", value_parser = parse_range, num_args = 1.., action = ArgAction::Append, value_name = "GPA+LEN")]
+    pub write: Vec<Range>,
+    /// Range whose every page the guest reads each pass (repeatable).
+    #[arg(long = "read", value_parser = parse_range, num_args = 1.., action = ArgAction::Append, value_name = "GPA+LEN")]
+    pub read: Vec<Range>,
+    /// Switch to the second phase this many seconds after the guest started.
+    #[arg(long, value_parser = parse_seconds, requires = "then_write", value_name = "S")]
+    pub switch_after: Option<f64>,
+    /// Write ranges of the second phase: they replace the --write ranges.
+    #[arg(long = "then-write", value_parser = parse_range, num_args = 1.., action = ArgAction::Append, requires = "switch_after", value_name = "GPA+LEN")]
+    pub then_write: Vec<Range>,
+    /// Create the memslot with KVM_MEM_LOG_DIRTY_PAGES.
+    #[arg(long)]
+    pub dirty_log: bool,
+    /// Populate all of guest memory on the host before the guest starts (so
+    /// untouched pages are present in the VMM's page tables).
+    #[arg(long)]
+    pub prefault: bool,
+    /// Write the truth file (JSON) here.
+    #[arg(long, value_name = "FILE")]
+    pub truth: Option<PathBuf>,
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("bad number of seconds {s:?}"))?;
+    if !(v.is_finite() && v > 0.0) {
+        return Err(format!("seconds must be > 0, got {s:?}"));
+    }
+    Ok(v)
+}
+
+impl Cli {
+    /// The validated workload, or a message saying what is wrong.
+    pub fn workload(&self) -> Result<Workload, String> {
+        let w = Workload {
+            mem: self.mem,
+            vcpus: self.vcpus,
+            write: self.write.clone(),
+            read: self.read.clone(),
+            then_write: if self.then_write.is_empty() {
+                None
+            } else {
+                Some(self.then_write.clone())
+            },
+        };
+        validate(&w)?;
+        Ok(w)
+    }
+}

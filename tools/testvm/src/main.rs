@@ -1,0 +1,523 @@
+//! `testvm`: guest workload VMM for ept-sampler tests. See the library
+//! documentation (`src/lib.rs`) or `testvm --help` for the CLI and the truth
+//! file schema.
+
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::thread::JoinHandleExt;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+use kvm_bindings::{
+    kvm_regs, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES, KVM_MEM_LOG_DIRTY_PAGES,
+};
+use kvm_ioctls::{Kvm, VcpuExit, VcpuFd};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap, GuestRegionMmap, MmapRegion};
+
+use testvm::cli::Cli;
+use testvm::guest;
+use testvm::layout::{self, CODE_GPA};
+use testvm::range::{fmt_size, Backing, Workload, HUGE_PAGE_SIZE, PAGE_SIZE};
+use testvm::truth::{Phase, Truth, SCHEMA};
+
+/// KVM_SET_TSS_ADDR needs three pages outside every memslot; only used when
+/// guest memory ends below it (at most ~4 GiB).
+const TSS_ADDR: u64 = 0xfffb_d000;
+
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_term(_: libc::c_int) {
+    SIGNALLED.store(true, Ordering::SeqCst);
+}
+
+extern "C" fn on_kick(_: libc::c_int) {}
+
+fn install_handler(sig: libc::c_int, f: extern "C" fn(libc::c_int)) -> Result<(), String> {
+    // SAFETY: a zeroed sigaction with a handler that only touches an atomic
+    // (or does nothing) is async-signal-safe; no SA_RESTART so KVM_RUN
+    // returns EINTR when a vCPU thread is kicked.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = f as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        sa.sa_flags = 0;
+        if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
+            return Err(format!(
+                "sigaction({sig}): {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn unix_ns(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let w = match cli.workload() {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("testvm: error: {e}");
+            std::process::exit(2);
+        }
+    };
+    match run(&cli, &w) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("testvm: error: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn read_sys_u64(path: &str) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Checks that enough 2 MiB huge pages are reserved for `mem` bytes.
+fn check_hugetlb(mem: u64) -> Result<(), String> {
+    let dir = "/sys/kernel/mm/hugepages/hugepages-2048kB";
+    let (Some(free), Some(resv)) = (
+        read_sys_u64(&format!("{dir}/free_hugepages")),
+        read_sys_u64(&format!("{dir}/resv_hugepages")),
+    ) else {
+        return Err(format!(
+            "--backing hugetlb: this kernel has no 2 MiB hugetlb pages ({dir} missing; CONFIG_HUGETLBFS?)"
+        ));
+    };
+    let need = mem / HUGE_PAGE_SIZE;
+    let avail = free.saturating_sub(resv);
+    if avail < need {
+        let total = read_sys_u64(&format!("{dir}/nr_hugepages")).unwrap_or(0);
+        return Err(format!(
+            "--backing hugetlb: need {need} free 2 MiB huge pages for --mem {}, only {avail} available \
+             ({total} reserved in total); reserve more, e.g. echo {} > /proc/sys/vm/nr_hugepages",
+            fmt_size(mem),
+            total + (need - avail)
+        ));
+    }
+    Ok(())
+}
+
+/// Maps guest memory with the requested backing; returns (address, mmap flags).
+fn map_guest_memory(mem: u64, backing: Backing, prefault: bool) -> Result<(*mut u8, i32), String> {
+    let size = usize::try_from(mem).map_err(|_| "--mem too large".to_string())?;
+    let prot = libc::PROT_READ | libc::PROT_WRITE;
+    let mut flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+    let huge = HUGE_PAGE_SIZE as usize;
+    // SAFETY: fresh anonymous mappings at kernel-chosen addresses; every
+    // pointer below stays within what mmap returned.
+    unsafe {
+        let addr = match backing {
+            Backing::Hugetlb => {
+                flags = libc::MAP_PRIVATE
+                    | libc::MAP_ANONYMOUS
+                    | libc::MAP_HUGETLB
+                    | libc::MAP_HUGE_2MB;
+                let p = libc::mmap(std::ptr::null_mut(), size, prot, flags, -1, 0);
+                if p == libc::MAP_FAILED {
+                    return Err(format!(
+                        "--backing hugetlb: mmap of {} with MAP_HUGETLB failed: {} (are enough 2 MiB pages reserved in /proc/sys/vm/nr_hugepages?)",
+                        fmt_size(mem),
+                        std::io::Error::last_os_error()
+                    ));
+                }
+                p as *mut u8
+            }
+            Backing::Anon | Backing::Thp => {
+                // Over-allocate by 2 MiB and trim, so the mapping is 2 MiB
+                // aligned (THP needs it; harmless for anon).
+                let p = libc::mmap(std::ptr::null_mut(), size + huge, prot, flags, -1, 0);
+                if p == libc::MAP_FAILED {
+                    return Err(format!(
+                        "mmap of {}: {}",
+                        fmt_size(mem),
+                        std::io::Error::last_os_error()
+                    ));
+                }
+                let base = p as usize;
+                let aligned = (base + huge - 1) & !(huge - 1);
+                if aligned > base {
+                    libc::munmap(p, aligned - base);
+                }
+                let tail = base + size + huge - (aligned + size);
+                if tail > 0 {
+                    libc::munmap((aligned + size) as *mut libc::c_void, tail);
+                }
+                let advice = if backing == Backing::Thp {
+                    libc::MADV_HUGEPAGE
+                } else {
+                    libc::MADV_NOHUGEPAGE
+                };
+                if libc::madvise(aligned as *mut libc::c_void, size, advice) != 0 {
+                    let e = std::io::Error::last_os_error();
+                    if backing == Backing::Thp {
+                        return Err(format!("--backing thp: madvise(MADV_HUGEPAGE): {e} (CONFIG_TRANSPARENT_HUGEPAGE?)"));
+                    }
+                    // No THP in this kernel: 4 KiB pages anyway.
+                }
+                if backing == Backing::Thp {
+                    if let Ok(s) =
+                        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+                    {
+                        if s.contains("[never]") {
+                            eprintln!("testvm: warning: transparent_hugepage/enabled is 'never': --backing thp gets 4 KiB pages");
+                        }
+                    }
+                }
+                aligned as *mut u8
+            }
+        };
+        if prefault {
+            // MADV_POPULATE_WRITE (Linux 5.14); fall back to touching each page.
+            const MADV_POPULATE_WRITE: libc::c_int = 23;
+            if libc::madvise(addr as *mut libc::c_void, size, MADV_POPULATE_WRITE) != 0 {
+                for off in (0..size).step_by(PAGE_SIZE as usize) {
+                    std::ptr::write_volatile(addr.add(off), 0);
+                }
+            }
+        }
+        Ok((addr, flags))
+    }
+}
+
+struct Shared {
+    start: Instant,
+    stop: AtomicBool,
+    failure: Mutex<Option<String>>,
+    iterations: Vec<AtomicU64>,
+    /// vCPUs that completed at least one pass.
+    first_done: AtomicU32,
+    max_iterations: Option<u64>,
+    deadline: Option<Duration>,
+    switch_after: Option<Duration>,
+    /// (seconds after start, unix ns) of the first pass handed phase 1.
+    phase1_start: OnceLock<(f64, u64)>,
+}
+
+impl Shared {
+    fn fail(&self, msg: String) {
+        let mut f = self.failure.lock().unwrap();
+        if f.is_none() {
+            *f = Some(msg);
+        }
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn vcpu_loop(idx: usize, mut vcpu: VcpuFd, sh: Arc<Shared>) {
+    let mut passes_started = 0u64;
+    loop {
+        if sh.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let what = match vcpu.run() {
+            Ok(VcpuExit::IoIn(guest::PORT, data)) => {
+                if passes_started > 0 {
+                    let n = sh.iterations[idx].fetch_add(1, Ordering::SeqCst) + 1;
+                    if n == 1 {
+                        sh.first_done.fetch_add(1, Ordering::SeqCst);
+                    }
+                    if sh.max_iterations.is_some_and(|m| n >= m) {
+                        return;
+                    }
+                }
+                let elapsed = sh.start.elapsed();
+                if sh.deadline.is_some_and(|d| elapsed >= d) {
+                    sh.stop.store(true, Ordering::SeqCst);
+                    return;
+                }
+                let phase = match sh.switch_after {
+                    Some(s) if elapsed >= s => {
+                        sh.phase1_start
+                            .get_or_init(|| (elapsed.as_secs_f64(), unix_ns(SystemTime::now())));
+                        1
+                    }
+                    _ => 0,
+                };
+                let table = (layout::table_gpa(phase) as u32).to_le_bytes();
+                let n = data.len().min(table.len());
+                data[..n].copy_from_slice(&table[..n]);
+                passes_started += 1;
+                continue;
+            }
+            Ok(other) => format!("unexpected exit {other:?}"),
+            Err(e) if e.errno() == libc::EINTR => continue,
+            Err(e) => format!("KVM_RUN failed: {e}"),
+        };
+        let regs = match vcpu.get_regs() {
+            Ok(r) => format!(
+                "rip={:#x} rsp={:#x} rsi={:#x} rdi={:#x} rcx={:#x} rax={:#x}",
+                r.rip, r.rsp, r.rsi, r.rdi, r.rcx, r.rax
+            ),
+            Err(e) => format!("registers unavailable: {e}"),
+        };
+        sh.fail(format!("vCPU {idx}: {what} ({regs})"));
+        return;
+    }
+}
+
+fn run(cli: &Cli, w: &Workload) -> Result<i32, String> {
+    // Everything that can be refused without KVM is checked first.
+    if cli.backing == Backing::Hugetlb {
+        check_hugetlb(w.mem)?;
+    }
+    let code = guest::code();
+    assert!(
+        code.len() as u64 <= PAGE_SIZE,
+        "guest code larger than its page"
+    );
+
+    let (hva, flags) = map_guest_memory(w.mem, cli.backing, cli.prefault)?;
+    let size = w.mem as usize;
+    // SAFETY: [hva, hva + size) is the mapping created just above with these
+    // prot and flags; it lives until the process exits.
+    let region = unsafe {
+        MmapRegion::<()>::build_raw(hva, size, libc::PROT_READ | libc::PROT_WRITE, flags)
+    }
+    .map_err(|e| format!("vm-memory region: {e}"))?;
+    let region =
+        GuestRegionMmap::new(region, GuestAddress(0)).ok_or("vm-memory: bad guest region")?;
+    let mem = GuestMemoryMmap::from_regions(vec![region]).map_err(|e| format!("vm-memory: {e}"))?;
+
+    // Guest structures, all in the reserved low region.
+    let put = |gpa: u64, bytes: &[u8]| {
+        mem.write_slice(bytes, GuestAddress(gpa))
+            .map_err(|e| format!("writing guest memory at {gpa:#x}: {e}"))
+    };
+    for (i, e) in layout::gdt().iter().enumerate() {
+        put(layout::GDT_GPA + 8 * i as u64, &e.to_le_bytes())?;
+    }
+    for (gpa, v) in layout::page_table_entries(w.mem) {
+        put(gpa, &v.to_le_bytes())?;
+    }
+    for p in 0..w.phases() {
+        put(
+            layout::table_gpa(p),
+            &layout::range_table(&w.phase_ranges(p)),
+        )?;
+    }
+    put(CODE_GPA, code)?;
+    // Give the read ranges real pages: a guest read of never-written
+    // anonymous memory would map the shared zero page, which is not on the
+    // LRU, so idle page tracking could not see the reads. The host writes one
+    // qword (the GPA) per page; the guest itself never writes them.
+    for r in &w.read {
+        for gpa in (r.gpa..r.end()).step_by(PAGE_SIZE as usize) {
+            mem.write_obj(gpa, GuestAddress(gpa))
+                .map_err(|e| format!("filling read range at {gpa:#x}: {e}"))?;
+        }
+    }
+
+    // KVM.
+    let kvm = Kvm::new().map_err(|e| {
+        format!("cannot open /dev/kvm: {e} (is KVM available: kvm + kvm_intel/kvm_amd loaded?)")
+    })?;
+    let vm = kvm.create_vm().map_err(|e| format!("KVM_CREATE_VM: {e}"))?;
+    let vm_fd = vm.as_raw_fd();
+    if w.mem <= TSS_ADDR {
+        vm.set_tss_address(TSS_ADDR as usize)
+            .map_err(|e| format!("KVM_SET_TSS_ADDR: {e}"))?;
+    }
+    let slot = kvm_userspace_memory_region {
+        slot: 0,
+        flags: if cli.dirty_log {
+            KVM_MEM_LOG_DIRTY_PAGES
+        } else {
+            0
+        },
+        guest_phys_addr: 0,
+        memory_size: w.mem,
+        userspace_addr: hva as u64,
+    };
+    // SAFETY: the memslot points at our own mapping of exactly memory_size
+    // bytes, which is never unmapped while the VM exists.
+    unsafe { vm.set_user_memory_region(slot) }
+        .map_err(|e| format!("KVM_SET_USER_MEMORY_REGION: {e}"))?;
+    let cpuid = kvm
+        .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+        .map_err(|e| format!("KVM_GET_SUPPORTED_CPUID: {e}"))?;
+    let mut vcpus = Vec::new();
+    for i in 0..w.vcpus {
+        let vcpu = vm
+            .create_vcpu(u64::from(i))
+            .map_err(|e| format!("KVM_CREATE_VCPU {i}: {e}"))?;
+        vcpu.set_cpuid2(&cpuid)
+            .map_err(|e| format!("KVM_SET_CPUID2: {e}"))?;
+        let mut sregs = vcpu
+            .get_sregs()
+            .map_err(|e| format!("KVM_GET_SREGS: {e}"))?;
+        layout::long_mode_sregs(&mut sregs);
+        vcpu.set_sregs(&sregs)
+            .map_err(|e| format!("KVM_SET_SREGS: {e}"))?;
+        let regs = kvm_regs {
+            rip: CODE_GPA,
+            rsp: layout::stack_gpa(i) + PAGE_SIZE,
+            rflags: 0x2,
+            ..Default::default()
+        };
+        vcpu.set_regs(&regs)
+            .map_err(|e| format!("KVM_SET_REGS: {e}"))?;
+        vcpus.push(vcpu);
+    }
+
+    install_handler(libc::SIGINT, on_term)?;
+    install_handler(libc::SIGTERM, on_term)?;
+    install_handler(libc::SIGUSR1, on_kick)?;
+
+    let pid = std::process::id();
+    let start_wall = SystemTime::now();
+    let sh = Arc::new(Shared {
+        start: Instant::now(),
+        stop: AtomicBool::new(false),
+        failure: Mutex::new(None),
+        iterations: (0..w.vcpus).map(|_| AtomicU64::new(0)).collect(),
+        first_done: AtomicU32::new(0),
+        max_iterations: cli.iterations,
+        deadline: cli.seconds.map(Duration::from_secs_f64),
+        switch_after: cli.switch_after.map(Duration::from_secs_f64),
+        phase1_start: OnceLock::new(),
+    });
+    let mut handles = Vec::new();
+    for (i, vcpu) in vcpus.into_iter().enumerate() {
+        let s = Arc::clone(&sh);
+        let h = thread::Builder::new()
+            .name(format!("vcpu{i}"))
+            .spawn(move || vcpu_loop(i, vcpu, s))
+            .map_err(|e| format!("spawning vCPU thread: {e}"))?;
+        handles.push(h);
+    }
+
+    let mut phases = vec![Phase {
+        written: w.write.clone(),
+        after_s: 0.0,
+        started: true,
+        start_s: Some(0.0),
+        start_unix_ns: Some(unix_ns(start_wall)),
+    }];
+    if let (Some(t), Some(s)) = (&w.then_write, cli.switch_after) {
+        phases.push(Phase {
+            written: t.clone(),
+            after_s: s,
+            started: false,
+            start_s: None,
+            start_unix_ns: None,
+        });
+    }
+    let mut truth = Truth {
+        schema: SCHEMA,
+        state: "running".into(),
+        pid,
+        vm_fd,
+        vm: format!("{pid}-{vm_fd}"),
+        mem_bytes: w.mem,
+        backing: cli.backing,
+        hva: hva as u64,
+        vcpus: w.vcpus,
+        dirty_log: cli.dirty_log,
+        prefault: cli.prefault,
+        page_size: PAGE_SIZE,
+        written: Vec::new(),
+        read: testvm::range::merge(&w.read),
+        own: layout::own_ranges(w.mem, w.vcpus, w.phases(), code.len()),
+        phases,
+        iterations: 0,
+        vcpu_iterations: Vec::new(),
+        start_unix_ns: unix_ns(start_wall),
+        elapsed_s: 0.0,
+    };
+    let refresh = |t: &mut Truth| {
+        t.vcpu_iterations = sh
+            .iterations
+            .iter()
+            .map(|a| a.load(Ordering::SeqCst))
+            .collect();
+        t.iterations = t.vcpu_iterations.iter().sum();
+        t.elapsed_s = sh.start.elapsed().as_secs_f64();
+        if let (Some((s, ns)), Some(p)) = (sh.phase1_start.get(), t.phases.get_mut(1)) {
+            p.started = true;
+            p.start_s = Some(*s);
+            p.start_unix_ns = Some(*ns);
+        }
+        t.update_written();
+    };
+    let write_truth = |t: &Truth| {
+        if let Some(path) = &cli.truth {
+            if let Err(e) = t.write_atomic(path) {
+                eprintln!("testvm: error: writing truth file {}: {e}", path.display());
+                sh.fail(format!("cannot write truth file {}", path.display()));
+            }
+        }
+    };
+
+    let mut announced = false;
+    let mut phase1_written = false;
+    loop {
+        thread::sleep(Duration::from_millis(5));
+        if SIGNALLED.load(Ordering::SeqCst) {
+            sh.stop.store(true, Ordering::SeqCst);
+        }
+        if sh.deadline.is_some_and(|d| sh.start.elapsed() >= d) {
+            sh.stop.store(true, Ordering::SeqCst);
+        }
+        if !announced
+            && sh.first_done.load(Ordering::SeqCst) == w.vcpus
+            && sh.failure.lock().unwrap().is_none()
+        {
+            refresh(&mut truth);
+            write_truth(&truth);
+            println!(
+                "testvm: running pid={pid} vm_fd={vm_fd} vm={pid}-{vm_fd} hva={:#x} mem={} backing={} vcpus={}",
+                hva as u64, w.mem, cli.backing, w.vcpus
+            );
+            let _ = std::io::stdout().flush();
+            announced = true;
+        }
+        if announced && !phase1_written && sh.phase1_start.get().is_some() {
+            refresh(&mut truth);
+            write_truth(&truth);
+            phase1_written = true;
+        }
+        if handles.iter().all(|h| h.is_finished()) {
+            break;
+        }
+        if sh.stop.load(Ordering::SeqCst) {
+            for h in handles.iter().filter(|h| !h.is_finished()) {
+                // SAFETY: the thread is joinable (not yet joined), so its
+                // pthread_t is valid; SIGUSR1 has a no-op handler.
+                unsafe {
+                    libc::pthread_kill(h.as_pthread_t(), libc::SIGUSR1);
+                }
+            }
+        }
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    refresh(&mut truth);
+    let failure = sh.failure.lock().unwrap().clone();
+    truth.state = if failure.is_some() { "failed" } else { "done" }.into();
+    write_truth(&truth);
+    println!(
+        "testvm: {} iterations={} elapsed_s={:.3}",
+        truth.state, truth.iterations, truth.elapsed_s
+    );
+    let _ = std::io::stdout().flush();
+    // Keep the VM (and its memory) alive until here.
+    drop(vm);
+    match failure {
+        Some(f) => {
+            eprintln!("testvm: error: {f}");
+            Ok(1)
+        }
+        None => Ok(0),
+    }
+}
