@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! [`HeatMap`]: a VM's heat store, history ring and totals, fed one round
+//! at a time by the walker through a [`RoundVisitor`].
+//!
+//! The glue's round, with the calls in order:
+//!
+//! ```text
+//! map.begin_round(now_ns, track)        outside mmu_lock: O(cells)
+//! for each valid root (normal, SMM):
+//!     map.begin_root()                  O(regions)
+//!     loop {                            mmu_lock (read) + RCU held
+//!         walker.walk(range, budget, &mut map.visitor())
+//!         ... drop the locks, cond_resched, retake, resume at the cursor
+//!     }
+//! flush TLBs
+//! map.end_round(&RoundEnd { .. })       O(regions)
+//! ```
+//!
+//! A visitor may be created afresh for each `walk` call: it holds no state
+//! of its own. Readers ([`HeatMap::view`]) must not run while a round is in
+//! progress if they want whole rounds: the glue keeps the map behind the
+//! VM's lock for the round, and Rust's borrows keep a view from living
+//! across a mutation.
+
+use core::ops::DerefMut;
+
+use super::cell::Observation;
+use super::error::HeatError;
+use super::granule::{Granule, Track};
+use super::history::{History, HistoryLayout, HistoryView};
+use super::round::{RoundEnd, RoundRecord};
+use super::store::{HeatStore, StoreLayout, StoreView};
+use super::totals::Totals;
+use crate::ept_walk::{GfnRange, Leaf, Skip, Visitor};
+
+/// Everything that decides a heat map's size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    /// The guest's GFNs: `0..` one past the last GFN of its memslots.
+    pub span: GfnRange,
+    /// The heat store's granule.
+    pub granule: Granule,
+    /// The heat store's window, in rounds.
+    pub window: u8,
+    /// The history ring's region granule (default
+    /// [`DEFAULT_REGION`](super::DEFAULT_REGION)).
+    pub region: Granule,
+    /// Rounds the history ring keeps (default
+    /// [`DEFAULT_HISTORY_ROUNDS`](super::DEFAULT_HISTORY_ROUNDS)).
+    pub rounds: u16,
+}
+
+/// The layouts of a heat map's two storages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// The heat store: [`StoreLayout::words`] `u16` words.
+    pub store: StoreLayout,
+    /// The history ring: [`HistoryLayout::words`] `u64` words.
+    pub history: HistoryLayout,
+}
+
+impl Geometry {
+    /// The layouts, or why this geometry is refused.
+    pub fn layout(&self) -> Result<Layout, HeatError> {
+        Ok(Layout {
+            store: StoreLayout::new(self.span, self.granule, self.window)?,
+            history: HistoryLayout::new(self.span, self.region, self.rounds)?,
+        })
+    }
+}
+
+impl Layout {
+    /// Bytes of both storages together.
+    pub fn bytes(&self) -> usize {
+        self.store.bytes().saturating_add(self.history.bytes())
+    }
+}
+
+/// A VM's heat map: store, history ring and totals.
+///
+/// `C` holds the store's `u16` words, `H` the ring's `u64` words; both are
+/// allocated by the caller from a [`Layout`].
+pub struct HeatMap<C, H> {
+    store: HeatStore<C>,
+    history: History<H>,
+    totals: Totals,
+    track: Track,
+    /// The running (or last) round's number and start.
+    round: u64,
+    start_ns: u64,
+    in_round: bool,
+}
+
+impl<C, H> HeatMap<C, H>
+where
+    C: DerefMut<Target = [u16]>,
+    H: DerefMut<Target = [u64]>,
+{
+    /// A heat map laid out as `layout` in `cells` (at least
+    /// `layout.store.words()` words) and `history` (at least
+    /// `layout.history.words()` words). O(storage).
+    pub fn new(layout: &Layout, cells: C, history: H) -> Result<Self, HeatError> {
+        Ok(HeatMap {
+            store: HeatStore::new(layout.store, cells)?,
+            history: History::new(layout.history, history)?,
+            totals: Totals::default(),
+            track: Track::default(),
+            round: 0,
+            start_ns: 0,
+            in_round: false,
+        })
+    }
+
+    /// Opens a round that began at `start_ns` and records `track`. Settles
+    /// the previous round and slides every window: O(cells), outside
+    /// `mmu_lock`.
+    pub fn begin_round(&mut self, start_ns: u64, track: Track) {
+        self.store.begin_round();
+        self.history.begin_round();
+        self.track = track;
+        self.round = self.round.wrapping_add(1);
+        self.start_ns = start_ns;
+        self.in_round = true;
+    }
+
+    /// Starts walking another root in the running round. Call it before
+    /// the first walk of every root, the first one included.
+    pub fn begin_root(&mut self) {
+        self.history.begin_root();
+    }
+
+    /// The visitor to pass to `Walker::walk` during the round.
+    #[inline]
+    pub fn visitor(&mut self) -> RoundVisitor<'_, C, H> {
+        RoundVisitor {
+            store: &mut self.store,
+            history: &mut self.history,
+            track: self.track,
+        }
+    }
+
+    /// Closes the running round with what the glue measured, and returns
+    /// its record (as also kept in the ring and in the totals). Does
+    /// nothing but return the last record if no round is running.
+    pub fn end_round(&mut self, end: &RoundEnd) -> RoundRecord {
+        if !self.in_round {
+            return self.totals.last.unwrap_or_default();
+        }
+        self.in_round = false;
+        let w = &end.walk;
+        let record = self.history.end_round(RoundRecord {
+            round: self.round,
+            start_ns: self.start_ns,
+            walk_ns: end.walk_ns,
+            leaves: w.leaves,
+            accessed_pages: 0,
+            dirty_pages: 0,
+            cleared: w
+                .cleared_accessed
+                .saturating_add(w.cleared_dirty)
+                .saturating_add(w.cleared_tables),
+            yields: u32::try_from(end.yields).unwrap_or(u32::MAX),
+            flushed: end.flushed,
+            track: self.track,
+        });
+        self.totals.add(&record, end);
+        record
+    }
+
+    /// Whether a round is open.
+    #[inline]
+    pub fn in_round(&self) -> bool {
+        self.in_round
+    }
+
+    /// What the running (or last) round records.
+    #[inline]
+    pub fn track(&self) -> Track {
+        self.track
+    }
+
+    /// The totals.
+    #[inline]
+    pub fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
+    /// A read-only view for renderers.
+    pub fn view(&self) -> MapView<'_> {
+        MapView {
+            store: self.store.view(),
+            history: self.history.view(),
+            totals: &self.totals,
+            track: self.track,
+        }
+    }
+}
+
+/// Everything renderers read of a heat map.
+#[derive(Clone, Copy, Debug)]
+pub struct MapView<'a> {
+    /// The heat store.
+    pub store: StoreView<'a>,
+    /// The history ring.
+    pub history: HistoryView<'a>,
+    /// The totals.
+    pub totals: &'a Totals,
+    /// What the latest round recorded.
+    pub track: Track,
+}
+
+/// Records what the walker reports into a [`HeatMap`]'s running round.
+///
+/// Runs on the walker's hot path, under `mmu_lock`: every call is
+/// O(granules + regions touched), allocation-free and never sleeps. A
+/// 2 MiB leaf at a 4 KiB granule touches 512 cells; a 1 GiB leaf 262144
+/// (about as long as the walker takes to read 64 tables of idle entries).
+pub struct RoundVisitor<'a, C, H> {
+    store: &'a mut HeatStore<C>,
+    history: &'a mut History<H>,
+    track: Track,
+}
+
+impl<C, H> RoundVisitor<'_, C, H>
+where
+    C: DerefMut<Target = [u16]>,
+    H: DerefMut<Target = [u64]>,
+{
+    #[inline]
+    fn observe(&mut self, range: GfnRange, obs: Observation) {
+        self.store.observe(range, obs);
+    }
+}
+
+impl<C, H> Visitor for RoundVisitor<'_, C, H>
+where
+    C: DerefMut<Target = [u16]>,
+    H: DerefMut<Target = [u64]>,
+{
+    #[inline]
+    fn leaf(&mut self, leaf: Leaf) {
+        let range = GfnRange::new(leaf.gfn, leaf.gfn.offset(leaf.size.pages()));
+        // Bits the round does not track are dropped here: D without
+        // clearing only says "written since mapped".
+        let accessed = leaf.accessed && self.track.accessed();
+        let dirty = leaf.dirty && self.track.dirty();
+        self.observe(
+            range,
+            Observation::Leaf {
+                size: leaf.size,
+                accessed,
+                dirty,
+            },
+        );
+        self.history.count(range, accessed, dirty);
+    }
+
+    #[inline]
+    fn idle(&mut self, range: GfnRange) {
+        self.observe(range, Observation::Idle);
+    }
+
+    #[inline]
+    fn hole(&mut self, range: GfnRange) {
+        self.observe(range, Observation::Hole);
+    }
+
+    #[inline]
+    fn cold(&mut self, range: GfnRange) {
+        self.observe(range, Observation::Cold);
+    }
+
+    #[inline]
+    fn skipped(&mut self, range: GfnRange, _why: Skip) {
+        // The reason is counted in the walker's `Stats`.
+        self.observe(range, Observation::Unknown);
+    }
+}

@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Running totals over every round of a heat map: what `stats` shows.
+
+use super::round::{RoundEnd, RoundRecord};
+
+/// Totals over every finished round of a heat map.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Rounds finished.
+    pub rounds: u64,
+    /// Present leaves visited.
+    pub leaves: u64,
+    /// A and D bits cleared, in leaves and table entries.
+    pub bits_cleared: u64,
+    /// Walk time of the last round, ns.
+    pub walk_ns_last: u64,
+    /// Walk time of all rounds, ns (saturating).
+    pub walk_ns_sum: u64,
+    /// Longest walk of a round, ns.
+    pub walk_ns_max: u64,
+    /// Rounds followed by a TLB flush.
+    pub flushes: u64,
+    /// Rounds not followed by a TLB flush.
+    pub unflushed: u64,
+    /// Yields (and restarts from the cursor).
+    pub yields: u64,
+    /// Failed `compare_exchange`s on entries (the CPU or KVM raced).
+    pub cas_retries: u64,
+    /// Frozen entries met (skipped).
+    pub frozen: u64,
+    /// Leaves without hardware A/D bits met (skipped).
+    pub untracked: u64,
+    /// Table pointers that led nowhere (skipped).
+    pub unreachable: u64,
+    /// Malformed entries (skipped).
+    pub malformed: u64,
+    /// Tables not entered because their parent's A bit was clear.
+    pub cold_tables: u64,
+    /// The last finished round.
+    pub last: Option<RoundRecord>,
+    /// Time from the start of the round before the last to the start of
+    /// the last, ns: the time the last round's dirty bits built up in.
+    /// `None` until two rounds are done.
+    pub interval_ns_last: Option<u64>,
+}
+
+impl Totals {
+    /// Adds a finished round.
+    pub fn add(&mut self, record: &RoundRecord, end: &RoundEnd) {
+        let w = &end.walk;
+        self.rounds = self.rounds.saturating_add(1);
+        self.leaves = self.leaves.saturating_add(w.leaves);
+        self.bits_cleared = self.bits_cleared.saturating_add(record.cleared);
+        self.walk_ns_last = end.walk_ns;
+        self.walk_ns_sum = self.walk_ns_sum.saturating_add(end.walk_ns);
+        self.walk_ns_max = self.walk_ns_max.max(end.walk_ns);
+        if end.flushed {
+            self.flushes = self.flushes.saturating_add(1);
+        } else {
+            self.unflushed = self.unflushed.saturating_add(1);
+        }
+        self.yields = self.yields.saturating_add(end.yields);
+        self.cas_retries = self.cas_retries.saturating_add(w.cas_retries);
+        self.frozen = self.frozen.saturating_add(w.frozen);
+        self.untracked = self.untracked.saturating_add(w.untracked);
+        self.unreachable = self.unreachable.saturating_add(w.unreachable);
+        self.malformed = self.malformed.saturating_add(w.malformed);
+        self.cold_tables = self.cold_tables.saturating_add(w.cold_tables);
+        self.interval_ns_last = self
+            .last
+            .and_then(|prev| record.start_ns.checked_sub(prev.start_ns))
+            .filter(|&ns| ns > 0);
+        self.last = Some(*record);
+    }
+
+    /// Mean walk time per round, ns (0 before the first round).
+    pub fn walk_ns_avg(&self) -> u64 {
+        self.walk_ns_sum.checked_div(self.rounds).unwrap_or(0)
+    }
+
+    /// Dirty rate of the last round in hundredths of MB/s (10^6 bytes per
+    /// second): its dirty 4 KiB pages over the time they built up in.
+    /// `None` until two rounds are done.
+    pub fn dirty_rate_centi_mb_s(&self) -> Option<u64> {
+        let bytes = self.last?.dirty_pages.saturating_mul(4096);
+        // bytes / (ns / 1e9) / 1e6 * 100 = bytes * 1e5 / ns
+        mul_div(bytes, 100_000, self.interval_ns_last?)
+    }
+}
+
+/// `a * b / c`, rounded down, without overflowing where the result fits;
+/// `None` if `c` is 0. Saturates where the result does not fit.
+pub const fn mul_div(a: u64, b: u64, c: u64) -> Option<u64> {
+    if c == 0 {
+        return None;
+    }
+    if let Some(ab) = a.checked_mul(b) {
+        return Some(ab / c);
+    }
+    // a = q*c + r: a*b/c = q*b + r*b/c (the second term exact when r*b
+    // fits, which holds while b < 2^32 since r < c; else an approximation).
+    let q = a / c;
+    let r = a % c;
+    let tail = match r.checked_mul(b) {
+        Some(rb) => rb / c,
+        None => (r / c).saturating_mul(b),
+    };
+    Some(q.saturating_mul(b).saturating_add(tail))
+}

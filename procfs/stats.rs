@@ -1,0 +1,286 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `/proc/ept_sampler/<pid>-<fd>/stats`: counters of a VM's sampling, as
+//! `key value` lines ([`super::kv`]).
+//!
+//! ```text
+//! rounds 42
+//! leaves 11010048
+//! leaves_last 262144
+//! bits_cleared 5300
+//! walk_ns_last 812345
+//! walk_ns_avg 790001
+//! walk_ns_max 1200400
+//! flushes 42
+//! unflushed_rounds 0
+//! flush_last yes
+//! yields 3
+//! cas_retries 0
+//! frozen 0
+//! untracked 0
+//! unreachable 0
+//! malformed 0
+//! cold_tables 0
+//! store_bytes 524288
+//! history_bytes 66048
+//! accessed_pages_last 2048
+//! dirty_pages_last 512
+//! interval_ns_last 100000000
+//! dirty tracked
+//! accessed_mib_last 8.00
+//! dirty_mib_last 2.00
+//! dirty_mb_s 20.97
+//! ```
+//!
+//! The last three lines are derived from the others (two decimals,
+//! rounded down; `-` while undefined) and are for people: the parser
+//! reads the integers. `interval_ns_last` and `flush_last` are `-` until
+//! they are defined.
+
+use core::fmt;
+
+use super::fields::{kv_number, kv_parsed, yes_no, yes_no_str, Centi, FormatError};
+use super::kv;
+use crate::heat::totals::mul_div;
+use crate::heat::Totals;
+
+/// What happens to a VM's dirty bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DirtyStatus {
+    /// Sampled and cleared each round.
+    Tracked,
+    /// Not sampled: the mode is `accessed`.
+    Off,
+    /// Not sampled although asked for: dirty logging is on for the VM
+    /// (migration or a VMM's own tracking owns the bits).
+    DirtyLogging,
+}
+
+impl DirtyStatus {
+    /// The word for this value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DirtyStatus::Tracked => "tracked",
+            DirtyStatus::Off => "off",
+            DirtyStatus::DirtyLogging => "refused:dirty-logging",
+        }
+    }
+
+    /// Parses [`DirtyStatus::as_str`]'s words.
+    pub fn parse(word: &str) -> Option<DirtyStatus> {
+        Some(match word {
+            "tracked" => DirtyStatus::Tracked,
+            "off" => DirtyStatus::Off,
+            "refused:dirty-logging" => DirtyStatus::DirtyLogging,
+            _ => return None,
+        })
+    }
+}
+
+/// The content of `stats`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatsFile {
+    /// Rounds finished.
+    pub rounds: u64,
+    /// Present leaves visited, all rounds.
+    pub leaves: u64,
+    /// Present leaves visited in the last round.
+    pub leaves_last: u64,
+    /// A and D bits cleared, all rounds.
+    pub bits_cleared: u64,
+    /// Walk time of the last round, ns.
+    pub walk_ns_last: u64,
+    /// Mean walk time per round, ns.
+    pub walk_ns_avg: u64,
+    /// Longest walk time of a round, ns.
+    pub walk_ns_max: u64,
+    /// Rounds followed by a TLB flush.
+    pub flushes: u64,
+    /// Rounds not followed by a TLB flush.
+    pub unflushed_rounds: u64,
+    /// Whether the last round was flushed (`None` before the first).
+    pub flush_last: Option<bool>,
+    /// Yields and restarts, all rounds.
+    pub yields: u64,
+    /// Failed exchanges on entries, all rounds.
+    pub cas_retries: u64,
+    /// Frozen entries met.
+    pub frozen: u64,
+    /// Leaves without A/D bits met.
+    pub untracked: u64,
+    /// Unresolvable table pointers met.
+    pub unreachable: u64,
+    /// Malformed entries met.
+    pub malformed: u64,
+    /// Tables skipped as cold.
+    pub cold_tables: u64,
+    /// Bytes of the heat store.
+    pub store_bytes: u64,
+    /// Bytes of the history ring.
+    pub history_bytes: u64,
+    /// 4 KiB pages accessed in the last round.
+    pub accessed_pages_last: u64,
+    /// 4 KiB pages dirtied in the last round.
+    pub dirty_pages_last: u64,
+    /// Time the last round's dirty bits built up in, ns (`None` until two
+    /// rounds are done).
+    pub interval_ns_last: Option<u64>,
+    /// What happens to dirty bits.
+    pub dirty: DirtyStatus,
+}
+
+impl StatsFile {
+    /// The file for a heat map's `totals`, its storage sizes, and the
+    /// dirty status the glue decided.
+    pub fn new(
+        totals: &Totals,
+        store_bytes: u64,
+        history_bytes: u64,
+        dirty: DirtyStatus,
+    ) -> StatsFile {
+        let last = totals.last;
+        StatsFile {
+            rounds: totals.rounds,
+            leaves: totals.leaves,
+            leaves_last: last.map_or(0, |r| r.leaves),
+            bits_cleared: totals.bits_cleared,
+            walk_ns_last: totals.walk_ns_last,
+            walk_ns_avg: totals.walk_ns_avg(),
+            walk_ns_max: totals.walk_ns_max,
+            flushes: totals.flushes,
+            unflushed_rounds: totals.unflushed,
+            flush_last: last.map(|r| r.flushed),
+            yields: totals.yields,
+            cas_retries: totals.cas_retries,
+            frozen: totals.frozen,
+            untracked: totals.untracked,
+            unreachable: totals.unreachable,
+            malformed: totals.malformed,
+            cold_tables: totals.cold_tables,
+            store_bytes,
+            history_bytes,
+            accessed_pages_last: last.map_or(0, |r| r.accessed_pages),
+            dirty_pages_last: last.map_or(0, |r| r.dirty_pages),
+            interval_ns_last: totals.interval_ns_last,
+            dirty,
+        }
+    }
+
+    /// MiB accessed in the last round, in hundredths (`None` before the
+    /// first round).
+    pub fn accessed_mib_last(&self) -> Option<Centi> {
+        (self.rounds > 0).then(|| pages_to_centi_mib(self.accessed_pages_last))
+    }
+
+    /// MiB dirtied in the last round, in hundredths.
+    pub fn dirty_mib_last(&self) -> Option<Centi> {
+        (self.rounds > 0).then(|| pages_to_centi_mib(self.dirty_pages_last))
+    }
+
+    /// The dirty rate in hundredths of MB/s (10^6 bytes/s): the last
+    /// round's dirty pages times 4096 over `interval_ns_last`.
+    pub fn dirty_mb_s(&self) -> Option<Centi> {
+        let bytes = self.dirty_pages_last.saturating_mul(4096);
+        mul_div(bytes, 100_000, self.interval_ns_last?).map(Centi)
+    }
+}
+
+/// 4 KiB pages as hundredths of MiB (256 pages per MiB).
+fn pages_to_centi_mib(pages: u64) -> Centi {
+    Centi(mul_div(pages, 100, 256).unwrap_or(0))
+}
+
+/// Shows `None` as `-`.
+struct Opt<T>(Option<T>);
+
+impl<T: fmt::Display> fmt::Display for Opt<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(v) => v.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
+}
+
+impl fmt::Display for StatsFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = |f: &mut fmt::Formatter<'_>, k: &str, v: u64| kv::write(f, k, format_args!("{v}"));
+        n(f, "rounds", self.rounds)?;
+        n(f, "leaves", self.leaves)?;
+        n(f, "leaves_last", self.leaves_last)?;
+        n(f, "bits_cleared", self.bits_cleared)?;
+        n(f, "walk_ns_last", self.walk_ns_last)?;
+        n(f, "walk_ns_avg", self.walk_ns_avg)?;
+        n(f, "walk_ns_max", self.walk_ns_max)?;
+        n(f, "flushes", self.flushes)?;
+        n(f, "unflushed_rounds", self.unflushed_rounds)?;
+        let flush_last = Opt(self.flush_last.map(yes_no_str));
+        kv::write(f, "flush_last", format_args!("{flush_last}"))?;
+        n(f, "yields", self.yields)?;
+        n(f, "cas_retries", self.cas_retries)?;
+        n(f, "frozen", self.frozen)?;
+        n(f, "untracked", self.untracked)?;
+        n(f, "unreachable", self.unreachable)?;
+        n(f, "malformed", self.malformed)?;
+        n(f, "cold_tables", self.cold_tables)?;
+        n(f, "store_bytes", self.store_bytes)?;
+        n(f, "history_bytes", self.history_bytes)?;
+        n(f, "accessed_pages_last", self.accessed_pages_last)?;
+        n(f, "dirty_pages_last", self.dirty_pages_last)?;
+        let interval = Opt(self.interval_ns_last);
+        kv::write(f, "interval_ns_last", format_args!("{interval}"))?;
+        kv::write(f, "dirty", format_args!("{}", self.dirty.as_str()))?;
+        let derived = [
+            ("accessed_mib_last", self.accessed_mib_last()),
+            ("dirty_mib_last", self.dirty_mib_last()),
+            ("dirty_mb_s", self.dirty_mb_s()),
+        ];
+        for (key, value) in derived {
+            kv::write(f, key, format_args!("{}", Opt(value)))?;
+        }
+        Ok(())
+    }
+}
+
+impl StatsFile {
+    /// Parses the text of `stats`; unknown keys, and the derived ones, are
+    /// ignored.
+    pub fn parse(text: &str) -> Result<StatsFile, FormatError> {
+        let n = |key| kv_number(text, key);
+        let opt_number = |key: &'static str| match kv::get(text, key) {
+            Some("-") => Ok(None),
+            _ => kv_number(text, key).map(Some),
+        };
+        let flush_last = || match kv::get(text, "flush_last") {
+            Some("-") => Ok(None),
+            _ => kv_parsed(text, "flush_last", yes_no).map(Some),
+        };
+        // Fields are read in the file's order, so a truncated file names
+        // its first missing key.
+        Ok(StatsFile {
+            rounds: n("rounds")?,
+            leaves: n("leaves")?,
+            leaves_last: n("leaves_last")?,
+            bits_cleared: n("bits_cleared")?,
+            walk_ns_last: n("walk_ns_last")?,
+            walk_ns_avg: n("walk_ns_avg")?,
+            walk_ns_max: n("walk_ns_max")?,
+            flushes: n("flushes")?,
+            unflushed_rounds: n("unflushed_rounds")?,
+            flush_last: flush_last()?,
+            yields: n("yields")?,
+            cas_retries: n("cas_retries")?,
+            frozen: n("frozen")?,
+            untracked: n("untracked")?,
+            unreachable: n("unreachable")?,
+            malformed: n("malformed")?,
+            cold_tables: n("cold_tables")?,
+            store_bytes: n("store_bytes")?,
+            history_bytes: n("history_bytes")?,
+            accessed_pages_last: n("accessed_pages_last")?,
+            dirty_pages_last: n("dirty_pages_last")?,
+            interval_ns_last: opt_number("interval_ns_last")?,
+            dirty: kv_parsed(text, "dirty", DirtyStatus::parse)?,
+        })
+    }
+}
