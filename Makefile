@@ -1,0 +1,116 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# ept-sampler: the kernel module (Kbuild) and the userspace crates (cargo).
+#
+#   make                      build ept_sampler.ko for KDIR (see below)
+#   make KERNEL=6.12          ... for a cached test kernel (6.12, 7.3, 7.3-debug)
+#   make KDIR=... RUSTC=...   ... for a real host's Rust-enabled kernel tree
+#   make tools                the userspace crates (static binaries)
+#   make kernels              build the test kernels (cached; minutes, once)
+#   make check                every test: unit, property, and end-to-end on
+#                             every test kernel x testbed (does all set-up)
+#   make demo                 boot the 7.3 kernel on the Intel EPT testbed and
+#                             show the module at work on a test VM
+#   make bench                the walker benchmark
+#   make lint                 rustfmt + clippy, kernel side (CLIPPY=1) and tools
+#
+# The module is built in out/<kernel>/, a copy of its sources, so that builds
+# for several kernels never share objects.
+
+SHELL := /bin/bash
+CACHE ?= $(or $(EPT_SAMPLER_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ept-sampler)
+export EPT_SAMPLER_CACHE := $(CACHE)
+
+# --- which kernel tree ---------------------------------------------------
+host_build := /lib/modules/$(shell uname -r)/build
+ifdef KERNEL
+  KDIR := $(CACHE)/kernels/$(KERNEL)/build
+else ifndef KDIR
+  # The running kernel's tree when it is Rust-enabled, else the cached 7.3.
+  ifneq ($(shell grep -sx CONFIG_RUST=y $(host_build)/.config),)
+    KDIR := $(host_build)
+  else
+    KERNEL := 7.3
+    KDIR := $(CACHE)/kernels/7.3/build
+  endif
+endif
+KNAME := $(or $(KERNEL),host)
+OUT := out/$(KNAME)
+
+# A cached test kernel records the toolchain that built it.
+-include $(KDIR)/../toolchain.mk
+RUSTC ?= rustc
+CLIPPY_DRIVER ?= $(dir $(RUSTC))clippy-driver
+kbuild_vars := LLVM=$(LLVM) RUSTC=$(RUSTC) $(if $(BINDGEN),BINDGEN=$(BINDGEN)) \
+	CLIPPY_DRIVER=$(CLIPPY_DRIVER)
+
+module_src := Kbuild ept_sampler.rs ept_walk heat kvm procfs
+
+.PHONY: all module tools kernels check unit e2e demo bench lint fmt fmt-check clippy-module install clean kdir-check
+
+all: module
+
+# One-line answers for the two ways a module build goes wrong before it
+# starts: a tree without Rust, and a rustc other than the one that built it.
+kdir-check:
+	@[ -f "$(KDIR)/.config" ] || { echo "ept-sampler: no kernel tree at KDIR=$(KDIR): pass KDIR=<kernel build dir>$(if $(KERNEL), or run 'make kernels')" >&2; exit 1; }
+	@grep -qx CONFIG_RUST=y "$(KDIR)/.config" || { echo "ept-sampler: $(KDIR) is a kernel without CONFIG_RUST: a Rust module needs a Rust-enabled kernel and its full build tree" >&2; exit 1; }
+	@[ -f "$(KDIR)/rust/libmacros.so" ] || { echo "ept-sampler: $(KDIR) has no rust/libmacros.so: it is not a built Rust-enabled tree (run 'make' there first)" >&2; exit 1; }
+	@want=$$(sed -n 's/^CONFIG_RUSTC_VERSION=//p' "$(KDIR)/include/config/auto.conf" 2>/dev/null); \
+	have=$$($(RUSTC) --version 2>/dev/null | sed -n 's/^rustc \([0-9]*\)\.\([0-9]*\)\.\([0-9]*\).*/\1 \2 \3/p' | { read a b c && echo $$((a * 100000 + b * 100 + c)); }); \
+	[ -z "$$want" ] || [ "$$want" = "$$have" ] || { echo "ept-sampler: $(KDIR) was built with rustc $$want, RUSTC=$(RUSTC) is $${have:-missing}: pass RUSTC=<the rustc that built this kernel>" >&2; exit 1; }
+
+module: kdir-check
+	@mkdir -p $(OUT)
+	@cp -a $(module_src) $(OUT)/
+	$(MAKE) -C $(KDIR) M=$(CURDIR)/$(OUT) $(kbuild_vars) modules
+	@echo "built $(OUT)/ept_sampler.ko"
+
+tools:
+	cargo build --release --workspace
+
+kernels:
+	tests/setup
+	tests/kernels/build all
+
+unit:
+	cargo test --release --workspace
+
+# The whole suite, from a fresh machine: installs, builds, tests; ends with
+# one line "N passed, N failed".
+check:
+	tests/check
+
+e2e:
+	tests/check --e2e-only
+
+demo:
+	tests/demo
+
+bench:
+	cargo bench -p ept-core --bench walk
+
+lint: fmt-check clippy-module
+	cargo clippy --release --workspace --all-targets -- -D warnings
+
+fmt-check:
+	cargo fmt --all --check
+	rustfmt --edition 2021 --check ept_sampler.rs
+
+# The kernel's own clippy run (CLIPPY=1) with the clippy-driver that matches
+# the kernel's rustc, warnings as errors.
+clippy-module: kdir-check
+	@mkdir -p $(OUT)-clippy && cp -a $(module_src) $(OUT)-clippy/
+	$(MAKE) -s -C $(KDIR) M=$(CURDIR)/$(OUT)-clippy $(kbuild_vars) CLIPPY=1 KRUSTFLAGS=-Dwarnings modules
+
+fmt:
+	cargo fmt --all
+	rustfmt --edition 2021 ept_sampler.rs
+
+PREFIX ?= /usr/local
+install: tools
+	install -D -m 0755 target/x86_64-unknown-linux-gnu/release/ept-sampler $(DESTDIR)$(PREFIX)/bin/ept-sampler
+
+clean:
+	rm -rf out
+	cargo clean

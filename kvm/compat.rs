@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Differences between the supported kernels (6.12 LTS and 7.3), in one
+//! place. The cfgs come from `Kbuild`, which decides them from the target
+//! tree's version; no other file tests a cfg or a version.
+
+/// Whether clearing an SPTE's dirty bit must be paired with
+/// `kvm_set_pfn_dirty()`: before 6.13 KVM dirtied the folio from the D bit
+/// when zapping, so a cleared D would lose the page's dirtiness.
+#[allow(dead_code)]
+pub(crate) const CLEAR_D_NEEDS_SET_PFN_DIRTY: bool = cfg!(ept_kvm_set_pfn_dirty);
+
+/// Whether KVM exports `file_is_kvm()`, `kvm_flush_remote_tlbs()` and
+/// friends to KVM's vendor modules only (6.18 and later), so this module
+/// must recognise VM files and flush TLBs without them.
+#[allow(dead_code)]
+pub(crate) const KVM_EXPORTS_INTERNAL_ONLY: bool = cfg!(ept_kvm_internal_exports);
+
+use super::bindings;
+
+/// Takes one more reference on `file` (the kernel's inline `get_file()`).
+///
+/// 6.12 counts references in `f_count`; 6.13 replaced it with `f_ref`, a
+/// `file_ref_t` that stores the count minus one. Both are incremented with a
+/// relaxed atomic add, as the C helpers do.
+///
+/// # Safety
+///
+/// `file` points to a live `struct file` on which the caller (or a lock it
+/// holds, such as the fd table's `file_lock`) keeps a reference for the
+/// duration of the call.
+pub(crate) unsafe fn get_file(file: *mut bindings::file) {
+    #[cfg(not(ept_file_ref))]
+    // SAFETY: `file` is live (caller), so its counter is a valid, aligned
+    // `long` that the kernel only ever accesses atomically.
+    let counter = unsafe { core::ptr::addr_of_mut!((*file).f_count.counter) };
+    #[cfg(ept_file_ref)]
+    // SAFETY: as above, for the `file_ref_t` counter.
+    let counter = unsafe { core::ptr::addr_of_mut!((*file).f_ref.refcnt.counter) };
+    // SAFETY: `counter` is valid and aligned for the lifetime of the file
+    // and accessed atomically by every other user.
+    let atomic = unsafe { core::sync::atomic::AtomicI64::from_ptr(counter.cast()) };
+    atomic.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// The number of references on `file` (the kernel's `file_count()`).
+///
+/// # Safety
+///
+/// `file` points to a live `struct file` the caller holds a reference on.
+pub(crate) unsafe fn file_count(file: *mut bindings::file) -> i64 {
+    #[cfg(not(ept_file_ref))]
+    // SAFETY: `file` is live (caller); the counter is read atomically.
+    let count = unsafe {
+        core::sync::atomic::AtomicI64::from_ptr(
+            core::ptr::addr_of_mut!((*file).f_count.counter).cast(),
+        )
+        .load(core::sync::atomic::Ordering::Relaxed)
+    };
+    #[cfg(ept_file_ref)]
+    // SAFETY: as above; file_ref_t stores the count minus one (values past
+    // FILE_REF_RELEASED mean dead, impossible while we hold a reference).
+    let count = unsafe {
+        core::sync::atomic::AtomicI64::from_ptr(
+            core::ptr::addr_of_mut!((*file).f_ref.refcnt.counter).cast(),
+        )
+        .load(core::sync::atomic::Ordering::Relaxed)
+        .wrapping_add(1)
+    };
+    count
+}
+
+/// The mask of physical address bits in page-table entries: the exported
+/// `physical_mask` where memory encryption can change it at boot, else the
+/// architectural constant (`__PHYSICAL_MASK`).
+pub(crate) fn physical_mask() -> u64 {
+    #[cfg(CONFIG_DYNAMIC_PHYSICAL_MASK)]
+    // SAFETY: `physical_mask` is set during early boot and read-only after.
+    let mask = unsafe { core::ptr::addr_of!(bindings::physical_mask).read() };
+    #[cfg(not(CONFIG_DYNAMIC_PHYSICAL_MASK))]
+    let mask = (1u64 << 52) - 1;
+    mask
+}
+
+/// `__va()`: the direct-map offset of physical addresses.
+pub(crate) fn page_offset_base() -> u64 {
+    // SAFETY: set during early boot (KASLR) and read-only after.
+    unsafe { core::ptr::addr_of!(bindings::page_offset_base).read() }
+}
+
+/// Whether `file` is a KVM VM file (`anon_inode:kvm-vm`).
+///
+/// Before 6.18 KVM exports `file_is_kvm()` to every module. Since then it
+/// exports it to its vendor modules only, so the file is recognised by what
+/// KVM gives every VM file: the anonymous inode's name `kvm-vm` and file
+/// operations owned by a KVM vendor module (`kvm_vm_fops.owner`).
+///
+/// # Safety
+///
+/// `file` is a live file on which a reference is held during the call.
+pub(crate) unsafe fn is_vm_file(file: *mut bindings::file) -> bool {
+    #[cfg(not(ept_kvm_internal_exports))]
+    // SAFETY: `file` is live (caller); file_is_kvm() only compares f_op.
+    let is_vm = unsafe { bindings::file_is_kvm(file) };
+    #[cfg(ept_kvm_internal_exports)]
+    // SAFETY: `file` is live (caller).
+    let is_vm = unsafe { vm_file_by_name(file) };
+    is_vm
+}
+
+/// The owner module's name of a file's operations, if any.
+///
+/// # Safety
+///
+/// `file` is a live file on which a reference is held during the call (its
+/// `f_op` and the owner module then stay alive).
+pub(crate) unsafe fn fops_owner_name(file: *mut bindings::file) -> Option<&'static [u8]> {
+    // SAFETY: `file` is live (caller); f_op is set at open and constant.
+    let fops = unsafe { (*file).f_op };
+    if fops.is_null() {
+        return None;
+    }
+    // SAFETY: `fops` points to the file's operations, alive while the file.
+    let owner = unsafe { (*fops).owner };
+    if owner.is_null() {
+        return None;
+    }
+    // SAFETY: the owner module cannot unload while one of its files is
+    // open; its name is a NUL-terminated array set at load. The 'static is
+    // a white lie bounded by the caller's reference on the file: callers
+    // only compare the name and do not keep it.
+    let name: &'static [core::ffi::c_char] = unsafe { &(*owner).name };
+    // SAFETY: c_char and u8 have the same layout.
+    let bytes: &'static [u8] =
+        unsafe { core::slice::from_raw_parts(name.as_ptr().cast(), name.len()) };
+    Some(bytes.split(|&b| b == 0).next().unwrap_or(bytes))
+}
+
+#[cfg(ept_kvm_internal_exports)]
+/// # Safety
+///
+/// As [`is_vm_file`].
+unsafe fn vm_file_by_name(file: *mut bindings::file) -> bool {
+    // SAFETY: `file` is live (caller).
+    let owner = unsafe { fops_owner_name(file) };
+    if !matches!(owner, Some(b"kvm_intel") | Some(b"kvm_amd")) {
+        return false;
+    }
+    // SAFETY: `file` is live; its path and dentry are pinned by the file.
+    let name = unsafe {
+        (*(*file).__bindgen_anon_1.f_path.dentry)
+            .__bindgen_anon_1
+            .d_name
+            .name
+    };
+    if name.is_null() {
+        return false;
+    }
+    // Compare byte by byte, stopping at the first difference, so that no
+    // byte past the name's NUL is read.
+    let want = b"kvm-vm\0";
+    for (i, &w) in want.iter().enumerate() {
+        // SAFETY: a dentry name is NUL-terminated and stable while the
+        // dentry is pinned; bytes up to the first mismatch or NUL exist.
+        let got = unsafe { *name.add(i) };
+        if got != w {
+            return false;
+        }
+    }
+    true
+}
+
+/// `cond_resched()`: a chance to reschedule in a long loop. A no-op where
+/// the kernel is preemptible without PREEMPT_DYNAMIC (7.3's default lazy
+/// preemption), as in C.
+pub(crate) fn cond_resched() {
+    #[cfg(any(not(CONFIG_PREEMPTION), CONFIG_PREEMPT_DYNAMIC))]
+    // SAFETY: called only where sleeping is allowed (callers hold no lock).
+    unsafe {
+        bindings::__cond_resched();
+    }
+}
+
+/// Whether a TDP root is a TDX mirror root (6.14+): it shadows the private
+/// (encrypted) half of a TD's memory and is not the guest's own mapping.
+pub(crate) fn is_mirror_root(role: &bindings::kvm_mmu_page_role__bindgen_ty_1) -> bool {
+    #[cfg(ept_mirror_roots)]
+    let mirror = role.is_mirror() != 0;
+    #[cfg(not(ept_mirror_roots))]
+    let mirror = {
+        let _ = role;
+        false
+    };
+    mirror
+}
+
+/// How this build flushes a VM's TLBs, as shown in `version` and `stats`.
+pub(crate) const FLUSH_MECHANISM: &str = if cfg!(ept_kvm_internal_exports) {
+    "symbol_get:kvm_flush_remote_tlbs"
+} else {
+    "kvm_flush_remote_tlbs"
+};
+
+/// How this build recognises VM files, as shown in `version`.
+pub(crate) const VM_FILE_MECHANISM: &str = if cfg!(ept_kvm_internal_exports) {
+    "anon-inode-name+fops-owner"
+} else {
+    "file_is_kvm"
+};
+
+/// Flushes every TLB entry of the VM on all its vCPUs, so that the next
+/// guest access to a page whose accessed bit was cleared sets it again.
+/// Returns false when no flush is possible on this kernel.
+///
+/// Since 6.18 `kvm_flush_remote_tlbs()` is exported to KVM's vendor modules
+/// only; `symbol_get()` still finds it (it is an export, in a namespace)
+/// when KVM is built as modules, as distributions ship it. With KVM built
+/// in it cannot be reached and sampling runs without flushes.
+///
+/// # Safety
+///
+/// `kvm` is a live VM; process context (the flush may sleep); no
+/// `mmu_lock` held by the caller.
+pub(crate) unsafe fn flush_remote_tlbs(kvm: *mut bindings::kvm) -> bool {
+    #[cfg(not(ept_kvm_internal_exports))]
+    {
+        // SAFETY: live VM, process context (caller).
+        unsafe { bindings::kvm_flush_remote_tlbs(kvm) };
+        true
+    }
+    #[cfg(ept_kvm_internal_exports)]
+    {
+        let name = c"kvm_flush_remote_tlbs";
+        // SAFETY: a NUL-terminated name; __symbol_get() returns the address
+        // of an exported symbol and takes a reference on its module, or NULL.
+        let sym = unsafe { bindings::__symbol_get(bindings::c_str(name)) };
+        if sym.is_null() {
+            return false;
+        }
+        // SAFETY: the symbol is KVM's exported
+        // `void kvm_flush_remote_tlbs(struct kvm *kvm)`, whose prototype
+        // our bindings were generated from (same tree).
+        let flush: unsafe extern "C" fn(*mut bindings::kvm) = unsafe { core::mem::transmute(sym) };
+        // SAFETY: live VM, process context (caller).
+        unsafe { flush(kvm) };
+        // SAFETY: drops the module reference __symbol_get() took.
+        unsafe { bindings::__symbol_put(bindings::c_str(name)) };
+        true
+    }
+}
+
+/// Before 6.13, tells KVM's host side that a page whose dirty bit the
+/// sampler cleared is dirty (see [`CLEAR_D_NEEDS_SET_PFN_DIRTY`]).
+pub(crate) fn set_pfn_dirty(pfn: u64) {
+    #[cfg(ept_kvm_set_pfn_dirty)]
+    // SAFETY: kvm_set_pfn_dirty() checks the pfn itself (reserved and
+    // non-refcounted pages are ignored) and does not sleep.
+    unsafe {
+        bindings::kvm_set_pfn_dirty(pfn)
+    };
+    #[cfg(not(ept_kvm_set_pfn_dirty))]
+    let _ = pfn;
+}

@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KVM's TDP MMU seen from outside, under the rules its own walkers follow
+//! (`arch/x86/kvm/mmu/tdp_mmu.c`):
+//!
+//! - `mmu_lock` (an rwlock on x86) is held for read. KVM itself changes
+//!   SPTEs with cmpxchg while it holds the lock for read and with plain
+//!   writes only while it holds it for write, so under the read lock a
+//!   cmpxchg on an SPTE is exactly as safe as KVM's own.
+//! - TDP table pages and roots are freed through `call_rcu()`. Holding the
+//!   rwlock disables preemption, and since Linux 5.0 a preempt-disabled
+//!   region is an RCU read-side critical section for every RCU flavour, so
+//!   every table reachable from a root stays allocated while the guard lives.
+//! - Work is bounded: callers walk a budget of entries, then yield
+//!   ([`MmuReadGuard::relax`]): the lock is dropped so that a waiting writer
+//!   (the qrwlock is fair to writers) and the scheduler get their turn; then
+//!   roots are looked up again and walks resume from their GFN cursor.
+//! - The lock is taken with bottom halves disabled (`read_lock_bh`): the
+//!   plain `read_unlock` is inlined, not exported, on non-preemptible 6.12
+//!   kernels, while the `_bh` pair is exported everywhere. mmu_lock is never
+//!   taken in softirq context, so this only makes the section stricter, and
+//!   a BH-disabled section is an RCU read-side critical section too.
+//! - Process context only: taking `mmu_lock` for read in a timer or softirq
+//!   could deadlock against a writer on the same CPU.
+
+use core::marker::PhantomData;
+use core::mem::offset_of;
+use core::ptr::{self, NonNull};
+
+use crate::ept_walk::{Table, Tables};
+
+use super::{bindings, compat};
+
+/// `mmu_lock` held for read.
+///
+/// # Invariants
+///
+/// `kvm` is a live VM whose `mmu_lock` this guard holds for read.
+pub(crate) struct MmuReadGuard<'a> {
+    kvm: NonNull<bindings::kvm>,
+    /// Borrowed from the reference that keeps the VM alive; not Send (the
+    /// lock must be released by the task that took it).
+    _vm: PhantomData<(&'a (), *mut ())>,
+}
+
+/// A valid TDP root of the guest's own address spaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RootInfo {
+    /// Identity of the root (`struct kvm_mmu_page *`), for looking it up
+    /// again after the lock was dropped; never dereferenced outside the lock.
+    pub(crate) id: usize,
+    /// Physical address of the root table.
+    pub(crate) table_pa: u64,
+    /// Paging levels: 4 or 5.
+    pub(crate) levels: u8,
+    /// The SMM address space (address space 1).
+    pub(crate) smm: bool,
+}
+
+impl<'a> MmuReadGuard<'a> {
+    /// Takes `kvm->mmu_lock` for read. May spin; process context only.
+    ///
+    /// # Safety
+    ///
+    /// `kvm` is a live VM for `'a` and uses the TDP MMU.
+    pub(crate) unsafe fn lock(kvm: NonNull<bindings::kvm>) -> Self {
+        // SAFETY: the VM is alive (caller); mmu_lock is an rwlock on x86.
+        unsafe { bindings::_raw_read_lock_bh(ptr::addr_of_mut!((*kvm.as_ptr()).mmu_lock)) };
+        // INVARIANT: the lock was taken just above.
+        MmuReadGuard {
+            kvm,
+            _vm: PhantomData,
+        }
+    }
+
+    /// Drops the lock, offers to reschedule, and takes it again. Roots may
+    /// have been freed meanwhile and must be looked up again.
+    pub(crate) fn relax(&mut self) {
+        let lock = self.rwlock();
+        // SAFETY: by the invariant we hold the lock for read.
+        unsafe { bindings::_raw_read_unlock_bh(lock) };
+        compat::cond_resched();
+        // SAFETY: the VM is alive for 'a (invariant); retaking restores it.
+        unsafe { bindings::_raw_read_lock_bh(lock) };
+    }
+
+    fn rwlock(&self) -> *mut bindings::rwlock_t {
+        // SAFETY: the VM is alive (invariant); the lock does not move.
+        unsafe { ptr::addr_of_mut!((*self.kvm.as_ptr()).mmu_lock) }
+    }
+
+    /// Calls `f` with each valid root of the guest's own address spaces.
+    ///
+    /// Skipped: invalid roots (being torn down), roots of a nested guest
+    /// (`guest_mode`: they map L2's addresses, not this guest's), and on
+    /// kernels with TDX mirror roots, those (private memory, not walkable).
+    pub(crate) fn for_each_root(&self, mut f: impl FnMut(RootInfo)) {
+        let kvm = self.kvm.as_ptr();
+        // SAFETY: the VM is alive (invariant); the list head does not move.
+        let head = unsafe { ptr::addr_of_mut!((*kvm).arch.tdp_mmu_roots) };
+        // The roots list is RCU-protected for readers (KVM adds and removes
+        // roots under tdp_mmu_pages_lock with list_add_rcu/list_del_rcu).
+        // SAFETY: `head` is valid; READ_ONCE of the next pointer.
+        let mut node = unsafe { ptr::read_volatile(ptr::addr_of!((*head).next)) };
+        let base = compat::page_offset_base();
+        while !node.is_null() && !ptr::eq(node, head) {
+            // CAST: container_of(node, struct kvm_mmu_page, link).
+            let sp = node
+                .cast::<u8>()
+                .wrapping_sub(offset_of!(bindings::kvm_mmu_page, link))
+                .cast::<bindings::kvm_mmu_page>();
+            // SAFETY: `sp` is a root on the list, alive under the lock (RCU
+            // read side); its role is stable while mmu_lock is held.
+            let role = unsafe { (*sp).role.__bindgen_anon_1 };
+            // SAFETY: as above; `spt` is set when the root is created.
+            let spt = unsafe { (*sp).spt };
+            let levels = role.level();
+            let usable = role.invalid() == 0
+                && role.guest_mode() == 0
+                && !compat::is_mirror_root(&role)
+                && !spt.is_null()
+                && (levels == 4 || levels == 5);
+            if usable {
+                f(RootInfo {
+                    id: sp as usize,
+                    // __pa() of a direct-map address.
+                    table_pa: (spt as u64).wrapping_sub(base),
+                    levels: levels as u8,
+                    smm: role.smm() != 0,
+                });
+            }
+            // SAFETY: as above; READ_ONCE of the next pointer.
+            node = unsafe { ptr::read_volatile(ptr::addr_of!((*node).next)) };
+        }
+    }
+
+    /// The tables below this VM's roots, reachable while the guard lives.
+    pub(crate) fn tables(&self) -> KernelTables<'_> {
+        KernelTables {
+            base: compat::page_offset_base(),
+            _guard: PhantomData,
+        }
+    }
+}
+
+impl Drop for MmuReadGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: by the invariant we hold the lock for read.
+        unsafe { bindings::_raw_read_unlock_bh(self.rwlock()) };
+    }
+}
+
+/// [`Tables`] over the direct map (`__va`), valid while an
+/// [`MmuReadGuard`] is held.
+pub(crate) struct KernelTables<'g> {
+    base: u64,
+    _guard: PhantomData<&'g ()>,
+}
+
+impl Tables for KernelTables<'_> {
+    #[inline]
+    fn table(&self, pa: u64) -> Option<&Table> {
+        let va = pa.checked_add(self.base)?;
+        // SAFETY: `pa` comes from a present non-leaf SPTE (or a root) of a
+        // VM whose mmu_lock is held for read (the guard this borrows), so it
+        // is a live, page-aligned TDP table page in the direct map; KVM frees
+        // such pages only after an RCU grace period, which cannot end while
+        // the lock keeps preemption disabled. Entries are only accessed
+        // atomically through `Table`.
+        Some(unsafe { &*(va as *const Table) })
+    }
+}

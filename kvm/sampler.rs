@@ -1,0 +1,760 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The sampler: the VMs an administrator attached, their heat maps and proc
+//! directories, and the kernel thread that samples them in rounds.
+//!
+//! One mutex guards the whole state; the thread holds it for a round, proc
+//! readers and command writers for a read or a command. Anything that may
+//! wait for those (removing proc entries, dropping the last reference on a
+//! VM) happens after the mutex is released ([`release`]).
+
+use core::ffi::{c_int, c_void};
+use core::fmt::{self, Write};
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use kernel::error::{code, Error, Result};
+use kernel::prelude::*;
+use kernel::sync::Mutex;
+
+use crate::ept_walk::{Descent, Gfn, GfnRange};
+use crate::heat::{Geometry, HeatMap, RoundEnd, Track, DEFAULT_REGION};
+use crate::procfs::config::Config;
+use crate::procfs::control::{Command, Flush, Settings, VmId, Walk};
+use crate::procfs::last_error::{self, Errno, LastError, MessageBuf, MESSAGE_MAX};
+use crate::procfs::memslots::{self, Memslot, MemslotFlags};
+use crate::procfs::stats::{DirtyStatus, StatsFile};
+use crate::procfs::version::HostTdp;
+use crate::procfs::vms::{self, Refusal, TdpKind, VmRow, VmState};
+use crate::procfs::{heatmap, heatmap_bin, history, ProcDir, VmDir};
+
+use super::discover::{self, FoundVm};
+use super::file::VmFile;
+use super::round;
+use super::vbuf::VBuf;
+use super::vm::{Vendor, Vm};
+use super::{bindings, params};
+
+/// Most VMs attached at once.
+pub(crate) const MAX_VMS: usize = 16;
+
+/// How long the thread sleeps at most: a VM whose process exited is found
+/// and detached within this, whatever the sampling periods.
+const IDLE_WAKE_MS: u64 = 100;
+
+/// Memslots shown per VM; QEMU uses a dozen or so.
+const MAX_SLOTS: usize = 32;
+
+/// An unused entry of a memslot buffer.
+const NO_SLOT: Memslot = Memslot {
+    as_id: 0,
+    id: 0,
+    base_gfn: 0,
+    npages: 0,
+    flags: MemslotFlags {
+        dirty_log: false,
+        readonly: false,
+    },
+};
+
+/// A failed command: what the write returns and why.
+type Failure = (Errno, MessageBuf<MESSAGE_MAX>);
+
+/// Builds a [`Failure`] from `format!`-style arguments.
+fn failure(errno: Errno, args: fmt::Arguments<'_>) -> Failure {
+    let mut msg = MessageBuf::new();
+    let _ = msg.write_fmt(args);
+    (errno, msg)
+}
+
+fn errno_of(e: Errno) -> Error {
+    let n = i32::try_from(e.number()).unwrap_or(22);
+    Error::from_errno(n.wrapping_neg())
+}
+
+/// The paging KVM uses for a VM, and why it cannot be sampled if so.
+fn classify(vm: &Vm<'_>) -> (TdpKind, core::result::Result<Vendor, Refusal>) {
+    let (tdp, tdp_mmu) = params::host_tdp();
+    let vendor = vm.vendor();
+    let kind = match (vendor, tdp) {
+        (Some(Vendor::Intel), HostTdp::EptAd) => TdpKind::EptAd,
+        (Some(Vendor::Intel), HostTdp::Ept) => TdpKind::Ept,
+        (Some(Vendor::Amd), HostTdp::Npt) => TdpKind::Npt,
+        _ => TdpKind::Shadow,
+    };
+    let verdict = match (vendor, kind) {
+        (_, TdpKind::Shadow) | (None, _) => Err(Refusal::ShadowPaging),
+        (_, TdpKind::Ept) => Err(Refusal::NoAdBits),
+        _ if tdp_mmu != Some(true) => Err(Refusal::TdpMmuOff),
+        (Some(v), _) => Ok(v),
+    };
+    (kind, verdict)
+}
+
+/// The guest frames a VM's memslots cover, in both address spaces, and the
+/// memslots themselves (up to `slots.len()`). Returns (span, count).
+fn memslots(vm: &Vm<'_>, slots: &mut [Memslot]) -> (GfnRange, usize) {
+    let mut end = 0u64;
+    let mut n = 0usize;
+    vm.for_each_slot(|s| {
+        end = end.max(s.base_gfn.saturating_add(s.npages));
+        if let Some(slot) = slots.get_mut(n) {
+            *slot = Memslot {
+                as_id: s.as_id,
+                id: s.id,
+                base_gfn: s.base_gfn,
+                npages: s.npages,
+                flags: MemslotFlags {
+                    dirty_log: s.flags & bindings::KVM_MEM_LOG_DIRTY_PAGES != 0,
+                    readonly: s.flags & bindings::KVM_MEM_READONLY != 0,
+                },
+            };
+            n += 1;
+        }
+    });
+    (GfnRange::new(Gfn(0), Gfn(end)), n)
+}
+
+fn now_ns() -> u64 {
+    // SAFETY: ktime_get() reads the monotonic clock; no preconditions.
+    u64::try_from(unsafe { bindings::ktime_get() }).unwrap_or(0)
+}
+
+/// A VM being sampled.
+pub(crate) struct Sampling {
+    settings: Settings,
+    map: HeatMap<VBuf<u16>, VBuf<u64>>,
+    geometry: Geometry,
+    store_bytes: u64,
+    history_bytes: u64,
+    dirty: DirtyStatus,
+    next_due_ns: u64,
+}
+
+/// One attached VM.
+pub(crate) struct Attached {
+    key: VmId,
+    vendor: Vendor,
+    /// Boxed: the state array lives in the mutex, built on the stack once.
+    sampling: Option<KBox<Sampling>>,
+    /// `/proc/ept_sampler/<pid>-<fd>/`; dropped before `file`.
+    dir: Option<VmDir>,
+    /// What keeps the VM alive.
+    file: VmFile,
+}
+
+impl Attached {
+    fn state(&self) -> VmState {
+        if self.sampling.is_some() {
+            VmState::Sampling
+        } else {
+            VmState::Attached
+        }
+    }
+
+    /// Runs one round.
+    fn run_round(&mut self, now: u64) {
+        let vendor = self.vendor;
+        let vm = Vm::new(&self.file);
+        let Some(s) = self.sampling.as_mut() else {
+            return;
+        };
+        // Dirty bits belong to KVM while it logs dirty pages (migration):
+        // then only accessed bits are sampled.
+        let dirty_logging = vm.dirty_logging();
+        let track = if dirty_logging && s.settings.track.dirty() {
+            Track::Accessed
+        } else {
+            s.settings.track
+        };
+        s.dirty = match (s.settings.track.dirty(), dirty_logging) {
+            (false, _) => DirtyStatus::Off,
+            (true, true) => DirtyStatus::DirtyLogging,
+            (true, false) => DirtyStatus::Tracked,
+        };
+        let descent = match s.settings.walk {
+            Walk::Leaf => Descent::EveryTable,
+            Walk::Upper => Descent::AccessedTables,
+        };
+        s.map.begin_round(now, track);
+        let t0 = now_ns();
+        let stats = round::run(
+            &vm,
+            round::format_of(vendor),
+            track.walker_mode(),
+            descent,
+            s.settings.flush == Flush::Round,
+            &mut s.map,
+        );
+        let walk_ns = now_ns().saturating_sub(t0);
+        s.map.end_round(&RoundEnd {
+            walk_ns,
+            walk: stats.walk,
+            yields: stats.yields,
+            flushed: stats.flushed,
+        });
+        // The next round starts one period after this one was due; a VM
+        // that fell behind starts again from now instead of catching up.
+        let period = u64::from(s.settings.period_ms).saturating_mul(1_000_000);
+        s.next_due_ns = s
+            .next_due_ns
+            .saturating_add(period)
+            .max(now.saturating_add(period / 2));
+    }
+}
+
+/// Everything the mutex guards.
+pub(crate) struct State {
+    /// `/proc/ept_sampler/`, the parent of the VMs' directories.
+    pub(crate) root: Option<ProcDir>,
+    vms: [Option<Attached>; MAX_VMS],
+    /// Set when the module unloads: nothing may be attached any more.
+    closing: bool,
+    /// The last failed command, for `last_error`.
+    last_error: Option<Failure>,
+}
+
+impl State {
+    fn find(&mut self, key: VmId) -> Option<&mut Attached> {
+        self.vms.iter_mut().flatten().find(|a| a.key == key)
+    }
+}
+
+/// The sampler, shared by the module, its proc files and its thread.
+#[pin_data]
+pub(crate) struct Sampler {
+    #[pin]
+    pub(crate) state: Mutex<State>,
+}
+
+// Commands fail with a fixed-size message (no allocation on the error
+// path); returning it by value is cheap next to what a command does.
+#[allow(clippy::result_large_err)]
+impl Sampler {
+    /// A sampler with nothing attached.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Sampler {
+            state <- kernel::new_mutex!(State {
+                root: None,
+                vms: [const { None }; MAX_VMS],
+                closing: false,
+                last_error: None,
+            }),
+        })
+    }
+
+    /// Attaches the VM `fd` of process `pid`, or every VM of `pid`.
+    fn attach(&self, pid: u32, fd: Option<u32>) -> core::result::Result<(), Failure> {
+        let nr = i32::try_from(pid)
+            .map_err(|_| failure(Errno::Einval, format_args!("pid {pid} is out of range")))?;
+        let mut found: [Option<FoundVm>; MAX_VMS] = [const { None }; MAX_VMS];
+        let mut n = 0;
+        discover::for_each_vm(Some(nr), |vm| {
+            if fd.is_some_and(|fd| fd != vm.fd) {
+                return;
+            }
+            if let Some(slot) = found.get_mut(n) {
+                *slot = Some(vm);
+                n += 1;
+            }
+        });
+        if n == 0 {
+            return Err(match fd {
+                Some(fd) => failure(
+                    Errno::Enoent,
+                    format_args!("process {pid} has no VM at fd {fd}"),
+                ),
+                None => failure(Errno::Enoent, format_args!("process {pid} has no KVM VM")),
+            });
+        }
+        let mut attached = 0;
+        let mut state = self.state.lock();
+        if state.closing {
+            return Err(failure(
+                Errno::Enoent,
+                format_args!("the module is unloading"),
+            ));
+        }
+        for vm in found.into_iter().flatten() {
+            let key = VmId { pid, fd: vm.fd };
+            let vendor = classify(&Vm::new(&vm.file)).1.map_err(|r| {
+                failure(
+                    Errno::Eopnotsupp,
+                    format_args!("vm {key} cannot be sampled: {}", r.as_str()),
+                )
+            })?;
+            if state
+                .vms
+                .iter()
+                .flatten()
+                .any(|a| a.key == key || a.file.same_as(vm.file.raw()))
+            {
+                if fd.is_some() {
+                    return Err(failure(
+                        Errno::Ebusy,
+                        format_args!("vm {key} is already attached"),
+                    ));
+                }
+                continue;
+            }
+            let Some(index) = state.vms.iter().position(Option::is_none) else {
+                return Err(failure(
+                    Errno::Ebusy,
+                    format_args!("{MAX_VMS} VMs are attached already"),
+                ));
+            };
+            let root = state
+                .root
+                .as_ref()
+                .ok_or_else(|| failure(Errno::Enoent, format_args!("no /proc tree")))?;
+            // The directory's files find the VM by its slot index; they
+            // are removed (detach) before the slot is reused.
+            let dir = VmDir::new(root, key, index).map_err(|_| {
+                failure(
+                    Errno::Enomem,
+                    format_args!("cannot create /proc/ept_sampler/{key}"),
+                )
+            })?;
+            if let Some(slot) = state.vms.get_mut(index) {
+                *slot = Some(Attached {
+                    key,
+                    vendor,
+                    sampling: None,
+                    dir: Some(dir),
+                    file: vm.file,
+                });
+                attached += 1;
+            }
+        }
+        if attached == 0 {
+            return Err(failure(
+                Errno::Ebusy,
+                format_args!("every VM of process {pid} is attached already"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Starts sampling `key` with `settings`, or changes the settings of a
+    /// VM being sampled (from its next round; a new geometry starts a new
+    /// heat map).
+    fn start(&self, key: VmId, settings: Settings) -> core::result::Result<(), Failure> {
+        if settings.walk == Walk::Upper && settings.flush == Flush::None {
+            return Err(failure(
+                Errno::Einval,
+                format_args!("walk=upper needs flush=round: without flushes upper-level A bits are not set again"),
+            ));
+        }
+        let mut state = self.state.lock();
+        let a = state
+            .find(key)
+            .ok_or_else(|| failure(Errno::Enoent, format_args!("vm {key} is not attached")))?;
+        let vm = Vm::new(&a.file);
+        if settings.track.dirty() && vm.dirty_logging() {
+            return Err(failure(
+                Errno::Ebusy,
+                format_args!("vm {key} has dirty logging on: its dirty bits belong to KVM; use mode=accessed"),
+            ));
+        }
+        let mut slots = [NO_SLOT; MAX_SLOTS];
+        let (span, _) = memslots(&vm, &mut slots);
+        let geometry = Geometry {
+            span,
+            granule: settings.granule,
+            window: settings.window,
+            region: DEFAULT_REGION,
+            rounds: settings.history,
+        };
+        let now = now_ns();
+        if let Some(s) = a.sampling.as_mut() {
+            if s.geometry == geometry {
+                s.settings = settings;
+                return Ok(());
+            }
+        }
+        let layout = geometry
+            .layout()
+            .map_err(|e| failure(Errno::Einval, format_args!("vm {key}: {e}")))?;
+        let cells = VBuf::<u16>::zeroed(layout.store.words()).map_err(|_| {
+            failure(
+                Errno::Enomem,
+                format_args!("vm {key}: no memory for the heat store"),
+            )
+        })?;
+        let ring = VBuf::<u64>::zeroed(layout.history.words()).map_err(|_| {
+            failure(
+                Errno::Enomem,
+                format_args!("vm {key}: no memory for the history"),
+            )
+        })?;
+        let (store_bytes, history_bytes) = (cells.bytes() as u64, ring.bytes() as u64);
+        let map = HeatMap::new(&layout, cells, ring)
+            .map_err(|e| failure(Errno::Einval, format_args!("vm {key}: {e}")))?;
+        let sampling = KBox::new(
+            Sampling {
+                settings,
+                map,
+                geometry,
+                store_bytes,
+                history_bytes,
+                dirty: DirtyStatus::Off,
+                next_due_ns: now,
+            },
+            GFP_KERNEL,
+        )
+        .map_err(|_| failure(Errno::Enomem, format_args!("vm {key}: no memory")))?;
+        a.sampling = Some(sampling);
+        Ok(())
+    }
+
+    /// Stops sampling `key`; its heat map is freed, it stays attached.
+    fn stop(&self, key: VmId) -> core::result::Result<(), Failure> {
+        let sampling = {
+            let mut state = self.state.lock();
+            let a = state
+                .find(key)
+                .ok_or_else(|| failure(Errno::Enoent, format_args!("vm {key} is not attached")))?;
+            a.sampling.take()
+        };
+        drop(sampling);
+        Ok(())
+    }
+
+    /// Takes the VM `key` out of the state, for [`release`].
+    fn detach(&self, key: VmId) -> core::result::Result<Attached, Failure> {
+        let mut state = self.state.lock();
+        state
+            .vms
+            .iter_mut()
+            .find(|s| s.as_ref().is_some_and(|a| a.key == key))
+            .and_then(Option::take)
+            .ok_or_else(|| failure(Errno::Enoent, format_args!("vm {key} is not attached")))
+    }
+
+    /// Takes every VM out of the state, for [`release`]; with `closing`,
+    /// refuses new ones from then on.
+    pub(crate) fn take_all(&self, closing: bool) -> [Option<Attached>; MAX_VMS] {
+        let mut state = self.state.lock();
+        state.closing |= closing;
+        core::mem::replace(&mut state.vms, [const { None }; MAX_VMS])
+    }
+
+    /// One pass of the thread: runs the rounds that are due and detaches
+    /// VMs whose process closed them. Returns how long to sleep, in ms.
+    fn tick(&self) -> u64 {
+        let mut orphans: [Option<Attached>; MAX_VMS] = [const { None }; MAX_VMS];
+        let now = now_ns();
+        let mut next = now.saturating_add(IDLE_WAKE_MS * 1_000_000);
+        {
+            let mut state = self.state.lock();
+            for (slot, out) in state.vms.iter_mut().zip(orphans.iter_mut()) {
+                if slot.as_ref().is_some_and(|a| a.file.is_orphan()) {
+                    *out = slot.take();
+                    continue;
+                }
+                let Some(a) = slot.as_mut() else { continue };
+                let due = a.sampling.as_ref().map(|s| s.next_due_ns);
+                if due.is_some_and(|due| due <= now) {
+                    a.run_round(now);
+                }
+                if let Some(s) = a.sampling.as_ref() {
+                    next = next.min(s.next_due_ns);
+                }
+            }
+        }
+        for vm in orphans.into_iter().flatten() {
+            pr_info!(
+                "{}-{}: the VM's process closed it; detached\n",
+                vm.key.pid,
+                vm.key.fd
+            );
+            release(vm);
+        }
+        next.saturating_sub(now_ns()) / 1_000_000
+    }
+
+    /// Records a failed command for `last_error` and the kernel log.
+    fn note_error(&self, failure: &Failure) {
+        let mut state = self.state.lock();
+        state.last_error = Some((failure.0, {
+            let mut m = MessageBuf::new();
+            let _ = m.write_str(failure.1.as_str());
+            m
+        }));
+        drop(state);
+        // SAFETY: __printk_ratelimit() only touches its own state.
+        if unsafe { bindings::__printk_ratelimit(bindings::c_str(c"ept_sampler")) } != 0 {
+            pr_warn!("control: {}: {}\n", failure.0.name(), failure.1.as_str());
+        }
+    }
+}
+
+/// Drops a detached VM: its proc directory first (waiting for readers),
+/// then its heat map and the VM reference. Must not be called with the
+/// state mutex held.
+pub(crate) fn release(mut vm: Attached) {
+    drop(vm.dir.take());
+    drop(vm);
+}
+
+/// The sampler's kernel thread.
+///
+/// # Invariants
+///
+/// `task` is a kthread running [`thread_main`] that has not been stopped;
+/// it runs until `drop` stops it.
+pub(crate) struct Thread {
+    task: ptr::NonNull<bindings::task_struct>,
+}
+
+// SAFETY: kthread_stop() may be called from any task.
+unsafe impl Send for Thread {}
+// SAFETY: no `&self` method.
+unsafe impl Sync for Thread {}
+
+impl Thread {
+    /// Starts the thread for `sampler`.
+    ///
+    /// # Safety
+    ///
+    /// `sampler` must outlive the returned `Thread` (it is stopped on drop).
+    pub(crate) unsafe fn start(sampler: &Sampler) -> Result<Self> {
+        let data = ptr::from_ref(sampler).cast_mut().cast::<c_void>();
+        // SAFETY: `thread_main` takes `data` as a `&Sampler`, which outlives
+        // the thread (caller); the name has no format directives.
+        let task = unsafe {
+            bindings::kthread_create_on_node(
+                Some(thread_main),
+                data,
+                -1,
+                bindings::c_str(c"ept_sampler"),
+            )
+        };
+        if bindings::is_err(task) {
+            return Err(bindings::ptr_err(task));
+        }
+        let task = ptr::NonNull::new(task).ok_or(code::ENOMEM)?;
+        // SAFETY: a freshly created kthread, not yet running.
+        unsafe { bindings::wake_up_process(task.as_ptr()) };
+        // INVARIANT: created and started above.
+        Ok(Thread { task })
+    }
+}
+
+impl Drop for Thread {
+    fn drop(&mut self) {
+        // SAFETY: the thread runs until kthread_should_stop() (invariant),
+        // so it still exists; kthread_stop() wakes it and waits for it.
+        unsafe { bindings::kthread_stop(self.task.as_ptr()) };
+    }
+}
+
+/// Milliseconds to jiffies, rounded up, at least one.
+fn ms_to_jiffies(ms: u64) -> core::ffi::c_long {
+    let hz = u64::from(bindings::HZ);
+    let j = ms.saturating_mul(hz).div_ceil(1000).max(1);
+    core::ffi::c_long::try_from(j).unwrap_or(core::ffi::c_long::MAX)
+}
+
+/// The thread's body: rounds in process context, never from a timer, since
+/// `mmu_lock` taken for read in a timer could deadlock against a writer.
+///
+/// # Safety
+///
+/// `data` is a `&Sampler` that outlives the thread (see [`Thread::start`]).
+unsafe extern "C" fn thread_main(data: *mut c_void) -> c_int {
+    // SAFETY: see the function's safety section.
+    let sampler = unsafe { &*data.cast::<Sampler>() };
+    // SAFETY: called from the kthread itself.
+    while !unsafe { bindings::kthread_should_stop() } {
+        let sleep = sampler.tick();
+        // SAFETY: process context; an interruptible sleep that
+        // kthread_stop() cuts short.
+        unsafe { bindings::schedule_timeout_interruptible(ms_to_jiffies(sleep)) };
+    }
+    0
+}
+
+// --- what the proc files call ---------------------------------------------
+
+/// The sampler the proc callbacks serve; set while the module's proc files
+/// exist (see `ept_sampler.rs`).
+static SAMPLER: AtomicPtr<Sampler> = AtomicPtr::new(ptr::null_mut());
+
+/// Publishes (or, with NULL, withdraws) the sampler for the proc callbacks.
+///
+/// # Safety
+///
+/// A non-NULL `sampler` must stay valid until this is called again with
+/// NULL, and that only after every proc file of the module was removed.
+pub(crate) unsafe fn publish(sampler: *const Sampler) {
+    SAMPLER.store(sampler.cast_mut(), Ordering::Release);
+}
+
+fn current() -> Option<&'static Sampler> {
+    let p = SAMPLER.load(Ordering::Acquire);
+    // SAFETY: published pointers stay valid while proc files exist
+    // (`publish`), and only proc callbacks call this.
+    unsafe { p.as_ref() }
+}
+
+/// A command written to `control`.
+pub(crate) fn command(bytes: &[u8]) -> Result<()> {
+    let sampler = current().ok_or(code::ENODEV)?;
+    let result = match Command::parse(bytes) {
+        Err(e) => Err(failure(Errno::Einval, format_args!("{e}"))),
+        Ok(Command::Attach { pid, fd }) => sampler.attach(pid, fd),
+        Ok(Command::Detach(key)) => sampler.detach(key).map(release),
+        Ok(Command::DetachAll) => {
+            sampler
+                .take_all(false)
+                .into_iter()
+                .flatten()
+                .for_each(release);
+            Ok(())
+        }
+        Ok(Command::Start { vm, settings }) => sampler.start(vm, settings),
+        Ok(Command::Stop(vm)) => sampler.stop(vm),
+    };
+    result.map_err(|f| {
+        sampler.note_error(&f);
+        errno_of(f.0)
+    })
+}
+
+/// `vms`: every VM on the host, attached or not.
+pub(crate) fn show_vms(m: &mut dyn Write) -> fmt::Result {
+    let Some(sampler) = current() else {
+        return Ok(());
+    };
+    m.write_str(vms::HEADER)?;
+    let mut result = Ok(());
+    discover::for_each_vm(None, |found| {
+        if result.is_err() {
+            return;
+        }
+        let Ok(pid) = u32::try_from(found.pid) else {
+            return;
+        };
+        let vm = Vm::new(&found.file);
+        let mut slots = 0u32;
+        let mut pages = 0u64;
+        vm.for_each_slot(|s| {
+            slots = slots.saturating_add(1);
+            if s.as_id == 0 {
+                pages = pages.saturating_add(s.npages);
+            }
+        });
+        let (tdp, verdict) = classify(&vm);
+        let state = {
+            let state = sampler.state.lock();
+            state
+                .vms
+                .iter()
+                .flatten()
+                .find(|a| a.file.same_as(found.file.raw()))
+                .map(Attached::state)
+        };
+        let state = match (state, verdict) {
+            (Some(s), _) => s,
+            (None, Err(r)) => VmState::Refused(r),
+            (None, Ok(_)) => VmState::Detached,
+        };
+        let row = VmRow {
+            vm: VmId { pid, fd: found.fd },
+            vcpus: vm.vcpus(),
+            memslots: slots,
+            memory_bytes: pages.saturating_mul(4096),
+            tdp,
+            dirty_logging: vm.dirty_logging(),
+            state,
+        };
+        result = write!(m, "{row}");
+    });
+    result
+}
+
+/// `last_error`.
+pub(crate) fn show_last_error(m: &mut dyn Write) -> fmt::Result {
+    let Some(sampler) = current() else {
+        return Ok(());
+    };
+    let state = sampler.state.lock();
+    let last = state.last_error.as_ref().map(|(errno, msg)| LastError {
+        errno: *errno,
+        message: msg.as_str(),
+    });
+    last_error::render(m, last.as_ref())
+}
+
+/// Which per-VM file to show.
+#[derive(Clone, Copy)]
+pub(crate) enum VmFileKind {
+    Config,
+    Stats,
+    Heatmap,
+    History,
+    Memslots,
+}
+
+/// A per-VM text file of the VM in slot `index`.
+pub(crate) fn show_vm_file(m: &mut dyn Write, index: usize, kind: VmFileKind) -> fmt::Result {
+    let Some(sampler) = current() else {
+        return Ok(());
+    };
+    let state = sampler.state.lock();
+    let Some(Some(a)) = state.vms.get(index) else {
+        return Ok(());
+    };
+    let vm = Vm::new(&a.file);
+    match kind {
+        VmFileKind::Config => {
+            let config = Config {
+                vm: a.key,
+                state: a.state(),
+                settings: a.sampling.as_ref().map(|s| s.settings),
+            };
+            write!(m, "{config}")
+        }
+        VmFileKind::Stats => match &a.sampling {
+            Some(s) => {
+                let stats = StatsFile::new(s.map.totals(), s.store_bytes, s.history_bytes, s.dirty);
+                write!(m, "{stats}")
+            }
+            None => writeln!(m, "# vm {} is not being sampled", a.key),
+        },
+        VmFileKind::Heatmap => match &a.sampling {
+            Some(s) => {
+                let mut slots = [NO_SLOT; MAX_SLOTS];
+                let (_, n) = memslots(&vm, &mut slots);
+                heatmap::render(m, &s.map.view(), a.key, slots.get(..n).unwrap_or(&[]))
+            }
+            None => writeln!(m, "# vm {} is not being sampled", a.key),
+        },
+        VmFileKind::History => match &a.sampling {
+            Some(s) => history::render(m, &s.map.view(), a.key),
+            None => writeln!(m, "# vm {} is not being sampled", a.key),
+        },
+        VmFileKind::Memslots => {
+            let mut slots = [NO_SLOT; MAX_SLOTS];
+            let (_, n) = memslots(&vm, &mut slots);
+            m.write_str(memslots::HEADER)?;
+            for slot in slots.iter().take(n) {
+                write!(m, "{slot}")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `heatmap.bin` of the VM in slot `index`, from `offset`.
+pub(crate) fn read_heatmap_bin(index: usize, offset: u64, buf: &mut [u8]) -> Result<usize> {
+    let sampler = current().ok_or(code::ENODEV)?;
+    let state = sampler.state.lock();
+    let Some(Some(a)) = state.vms.get(index) else {
+        return Ok(0);
+    };
+    let Some(s) = &a.sampling else { return Ok(0) };
+    let view = s.map.view();
+    Ok(heatmap_bin::render(&view.store, view.track, offset, buf))
+}

@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Reading a VM's state that the sampler reports: vCPUs, memslots, dirty
+//! logging, and which two-dimensional paging it uses.
+
+use core::mem::{offset_of, size_of};
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicI32, Ordering};
+
+use super::file::VmFile;
+use super::{bindings, compat};
+
+/// How many address spaces a VM has on x86: normal and SMM.
+pub(crate) const ADDRESS_SPACES: usize = 2;
+
+/// One memslot, as the sampler shows it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SlotInfo {
+    /// KVM's slot id (low 16 bits of KVM_SET_USER_MEMORY_REGION's slot).
+    pub(crate) id: u16,
+    /// Address space: 0 normal, 1 SMM.
+    pub(crate) as_id: u16,
+    /// First guest frame.
+    pub(crate) base_gfn: u64,
+    /// Number of 4 KiB pages.
+    pub(crate) npages: u64,
+    /// KVM_MEM_* flags.
+    pub(crate) flags: u32,
+}
+
+/// The KVM vendor module that runs a VM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Vendor {
+    /// `kvm_intel`: EPT.
+    Intel,
+    /// `kvm_amd`: NPT.
+    Amd,
+}
+
+/// A VM, borrowed from the file reference that keeps it alive.
+pub(crate) struct Vm<'a> {
+    file: &'a VmFile,
+}
+
+/// Reads an `atomic_t`.
+///
+/// # Safety
+///
+/// `p` points to a live `atomic_t`.
+unsafe fn atomic_read(p: *mut bindings::atomic_t) -> i32 {
+    // SAFETY: a live atomic_t is an aligned int only accessed atomically.
+    unsafe { AtomicI32::from_ptr(ptr::addr_of_mut!((*p).counter)) }.load(Ordering::Relaxed)
+}
+
+impl<'a> Vm<'a> {
+    /// The VM behind `file`.
+    pub(crate) fn new(file: &'a VmFile) -> Self {
+        Vm { file }
+    }
+
+    fn kvm(&self) -> *mut bindings::kvm {
+        self.file.kvm().as_ptr()
+    }
+
+    /// The raw VM, for the MMU code. Valid while `self` is.
+    pub(crate) fn raw(&self) -> NonNull<bindings::kvm> {
+        self.file.kvm()
+    }
+
+    /// Number of vCPUs created.
+    pub(crate) fn vcpus(&self) -> u32 {
+        // SAFETY: the VM is alive while its file is (VmFile invariant).
+        let n = unsafe { atomic_read(ptr::addr_of_mut!((*self.kvm()).online_vcpus)) };
+        u32::try_from(n).unwrap_or(0)
+    }
+
+    /// Whether any memslot has dirty logging on. The sampler then leaves
+    /// dirty bits alone: KVM's dirty logging owns them.
+    pub(crate) fn dirty_logging(&self) -> bool {
+        // SAFETY: as in `vcpus`.
+        unsafe { atomic_read(ptr::addr_of_mut!((*self.kvm()).nr_memslots_dirty_logging)) > 0 }
+    }
+
+    /// The vendor module whose file operations the VM file has.
+    pub(crate) fn vendor(&self) -> Option<Vendor> {
+        // SAFETY: we hold a reference on the file.
+        match unsafe { compat::fops_owner_name(self.file.raw()) } {
+            Some(b"kvm_intel") => Some(Vendor::Intel),
+            Some(b"kvm_amd") => Some(Vendor::Amd),
+            _ => None,
+        }
+    }
+
+    /// Calls `f` with each memslot of both address spaces, in GFN order per
+    /// address space. Takes the VM's `slots_lock` (sleeps).
+    pub(crate) fn for_each_slot(&self, mut f: impl FnMut(SlotInfo)) {
+        let kvm = self.kvm();
+        // SAFETY: the VM is alive; slots_lock is a mutex.
+        // CAST: both bindings describe the same `struct mutex`.
+        let lock = unsafe { ptr::addr_of_mut!((*kvm).slots_lock) };
+        // SAFETY: `lock` is the VM's slots_lock; we are in process context.
+        unsafe { kernel::bindings::mutex_lock(lock.cast()) };
+        for as_id in 0..ADDRESS_SPACES {
+            // SAFETY: slots_lock held: the active memslots of each address
+            // space cannot be swapped or freed under us.
+            let slots = unsafe { (*kvm).memslots.get(as_id).copied() }.unwrap_or(ptr::null_mut());
+            if slots.is_null() {
+                continue;
+            }
+            // SAFETY: `slots` is live under slots_lock.
+            let (root, idx) = unsafe { (ptr::addr_of_mut!((*slots).gfn_tree), (*slots).node_idx) };
+            let Ok(idx) = usize::try_from(idx) else {
+                continue;
+            };
+            // Each slot sits in two gfn trees (double buffering); this
+            // set's nodes are gfn_node[node_idx].
+            let Some(node_off) = idx
+                .checked_mul(size_of::<bindings::rb_node>())
+                .and_then(|o| o.checked_add(offset_of!(bindings::kvm_memory_slot, gfn_node)))
+            else {
+                continue;
+            };
+            // SAFETY: `root` is a valid rb tree under slots_lock.
+            let mut node = unsafe { rb_first(root) };
+            while !node.is_null() {
+                // CAST: container_of(node, struct kvm_memory_slot,
+                // gfn_node[idx]).
+                let slot = node
+                    .cast::<u8>()
+                    .wrapping_sub(node_off)
+                    .cast::<bindings::kvm_memory_slot>();
+                // SAFETY: `node` is gfn_node[idx] of a live memslot.
+                let info = unsafe {
+                    SlotInfo {
+                        id: (*slot).id as u16,
+                        as_id: (*slot).as_id,
+                        base_gfn: (*slot).base_gfn,
+                        npages: (*slot).npages,
+                        flags: (*slot).flags,
+                    }
+                };
+                f(info);
+                // SAFETY: as above.
+                node = unsafe { rb_next(node) };
+            }
+        }
+        // SAFETY: we took the lock above.
+        unsafe { bindings::mutex_unlock(lock) };
+    }
+}
+
+/// The leftmost node of an rbtree (`rb_first()`, inline since 6.16).
+///
+/// # Safety
+///
+/// `root` is a valid tree that does not change during the call.
+unsafe fn rb_first(root: *mut bindings::rb_root) -> *mut bindings::rb_node {
+    // SAFETY: valid tree (caller).
+    let mut node = unsafe { (*root).rb_node };
+    if node.is_null() {
+        return node;
+    }
+    // SAFETY: every node of a valid tree is valid.
+    while let Some(left) = NonNull::new(unsafe { (*node).rb_left }) {
+        node = left.as_ptr();
+    }
+    node
+}
+
+/// The in-order successor of `node` (`rb_next()`), or NULL.
+///
+/// # Safety
+///
+/// `node` is in a valid tree that does not change during the call.
+unsafe fn rb_next(node: *mut bindings::rb_node) -> *mut bindings::rb_node {
+    // The low two bits of __rb_parent_color hold the colour.
+    // SAFETY: valid tree (caller) for every read below.
+    let parent_of = |n: *mut bindings::rb_node| unsafe {
+        ((*n).__rb_parent_color & !3) as *mut bindings::rb_node
+    };
+    // SAFETY: as above.
+    if let Some(right) = NonNull::new(unsafe { (*node).rb_right }) {
+        let mut n = right.as_ptr();
+        // SAFETY: as above.
+        while let Some(left) = NonNull::new(unsafe { (*n).rb_left }) {
+            n = left.as_ptr();
+        }
+        return n;
+    }
+    let mut n = node;
+    let mut parent = parent_of(n);
+    // SAFETY: as above.
+    while !parent.is_null() && ptr::eq(n, unsafe { (*parent).rb_right }) {
+        n = parent;
+        parent = parent_of(n);
+    }
+    parent
+}

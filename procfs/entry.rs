@@ -1,0 +1,236 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Owned procfs directories and the three kinds of file the module serves:
+//! text produced by one `show` call (`seq_file`), binary read at any offset,
+//! and a command sink.
+
+use core::ffi::{c_char, c_void, CStr};
+use core::ptr::{self, NonNull};
+
+use kernel::error::{code, Result};
+
+use super::seq::{self, ShowFile};
+use crate::kvm::bindings;
+
+/// Read-only for root.
+pub(crate) const READ_ONLY: bindings::umode_t = 0o400;
+/// Write-only for root.
+pub(crate) const WRITE_ONLY: bindings::umode_t = 0o200;
+/// A directory only root may enter.
+pub(crate) const DIR_MODE: bindings::umode_t = 0o500;
+
+/// A file read at any offset (`pread`), such as a binary layout.
+pub(crate) trait ReadAt {
+    /// Fills `buf` with the file's bytes from `offset`; returns how many (0
+    /// at the end). `data` is the file's private data.
+    fn read_at(data: usize, offset: u64, buf: &mut [u8]) -> Result<usize>;
+}
+
+/// A file that takes one command per `write`.
+pub(crate) trait Command {
+    /// Handles the bytes of one write. `data` is the file's private data.
+    fn write(data: usize, bytes: &[u8]) -> Result<()>;
+}
+
+/// A procfs directory, removed with everything below it on drop.
+///
+/// # Invariants
+///
+/// `dir` is an entry made by `proc_mkdir_mode()`, removed only by `drop`.
+pub(crate) struct ProcDir {
+    dir: NonNull<bindings::proc_dir_entry>,
+}
+
+// SAFETY: procfs entries may be created and removed from any task; procfs
+// does its own locking.
+unsafe impl Send for ProcDir {}
+// SAFETY: no `&self` method mutates the entry; procfs serialises changes.
+unsafe impl Sync for ProcDir {}
+
+impl ProcDir {
+    /// Creates directory `name` below `parent` (`None`: in /proc).
+    pub(crate) fn new(name: &CStr, parent: Option<&ProcDir>) -> Result<Self> {
+        let parent = parent.map_or(ptr::null_mut(), |p| p.dir.as_ptr());
+        // SAFETY: `name` is NUL-terminated (procfs copies it); `parent` is
+        // NULL or a live directory (its invariant).
+        let dir = unsafe { bindings::proc_mkdir_mode(bindings::c_str(name), DIR_MODE, parent) };
+        // NULL also when the name is taken.
+        let dir = NonNull::new(dir).ok_or(code::EEXIST)?;
+        // INVARIANT: made by proc_mkdir_mode() just above.
+        Ok(ProcDir { dir })
+    }
+
+    /// Adds a file whose content one [`ShowFile::show`] call produces.
+    pub(crate) fn add_show<T: ShowFile>(&self, name: &CStr, data: usize) -> Result<()> {
+        // SAFETY: `name` is NUL-terminated; `self.dir` is live (invariant);
+        // `seq::show::<T>` is a show callback expecting `data` as private
+        // data, which it only passes on as an integer.
+        let entry = unsafe {
+            bindings::proc_create_single_data(
+                bindings::c_str(name),
+                READ_ONLY,
+                self.dir.as_ptr(),
+                Some(seq::show::<T>),
+                data as *mut c_void,
+            )
+        };
+        if entry.is_null() {
+            Err(code::ENOMEM)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Adds a file with the given operations.
+    fn add_ops(
+        &self,
+        name: &CStr,
+        mode: bindings::umode_t,
+        ops: &'static bindings::proc_ops,
+        data: usize,
+    ) -> Result<()> {
+        // SAFETY: as in `add_show`; `ops` lives forever.
+        let entry = unsafe {
+            bindings::proc_create_data(
+                bindings::c_str(name),
+                mode,
+                self.dir.as_ptr(),
+                ops,
+                data as *mut c_void,
+            )
+        };
+        if entry.is_null() {
+            Err(code::ENOMEM)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Adds a file read at any offset through [`ReadAt`].
+    pub(crate) fn add_read_at<T: ReadAt>(&self, name: &CStr, data: usize) -> Result<()> {
+        self.add_ops(name, READ_ONLY, &ReadAtOps::<T>::OPS, data)
+    }
+
+    /// Adds a file that takes commands through [`Command`]; writers need
+    /// CAP_SYS_ADMIN.
+    pub(crate) fn add_command<T: Command>(&self, name: &CStr, data: usize) -> Result<()> {
+        self.add_ops(name, WRITE_ONLY, &CommandOps::<T>::OPS, data)
+    }
+}
+
+impl Drop for ProcDir {
+    fn drop(&mut self) {
+        // SAFETY: live by the invariant and removed only here. proc_remove()
+        // waits for reads and writes in progress, so no callback runs (and
+        // no private data is used) after it returns.
+        unsafe { bindings::proc_remove(self.dir.as_ptr()) };
+    }
+}
+
+/// The private data of a proc file.
+///
+/// # Safety
+///
+/// `file` is a proc file being read or written.
+unsafe fn private_data(file: *mut bindings::file) -> usize {
+    // SAFETY: a proc file's inode is live while the file is; its i_private
+    // is the data given at creation (pde_data()).
+    unsafe { (*(*file).f_inode).i_private as usize }
+}
+
+struct ReadAtOps<T>(core::marker::PhantomData<T>);
+
+impl<T: ReadAt> ReadAtOps<T> {
+    const OPS: bindings::proc_ops = bindings::proc_ops {
+        proc_read: Some(Self::read),
+        // SAFETY: proc_ops is plain data; zero means "no such operation".
+        ..unsafe { core::mem::zeroed() }
+    };
+
+    /// # Safety
+    ///
+    /// Called by procfs for a read of a file made by `add_read_at`.
+    unsafe extern "C" fn read(
+        file: *mut bindings::file,
+        buf: *mut c_char,
+        len: usize,
+        pos: *mut bindings::loff_t,
+    ) -> isize {
+        // A bounded kernel buffer per call: readers loop, as with any file.
+        let mut kbuf = [0u8; 512];
+        let want = len.min(kbuf.len());
+        // SAFETY: procfs passes a valid position for the read.
+        let offset = unsafe { *pos };
+        let Ok(offset) = u64::try_from(offset) else {
+            return code::EINVAL.to_errno() as isize;
+        };
+        // SAFETY: a read of our file (caller).
+        let data = unsafe { private_data(file) };
+        let Some(out) = kbuf.get_mut(..want) else {
+            return code::EINVAL.to_errno() as isize;
+        };
+        let n = match T::read_at(data, offset, out) {
+            Ok(n) => n.min(want),
+            Err(e) => return e.to_errno() as isize,
+        };
+        // SAFETY: `buf` is the reader's user buffer of at least `len >= n`
+        // bytes; copy_to_user checks the address itself.
+        let left = unsafe { kernel::bindings::copy_to_user(buf.cast(), kbuf.as_ptr().cast(), n) };
+        if left != 0 {
+            return code::EFAULT.to_errno() as isize;
+        }
+        // SAFETY: as above; n <= 512 cannot overflow the position.
+        unsafe { *pos = (*pos).wrapping_add(n as bindings::loff_t) };
+        n as isize
+    }
+}
+
+/// Longest command accepted; longer writes are refused whole.
+pub(crate) const MAX_COMMAND: usize = 256;
+
+struct CommandOps<T>(core::marker::PhantomData<T>);
+
+impl<T: Command> CommandOps<T> {
+    const OPS: bindings::proc_ops = bindings::proc_ops {
+        proc_write: Some(Self::write),
+        // SAFETY: as for `ReadAtOps::OPS`.
+        ..unsafe { core::mem::zeroed() }
+    };
+
+    /// # Safety
+    ///
+    /// Called by procfs for a write to a file made by `add_command`.
+    unsafe extern "C" fn write(
+        file: *mut bindings::file,
+        buf: *const c_char,
+        len: usize,
+        _pos: *mut bindings::loff_t,
+    ) -> isize {
+        // The file mode already keeps everyone but root out; root in a
+        // container without CAP_SYS_ADMIN is refused too.
+        // SAFETY: capable() only reads the current task's credentials.
+        if !unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) } {
+            return code::EPERM.to_errno() as isize;
+        }
+        if len > MAX_COMMAND {
+            return code::EINVAL.to_errno() as isize;
+        }
+        let mut kbuf = [0u8; MAX_COMMAND];
+        let Some(bytes) = kbuf.get_mut(..len) else {
+            return code::EINVAL.to_errno() as isize;
+        };
+        // SAFETY: `buf` is the writer's user buffer of `len` bytes; `bytes`
+        // has room for them; copy_from_user checks the address itself.
+        let left =
+            unsafe { kernel::bindings::copy_from_user(bytes.as_mut_ptr().cast(), buf.cast(), len) };
+        if left != 0 {
+            return code::EFAULT.to_errno() as isize;
+        }
+        // SAFETY: a write to our file (caller).
+        let data = unsafe { private_data(file) };
+        match T::write(data, bytes) {
+            Ok(()) => len as isize,
+            Err(e) => e.to_errno() as isize,
+        }
+    }
+}

@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The files of `/proc/ept_sampler/` and of each attached VM's directory.
+
+use core::fmt::{self, Write};
+use core::ptr;
+
+use kernel::error::{code, Result};
+
+use super::control::VmId;
+use super::entry::{Command, ProcDir, ReadAt};
+use super::seq::{SeqFile, ShowFile};
+use super::version::{Version, MODULE_VERSION};
+use crate::kvm::sampler::{self, VmFileKind};
+use crate::kvm::{bindings, params};
+
+/// Creates `/proc/ept_sampler/` with its top-level files.
+pub(crate) fn create_root() -> Result<ProcDir> {
+    let root = ProcDir::new(c"ept_sampler", None)?;
+    // On error `root` is dropped, removing whatever was created.
+    root.add_show::<VersionFile>(c"version", 0)?;
+    root.add_show::<VmsFile>(c"vms", 0)?;
+    root.add_show::<LastErrorFile>(c"last_error", 0)?;
+    root.add_command::<ControlFile>(c"control", 0)?;
+    Ok(root)
+}
+
+/// `/proc/ept_sampler/<pid>-<fd>/`, removed on drop.
+pub(crate) struct VmDir {
+    _dir: ProcDir,
+}
+
+impl VmDir {
+    /// Creates the directory of the VM `key`, whose files find it in slot
+    /// `index` of the sampler's state.
+    pub(crate) fn new(parent: &ProcDir, key: VmId, index: usize) -> Result<Self> {
+        let mut name = NameBuf::default();
+        write!(name, "{key}\0").map_err(|_| code::EINVAL)?;
+        let dir = ProcDir::new(name.as_cstr().ok_or(code::EINVAL)?, Some(parent))?;
+        dir.add_show::<VmText<CONFIG>>(c"config", index)?;
+        dir.add_show::<VmText<STATS>>(c"stats", index)?;
+        dir.add_show::<VmText<HEATMAP>>(c"heatmap", index)?;
+        dir.add_read_at::<HeatmapBin>(c"heatmap.bin", index)?;
+        dir.add_show::<VmText<HISTORY>>(c"history", index)?;
+        dir.add_show::<VmText<MEMSLOTS>>(c"memslots", index)?;
+        Ok(VmDir { _dir: dir })
+    }
+}
+
+/// A small stack buffer for formatting a proc entry's name.
+#[derive(Default)]
+struct NameBuf {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl NameBuf {
+    fn as_cstr(&self) -> Option<&core::ffi::CStr> {
+        core::ffi::CStr::from_bytes_with_nul(self.buf.get(..self.len)?).ok()
+    }
+}
+
+impl Write for NameBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len.checked_add(s.len()).ok_or(fmt::Error)?;
+        self.buf
+            .get_mut(self.len..end)
+            .ok_or(fmt::Error)?
+            .copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// `/proc/ept_sampler/version`.
+struct VersionFile;
+
+impl ShowFile for VersionFile {
+    fn show(m: &mut SeqFile, _data: usize) -> fmt::Result {
+        let (tdp, tdp_mmu) = params::host_tdp();
+        let version = Version {
+            module: MODULE_VERSION,
+            kernel: kernel_release(),
+            tdp,
+            tdp_mmu,
+        };
+        write!(m, "{version}")
+    }
+}
+
+/// `/proc/ept_sampler/vms`.
+struct VmsFile;
+
+impl ShowFile for VmsFile {
+    fn show(m: &mut SeqFile, _data: usize) -> fmt::Result {
+        sampler::show_vms(m)
+    }
+}
+
+/// `/proc/ept_sampler/last_error`.
+struct LastErrorFile;
+
+impl ShowFile for LastErrorFile {
+    fn show(m: &mut SeqFile, _data: usize) -> fmt::Result {
+        sampler::show_last_error(m)
+    }
+}
+
+/// `/proc/ept_sampler/control`.
+struct ControlFile;
+
+impl Command for ControlFile {
+    fn write(_data: usize, bytes: &[u8]) -> Result<()> {
+        sampler::command(bytes)
+    }
+}
+
+const CONFIG: u8 = 0;
+const STATS: u8 = 1;
+const HEATMAP: u8 = 2;
+const HISTORY: u8 = 3;
+const MEMSLOTS: u8 = 4;
+
+/// A text file of a VM's directory; its data is the VM's slot index.
+struct VmText<const KIND: u8>;
+
+impl<const KIND: u8> ShowFile for VmText<KIND> {
+    fn show(m: &mut SeqFile, index: usize) -> fmt::Result {
+        let kind = match KIND {
+            CONFIG => VmFileKind::Config,
+            STATS => VmFileKind::Stats,
+            HEATMAP => VmFileKind::Heatmap,
+            HISTORY => VmFileKind::History,
+            _ => VmFileKind::Memslots,
+        };
+        sampler::show_vm_file(m, index, kind)
+    }
+}
+
+/// `heatmap.bin`: read at any offset.
+struct HeatmapBin;
+
+impl ReadAt for HeatmapBin {
+    fn read_at(index: usize, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        sampler::read_heatmap_bin(index, offset, buf)
+    }
+}
+
+/// The running kernel's release (`uname -r`).
+fn kernel_release() -> &'static str {
+    // SAFETY: `init_uts_ns` is a kernel global that lives forever; only its
+    // address is taken here, no reference to the whole mutable static.
+    let release = unsafe { &(*ptr::addr_of!(bindings::init_uts_ns)).name.release };
+    // SAFETY: `c_char` and `u8` have the same size and alignment; the
+    // initial namespace's release is set at boot and never changes.
+    let bytes: &'static [u8] =
+        unsafe { core::slice::from_raw_parts(release.as_ptr().cast(), release.len()) };
+    core::ffi::CStr::from_bytes_until_nul(bytes)
+        .ok()
+        .and_then(|s| s.to_str().ok())
+        .unwrap_or("unknown")
+}
