@@ -1,0 +1,131 @@
+#!/bin/sh
+# The end-to-end scenarios, run inside ONE boot of a test kernel on a testbed
+# (tests/check runs it on every kernel x testbed pair through tests/vm/run).
+# Each scenario reports one line, "ok NAME" or "FAIL NAME: why", followed by
+# its own output indented when it failed. Exit status: number of failures.
+#
+# ept_sampler.ko is loaded when this starts ($EPT_SAMPLER_KO).
+
+failures=0
+
+# scenario NAME FUNCTION: runs FUNCTION in a subshell, output captured.
+scenario() {
+	name=$1
+	shift
+	out=$( ( set -e; "$@" ) 2>&1 )
+	rc=$?
+	if [ $rc -eq 0 ]; then
+		echo "ok $name"
+	else
+		failures=$((failures + 1))
+		echo "FAIL $name: $(echo "$out" | grep -v '^ *$' | tail -1)"
+	fi
+	[ -z "$out" ] || echo "$out" | sed 's/^/    /'
+}
+
+fail() {
+	echo "$*" >&2
+	exit 1
+}
+
+# --- helpers ----------------------------------------------------------------
+
+if grep -qw vmx /proc/cpuinfo; then
+	testbed=bochs-ept expect_tdp=ept+ad
+else
+	testbed=qemu-npt expect_tdp=npt
+fi
+
+# kv FILE KEY: the value of KEY in a "key value" file.
+kv() { sed -n "s/^$2 //p" "$1"; }
+
+# Starts testvm in the background with the given arguments; waits until the
+# guest ran a whole pass. Sets $vm_pid, $vm_fd.
+start_testvm() {
+	truth=$1
+	shift
+	: >/tmp/testvm.out
+	testvm --truth "$truth" "$@" >/tmp/testvm.out 2>&1 &
+	vm_bg=$!
+	i=0
+	until grep -q '^testvm: running' /tmp/testvm.out; do
+		kill -0 $vm_bg 2>/dev/null || { cat /tmp/testvm.out; fail "testvm exited before running"; }
+		i=$((i + 1))
+		[ $i -lt 600 ] || fail "testvm not running after 60 s"
+		sleep 0.1
+	done
+	line=$(grep '^testvm: running' /tmp/testvm.out)
+	vm_pid=$(echo "$line" | sed -n 's/.* pid=\([0-9]*\).*/\1/p')
+	vm_fd=$(echo "$line" | sed -n 's/.* vm_fd=\([0-9]*\).*/\1/p')
+	echo "$line"
+}
+
+# --- scenarios ----------------------------------------------------------------
+
+# The version file names the TDP this testbed provides.
+s_version() {
+	v=/proc/ept_sampler/version
+	cat $v
+	[ "$(kv $v tdp)" = "$expect_tdp" ] || fail "tdp is '$(kv $v tdp)', expected $expect_tdp on $testbed"
+	[ "$(kv $v tdp_mmu)" = yes ] || fail "tdp_mmu is not yes"
+	[ "$(kv $v kernel)" = "$(uname -r)" ] || fail "kernel is not $(uname -r)"
+	[ -n "$(kv $v module)" ] || fail "no module version"
+}
+
+# /proc/ept_sampler is root's alone.
+s_modes() {
+	ls -ld /proc/ept_sampler /proc/ept_sampler/version
+	[ "$(stat -c %a /proc/ept_sampler)" = 500 ] || fail "directory mode is not 0500"
+	[ "$(stat -c %a /proc/ept_sampler/version)" = 400 ] || fail "version mode is not 0400"
+}
+
+# testvm runs a guest; the testbed really sets TDP accessed bits: idle page
+# tracking (which reaches KVM's accessed bits through the MMU notifier) sees
+# every page the guest writes or reads as young after a mark-idle.
+s_accessed_bits() {
+	start_testvm /tmp/t1.json --mem 64M --backing anon --seconds 600 \
+		--write 16M+2M --read 32M+2M
+	[ "$(readlink /proc/$vm_pid/fd/$vm_fd)" = "anon_inode:kvm-vm" ] || fail "truth's vm_fd is not a VM file"
+	# A first pass puts every page on the LRU (page_idle cannot track pages
+	# still in a per-CPU LRU batch); the second is the measurement.
+	page-idle --truth /tmp/t1.json --wait-ms 200 >/dev/null
+	page-idle --truth /tmp/t1.json --wait-ms 1000 | tee /tmp/idle.out
+	# Pages page_idle cannot track (not on an LRU list: hugetlb, or still in
+	# a per-CPU batch) are counted apart: page_idle reads them back young
+	# whatever happened, so they prove nothing either way.
+	for cat in written read; do
+		line=$(grep "^page-idle: $cat " /tmp/idle.out)
+		num() { echo "$line" | sed -n "s/.* $1=\([0-9]*\).*/\1/p"; }
+		pages=$(num pages) young=$(num young) idle=$(num idle) untrackable=$(num untrackable)
+		[ "$pages" = 512 ] || fail "$cat: $pages pages, expected 512"
+		[ "$idle" = 0 ] || fail "$cat: $idle of $pages touched pages came back idle"
+		[ $((young + untrackable)) = "$pages" ] || fail "$cat: young $young + untrackable $untrackable != $pages"
+		[ "$young" -ge $((pages / 2)) ] || fail "$cat: only $young of $pages pages trackable and young"
+	done
+	kill $vm_bg
+	wait $vm_bg || true
+	grep -q '"state": *"done"' /tmp/t1.json || fail "testvm did not finish cleanly: $(cat /tmp/testvm.out)"
+}
+
+# The module unloads cleanly, takes /proc/ept_sampler with it, and loads again.
+s_unload() {
+	rmmod ept_sampler
+	[ ! -e /proc/ept_sampler ] || fail "/proc/ept_sampler still there after rmmod"
+	insmod "$EPT_SAMPLER_KO"
+	[ -e /proc/ept_sampler/version ] || fail "no version after reload"
+	rmmod ept_sampler
+}
+
+# testvm's own checks on this testbed (backings, phase switch, page_idle),
+# when tests/check adds them (not on the slow debug kernels: they test
+# testvm, not the module).
+s_testvm() {
+	sh "$EPT_FILES/testvm-smoke.sh"
+}
+
+scenario version s_version
+scenario proc-modes s_modes
+scenario accessed-bits s_accessed_bits
+[ ! -f "$EPT_FILES/testvm-smoke.sh" ] || scenario testvm-backings s_testvm
+scenario unload s_unload
+exit $failures
