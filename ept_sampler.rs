@@ -43,6 +43,7 @@ impl kernel::Module for EptSampler {
         // SAFETY: the Arc lives in the module state until `drop`, which
         // withdraws it after removing every proc file.
         unsafe { kvm::sampler::publish(&*sampler) };
+        sampler.refresh_host();
         let mut module = EptSampler {
             sampler,
             thread: None,

@@ -72,9 +72,13 @@ fn errno_of(e: Errno) -> Error {
     Error::from_errno(n.wrapping_neg())
 }
 
+/// What KVM's parameters say about the host: its TDP and whether the TDP
+/// MMU is on.
+pub(crate) type HostParams = (HostTdp, Option<bool>);
+
 /// The paging KVM uses for a VM, and why it cannot be sampled if so.
-fn classify(vm: &Vm<'_>) -> (TdpKind, core::result::Result<Vendor, Refusal>) {
-    let (tdp, tdp_mmu) = params::host_tdp();
+fn classify(vm: &Vm<'_>, host: HostParams) -> (TdpKind, core::result::Result<Vendor, Refusal>) {
+    let (tdp, tdp_mmu) = host;
     let vendor = vm.vendor();
     let kind = match (vendor, tdp) {
         (Some(Vendor::Intel), HostTdp::EptAd) => TdpKind::EptAd,
@@ -212,6 +216,10 @@ pub(crate) struct State {
     closing: bool,
     /// The last failed command, for `last_error`.
     last_error: Option<Failure>,
+    /// KVM's parameters as last read. `show` callbacks use this copy:
+    /// reading sysfs inside one would nest two seq_file locks (lockdep
+    /// reports it); opening `version` or `vms` and every `attach` refresh it.
+    pub(crate) host: HostParams,
 }
 
 impl State {
@@ -231,6 +239,12 @@ pub(crate) struct Sampler {
 // path); returning it by value is cheap next to what a command does.
 #[allow(clippy::result_large_err)]
 impl Sampler {
+    /// Re-reads KVM's parameters now (process context, no seq_file lock).
+    pub(crate) fn refresh_host(&self) {
+        let host = params::host_tdp();
+        self.state.lock().host = host;
+    }
+
     /// A sampler with nothing attached.
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Sampler {
@@ -239,6 +253,7 @@ impl Sampler {
                 vms: [const { None }; MAX_VMS],
                 closing: false,
                 last_error: None,
+                host: (HostTdp::NoKvm, None),
             }),
         })
     }
@@ -267,8 +282,10 @@ impl Sampler {
                 None => failure(Errno::Enoent, format_args!("process {pid} has no KVM VM")),
             });
         }
+        let host = params::host_tdp();
         let mut attached = 0;
         let mut state = self.state.lock();
+        state.host = host;
         if state.closing {
             return Err(failure(
                 Errno::Enoent,
@@ -277,7 +294,7 @@ impl Sampler {
         }
         for vm in found.into_iter().flatten() {
             let key = VmId { pid, fd: vm.fd };
-            let vendor = classify(&Vm::new(&vm.file)).1.map_err(|r| {
+            let vendor = classify(&Vm::new(&vm.file), state.host).1.map_err(|r| {
                 failure(
                     Errno::Eopnotsupp,
                     format_args!("vm {key} cannot be sampled: {}", r.as_str()),
@@ -645,7 +662,8 @@ pub(crate) fn show_vms(m: &mut dyn Write) -> fmt::Result {
                 pages = pages.saturating_add(s.npages);
             }
         });
-        let (tdp, verdict) = classify(&vm);
+        let host = sampler.state.lock().host;
+        let (tdp, verdict) = classify(&vm, host);
         let state = {
             let state = sampler.state.lock();
             state
@@ -757,4 +775,16 @@ pub(crate) fn read_heatmap_bin(index: usize, offset: u64, buf: &mut [u8]) -> Res
     let Some(s) = &a.sampling else { return Ok(0) };
     let view = s.map.view();
     Ok(heatmap_bin::render(&view.store, view.track, offset, buf))
+}
+
+/// KVM's parameters as last read (see [`State::host`]).
+pub(crate) fn host_params() -> HostParams {
+    current().map_or((HostTdp::NoKvm, None), |s| s.state.lock().host)
+}
+
+/// Re-reads KVM's parameters (from an open, see [`State::host`]).
+pub(crate) fn refresh_host() {
+    if let Some(sampler) = current() {
+        sampler.refresh_host();
+    }
 }

@@ -60,25 +60,10 @@ impl ProcDir {
         Ok(ProcDir { dir })
     }
 
-    /// Adds a file whose content one [`ShowFile::show`] call produces.
+    /// Adds a file whose content one [`ShowFile::show`] call produces,
+    /// after [`ShowFile::prepare`] ran at open.
     pub(crate) fn add_show<T: ShowFile>(&self, name: &CStr, data: usize) -> Result<()> {
-        // SAFETY: `name` is NUL-terminated; `self.dir` is live (invariant);
-        // `seq::show::<T>` is a show callback expecting `data` as private
-        // data, which it only passes on as an integer.
-        let entry = unsafe {
-            bindings::proc_create_single_data(
-                bindings::c_str(name),
-                READ_ONLY,
-                self.dir.as_ptr(),
-                Some(seq::show::<T>),
-                data as *mut c_void,
-            )
-        };
-        if entry.is_null() {
-            Err(code::ENOMEM)
-        } else {
-            Ok(())
-        }
+        self.add_ops(name, READ_ONLY, &ShowOps::<T>::OPS, data)
     }
 
     /// Adds a file with the given operations.
@@ -136,6 +121,37 @@ unsafe fn private_data(file: *mut bindings::file) -> usize {
     // SAFETY: a proc file's inode is live while the file is; its i_private
     // is the data given at creation (pde_data()).
     unsafe { (*(*file).f_inode).i_private as usize }
+}
+
+/// `proc_create_single_data()` with an open hook: open runs
+/// [`ShowFile::prepare`], then `single_open()`; reads go through seq_file.
+struct ShowOps<T>(core::marker::PhantomData<T>);
+
+impl<T: ShowFile> ShowOps<T> {
+    const OPS: bindings::proc_ops = bindings::proc_ops {
+        proc_open: Some(Self::open),
+        proc_read_iter: Some(bindings::seq_read_iter),
+        proc_lseek: Some(bindings::seq_lseek),
+        proc_release: Some(bindings::single_release),
+        // SAFETY: proc_ops is plain data; zero means "no such operation".
+        ..unsafe { core::mem::zeroed() }
+    };
+
+    /// # Safety
+    ///
+    /// Called by procfs to open a file made by `add_show`.
+    unsafe extern "C" fn open(
+        inode: *mut bindings::inode,
+        file: *mut bindings::file,
+    ) -> core::ffi::c_int {
+        // SAFETY: procfs passes the file's live inode; i_private is the
+        // entry's data (pde_data()).
+        let data = unsafe { (*inode).i_private };
+        T::prepare(data as usize);
+        // SAFETY: `file` is being opened; `seq::show::<T>` expects `data`
+        // as the seq_file's private data, which single_open() stores.
+        unsafe { bindings::single_open(file, Some(seq::show::<T>), data) }
+    }
 }
 
 struct ReadAtOps<T>(core::marker::PhantomData<T>);

@@ -34,6 +34,11 @@ impl fmt::Write for SeqFile {
 /// A file whose whole content is produced by one `show` call
 /// (`proc_create_single_data`).
 pub(crate) trait ShowFile {
+    /// Runs when the file is opened, before any seq_file lock is taken:
+    /// the place for work that must not nest inside one (reading sysfs
+    /// through the VFS, which uses seq_file itself).
+    fn prepare(_data: usize) {}
+
     /// Writes the file's content; `data` is the file's private data. Runs
     /// in process context; may sleep.
     fn show(m: &mut SeqFile, data: usize) -> fmt::Result;

@@ -11,8 +11,8 @@ use super::control::VmId;
 use super::entry::{Command, ProcDir, ReadAt};
 use super::seq::{SeqFile, ShowFile};
 use super::version::{Version, MODULE_VERSION};
+use crate::kvm::bindings;
 use crate::kvm::sampler::{self, VmFileKind};
-use crate::kvm::{bindings, params};
 
 /// Creates `/proc/ept_sampler/` with its top-level files.
 pub(crate) fn create_root() -> Result<ProcDir> {
@@ -76,8 +76,12 @@ impl Write for NameBuf {
 struct VersionFile;
 
 impl ShowFile for VersionFile {
+    fn prepare(_data: usize) {
+        sampler::refresh_host();
+    }
+
     fn show(m: &mut SeqFile, _data: usize) -> fmt::Result {
-        let (tdp, tdp_mmu) = params::host_tdp();
+        let (tdp, tdp_mmu) = sampler::host_params();
         let version = Version {
             module: MODULE_VERSION,
             kernel: kernel_release(),
@@ -92,6 +96,10 @@ impl ShowFile for VersionFile {
 struct VmsFile;
 
 impl ShowFile for VmsFile {
+    fn prepare(_data: usize) {
+        sampler::refresh_host();
+    }
+
     fn show(m: &mut SeqFile, _data: usize) -> fmt::Result {
         sampler::show_vms(m)
     }

@@ -1,0 +1,265 @@
+# The sampler's end-to-end scenarios (issue 4), sourced by suite.sh inside a
+# test kernel. Each s_* function is one scenario; `fail MSG` ends it.
+# Guests are testvm; testvm keeps its own pages below 1 MiB, so every page
+# at or above 1 MiB that a scenario does not name is untouched.
+
+ctl() { echo "$*" >/proc/ept_sampler/control; }
+
+# bytes SIZE: a size with an optional K/M/G suffix, in bytes.
+bytes() {
+	case $1 in
+	*K) echo $((${1%K} * 1024)) ;;
+	*M) echo $((${1%M} * 1048576)) ;;
+	*G) echo $((${1%G} * 1073741824)) ;;
+	*) echo $(($1)) ;;
+	esac
+}
+
+# rounds VM: rounds finished so far.
+rounds() { kv "/proc/ept_sampler/$1/stats" rounds; }
+
+# wait_rounds VM N: waits until VM has done at least N rounds (60 s max).
+wait_rounds() {
+	i=0
+	while [ "$(rounds "$1")" -lt "$2" ]; do
+		i=$((i + 1))
+		[ $i -lt 600 ] || fail "$1: fewer than $2 rounds after 60 s (stats: $(tr '\n' ' ' <"/proc/ept_sampler/$1/stats"))"
+		sleep 0.1
+	done
+}
+
+# start_vm NAME ARGS...: starts testvm (truth in /tmp/NAME.json), sets
+# $vm (P-F) and $vm_bg (its pid in this shell).
+start_vm() {
+	name=$1
+	shift
+	: >"/tmp/$name.out"
+	testvm --truth "/tmp/$name.json" "$@" >"/tmp/$name.out" 2>&1 &
+	vm_bg=$!
+	i=0
+	until grep -q '^testvm: running' "/tmp/$name.out"; do
+		kill -0 $vm_bg 2>/dev/null || { cat "/tmp/$name.out"; fail "testvm $name exited before running"; }
+		i=$((i + 1))
+		[ $i -lt 600 ] || fail "testvm $name not running after 60 s"
+		sleep 0.1
+	done
+	vm=$(sed -n 's/.* vm=\([0-9]*-[0-9]*\).*/\1/p' "/tmp/$name.out" | head -1)
+}
+
+# check_heat VM WINDOW DIRTY W_START W_LEN R_START R_LEN [LEAF]
+# Checks the VM's heatmap against testvm's truth, granule by granule:
+# written pages accessed in every round of the window (and dirty in every
+# round with DIRTY=strict or written); read pages accessed in every round
+# (and never dirty with DIRTY=strict); every
+# other page at or above 1 MiB never accessed nor dirty. With LEAF, touched
+# pages must be mapped by leaves of that size. Prints precision and recall.
+check_heat() {
+	awk -v win="$2" -v dmode="$3" -v ws="$(bytes "$4")" -v wl="$(bytes "$5")" -v rs="$(bytes "$6")" -v rl="$(bytes "$7")" -v leafwant="${8:-}" '
+	function lo(a, b) { return a > b ? a : b }
+	function hi(a, b) { return a < b ? a : b }
+	function ov(s, e, x, y) { return hi(e, y) > lo(s, x) ? hi(e, y) - lo(s, x) : 0 }
+	/^#/ { next }
+	{
+		s = $1 + 0; e = $2 + 0; leaf = $4; acc = $5 + 0; dirty = $6 + 0
+		w = ov(s, e, ws, ws + wl); r = ov(s, e, rs, rs + rl)
+		# testvm keeps its own pages below 1 MiB; with 2 MiB leaves the leaf
+		# that maps them covers 1 MiB..2 MiB too.
+		low = leafwant == "2M" ? 2097152 : 1048576
+		other = ov(s, e, low, 1e18) - w - r
+		if (w > 0) {
+			if (acc != win) { printf "written %s..%s accessed in %d of %d rounds\n", $1, $2, acc, win; bad = 1 }
+			if ((dmode == "strict" || dmode == "written") && dirty != win) { printf "written %s..%s dirty in %d of %d rounds\n", $1, $2, dirty, win; bad = 1 }
+			if (leafwant != "" && leaf != leafwant) { printf "written %s..%s leaf %s, expected %s\n", $1, $2, leaf, leafwant; bad = 1 }
+		}
+		if (r > 0) {
+			if (acc != win) { printf "read %s..%s accessed in %d of %d rounds\n", $1, $2, acc, win; bad = 1 }
+			if (dmode == "strict" && dirty != 0) { printf "read %s..%s dirty in %d rounds\n", $1, $2, dirty; bad = 1 }
+		}
+		if (other > 0 && (acc != 0 || dirty != 0)) { printf "untouched %s..%s accessed %d dirty %d\n", $1, $2, acc, dirty; bad = 1 }
+		if (acc > 0 && s >= low) { hot += e - s; tp += w + r }
+		if (acc == win) { found += w + r }
+	}
+	END {
+		want = wl + rl
+		printf "module: precision %.1f%% recall %.1f%% (hot %d KiB, touched %d KiB)\n", hot ? 100 * tp / hot : 100, want ? 100 * found / want : 100, hot / 1024, want / 1024
+		exit bad
+	}' "/proc/ept_sampler/$1/heatmap" || fail "$1: the heat map does not match the truth"
+}
+
+# 1. Accuracy at 4 KiB, and the page_idle baseline on the same pages.
+s_accuracy() {
+	start_vm acc --mem 256M --backing anon --seconds 600 --write 16M+4M --read 64M+4M
+	ctl "attach pid=${vm%-*}"
+	ctl "start vm=$vm period_ms=100 mode=both window=5"
+	wait_rounds "$vm" 8
+	cat "/proc/ept_sampler/$vm/config"
+	check_heat "$vm" 5 "$dirty_mode" 16M 4M 64M 4M
+	page-idle --truth /tmp/acc.json --wait-ms 100 >/dev/null
+	page-idle --truth /tmp/acc.json --wait-ms 500 >/tmp/idle.out
+	awk '/^page-idle: (written|read|untouched) / {
+		for (i = 3; i <= NF; i++) { split($i, kv, "="); v[$2, kv[1]] = kv[2] }
+	} /^page-idle: pid=/ { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "pass_ns") pass = kv[2] } }
+	END {
+		tp = v["written", "young"] + v["read", "young"]; fp = v["untouched", "young"]
+		want = v["written", "pages"] + v["read", "pages"]
+		printf "page_idle: precision %.1f%% recall %.1f%% (untrackable %d) pass %d us\n", tp + fp ? 100 * tp / (tp + fp) : 100, want ? 100 * tp / want : 100, v["written", "untrackable"] + v["read", "untrackable"], pass / 1000
+	}' /tmp/idle.out
+	pass=$(sed -n 's/.* pass_ns=\([0-9]*\).*/\1/p' /tmp/idle.out)
+	walk=$(kv "/proc/ept_sampler/$vm/stats" walk_ns_avg)
+	echo "round (walk+clear+flush) ${walk} ns vs page_idle pass ${pass} ns: $((pass / (walk + 1)))x"
+	ctl "detach vm=$vm"
+	kill $vm_bg
+	wait $vm_bg || true
+}
+
+# 2. THP backing: hot ranges reported at their 2 MiB leaf size.
+s_thp() {
+	start_vm thp --mem 128M --backing thp --seconds 600 --write 16M+4M --read 32M+4M
+	ctl "attach pid=${vm%-*}"
+	ctl "start vm=$vm period_ms=100 mode=accessed"
+	wait_rounds "$vm" 7
+	check_heat "$vm" 5 off 16M 4M 32M 4M 2M
+	ctl "detach vm=$vm"
+	kill $vm_bg
+	wait $vm_bg || true
+}
+
+# 4. Two VMs at once, separate results.
+s_two_vms() {
+	start_vm one --mem 64M --seconds 600 --write 16M+2M
+	one=$vm one_bg=$vm_bg
+	start_vm two --mem 64M --seconds 600 --write 32M+2M
+	two=$vm two_bg=$vm_bg
+	ctl "attach pid=${one%-*}"
+	ctl "attach pid=${two%-*}"
+	ctl "start vm=$one period_ms=100"
+	ctl "start vm=$two period_ms=100"
+	wait_rounds "$one" 7
+	wait_rounds "$two" 7
+	check_heat "$one" 5 off 16M 2M 0 0
+	check_heat "$two" 5 off 32M 2M 0 0
+	ctl "detach all"
+	kill $one_bg $two_bg
+	wait $one_bg $two_bg || true
+}
+
+# 5. A sampled VM's process dies: the VM is detached and gone; rmmod while
+#    sampling is clean (the suite's unload scenario reloads afterwards).
+s_kill() {
+	start_vm kill --mem 64M --seconds 600 --write 16M+2M
+	ctl "attach pid=${vm%-*}"
+	ctl "start vm=$vm period_ms=50"
+	wait_rounds "$vm" 3
+	kill -9 $vm_bg
+	wait $vm_bg 2>/dev/null || true
+	i=0
+	while [ -e "/proc/ept_sampler/$vm" ]; do
+		i=$((i + 1))
+		[ $i -lt 50 ] || fail "$vm still attached 5 s after its process died"
+		sleep 0.1
+	done
+	! grep -q "^$vm " /proc/ept_sampler/vms || fail "$vm still listed in vms"
+	start_vm kill2 --mem 64M --seconds 600 --write 16M+2M
+	ctl "attach pid=${vm%-*}"
+	ctl "start vm=$vm period_ms=10"
+	wait_rounds "$vm" 3
+	rmmod ept_sampler || fail "rmmod while sampling failed"
+	insmod "$EPT_SAMPLER_KO"
+	kill $vm_bg
+	wait $vm_bg || true
+}
+
+# 6. Dirty logging on: dirty sampling refused with a reason, accessed
+#    sampling still right.
+s_dirty_log() {
+	start_vm dlog --mem 64M --seconds 600 --dirty-log --write 16M+2M --read 32M+2M
+	ctl "attach pid=${vm%-*}"
+	grep "^$vm .* yes " /proc/ept_sampler/vms || fail "vms does not show dirty logging on"
+	if ctl "start vm=$vm period_ms=100 mode=both" 2>/dev/null; then fail "mode=both accepted with dirty logging on"; fi
+	cat /proc/ept_sampler/last_error
+	grep -q 'dirty logging' /proc/ept_sampler/last_error || fail "last_error does not name dirty logging"
+	ctl "start vm=$vm period_ms=100 mode=accessed"
+	wait_rounds "$vm" 7
+	check_heat "$vm" 5 off 16M 2M 32M 2M
+	ctl "detach vm=$vm"
+	kill $vm_bg
+	wait $vm_bg || true
+}
+
+# 8. Nobody but root: every file refuses uid 1000.
+s_non_root() {
+	start_vm nr --mem 64M --seconds 600 --write 16M+2M
+	ctl "attach pid=${vm%-*}"
+	ctl "start vm=$vm period_ms=100"
+	for f in /proc/ept_sampler/* /proc/ept_sampler/$vm/*; do
+		[ -f "$f" ] || continue
+		if setpriv --reuid 1000 --regid 1000 --clear-groups cat "$f" >/dev/null 2>&1; then fail "uid 1000 can read $f"; fi
+	done
+	if setpriv --reuid 1000 --regid 1000 --clear-groups sh -c "echo 'detach all' >/proc/ept_sampler/control" 2>/dev/null; then
+		fail "uid 1000 can write control"
+	fi
+	[ -e "/proc/ept_sampler/$vm" ] || fail "uid 1000 detached the VM"
+	ctl "detach all"
+	kill $vm_bg
+	wait $vm_bg || true
+}
+
+# 9. 1000 random or malformed control lines: all refused, nothing changes,
+#    the module still works.
+s_fuzz() {
+	start_vm fz --mem 64M --seconds 600 --write 16M+2M
+	ctl "attach pid=${vm%-*}"
+	ctl "start vm=$vm period_ms=200 mode=accessed"
+	before=$(cat /proc/ept_sampler/vms "/proc/ept_sampler/$vm/config")
+	bad=0
+	i=0
+	while [ $i -lt 1000 ]; do
+		case $((i % 4)) in
+		0) line=$(head -c $((i % 200 + 1)) /dev/urandom | tr -d '\n') ;;
+		1) line="start vm=$vm period_ms=$((i % 10)) mode=accessed" ;;
+		2) line="attach pid=$i$i fd=-$i" ;;
+		3) line="$(printf 'stop vm=%s-%s extra=%d' "${vm%-*}" "${vm#*-}" $i)" ;;
+		esac
+		if printf '%s' "$line" >/proc/ept_sampler/control 2>/dev/null; then
+			bad=$((bad + 1))
+			echo "accepted: $(printf '%s' "$line" | od -c | head -2)"
+		fi
+		i=$((i + 1))
+	done
+	[ $bad = 0 ] || fail "$bad malformed lines were accepted"
+	after=$(cat /proc/ept_sampler/vms "/proc/ept_sampler/$vm/config")
+	[ "$before" = "$after" ] || fail "state changed: $before / $after"
+	r=$(rounds "$vm")
+	wait_rounds "$vm" $((r + 2))
+	ctl "detach vm=$vm"
+	kill $vm_bg
+	wait $vm_bg || true
+}
+
+# 3. Phase change: testvm moves its writes from 16M..18M to 32M..34M after
+#    3 s; the history ring shows region 8 hot then cold, region 16 the
+#    reverse, in that order.
+s_phase() {
+	start_vm ph --mem 64M --seconds 600 --write 16M+2M --switch-after 3 --then-write 32M+2M
+	ctl "attach pid=${vm%-*}"
+	ctl "start vm=$vm period_ms=100 mode=accessed history=128"
+	i=0
+	until grep -q '"started": *true' /tmp/ph.json && [ "$(grep -o '"started": *true' /tmp/ph.json | wc -l)" -ge 2 ]; do
+		i=$((i + 1))
+		[ $i -lt 600 ] || fail "testvm did not switch phases"
+		sleep 0.1
+	done
+	r=$(rounds "$vm")
+	wait_rounds "$vm" $((r + 5))
+	awk '/^accessed / {
+		a8 = substr($4, 17, 2); a16 = substr($4, 33, 2)
+		if (a8 != "00" && a16 == "00") before = $2
+		if (before && a8 == "00" && a16 != "00") after = $2
+	} END {
+		printf "last round with only 16M..18M hot: %s; first with only 32M..34M hot after it: %s\n", before, after
+		exit !(before && after)
+	}' "/proc/ept_sampler/$vm/history" || fail "history does not show the write range moving"
+	ctl "detach vm=$vm"
+	kill $vm_bg
+	wait $vm_bg || true
+}
