@@ -326,12 +326,14 @@ impl Sampler {
                 .ok_or_else(|| failure(Errno::Enoent, format_args!("no /proc tree")))?;
             // The directory's files find the VM by its slot index; they
             // are removed (detach) before the slot is reused.
-            let dir = VmDir::new(root, key, index).map_err(|_| {
-                failure(
-                    Errno::Enomem,
-                    format_args!("cannot create /proc/ept_sampler/{key}"),
-                )
-            })?;
+            let dir = match VmDir::new(root, key, index) {
+                Ok(dir) => dir,
+                Err((_, partial)) => {
+                    drop(state);
+                    drop(partial);
+                    return Err(failure(Errno::Enomem, format_args!("cannot create /proc/ept_sampler/{key}")));
+                }
+            };
             if let Some(slot) = state.vms.get_mut(index) {
                 *slot = Some(Attached {
                     key,

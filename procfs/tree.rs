@@ -5,13 +5,13 @@
 use core::fmt::{self, Write};
 use core::ptr;
 
-use kernel::error::{code, Result};
+use kernel::error::{code, Error, Result};
 
 use super::control::VmId;
 use super::entry::{Command, ProcDir, ReadAt};
 use super::seq::{SeqFile, ShowFile};
 use super::version::{Version, MODULE_VERSION};
-use crate::kvm::bindings;
+use crate::kvm::{bindings, compat};
 use crate::kvm::sampler::{self, VmFileKind};
 
 /// Creates `/proc/ept_sampler/` with its top-level files.
@@ -33,17 +33,28 @@ pub(crate) struct VmDir {
 impl VmDir {
     /// Creates the directory of the VM `key`, whose files find it in slot
     /// `index` of the sampler's state.
-    pub(crate) fn new(parent: &ProcDir, key: VmId, index: usize) -> Result<Self> {
+    ///
+    /// On failure the partly built directory comes back with the error:
+    /// the caller drops it once it no longer holds the sampler's mutex, since
+    /// removing a proc entry waits for its readers, who may be waiting for
+    /// that mutex.
+    pub(crate) fn new(parent: &ProcDir, key: VmId, index: usize) -> core::result::Result<Self, (Error, Option<ProcDir>)> {
         let mut name = NameBuf::default();
-        write!(name, "{key}\0").map_err(|_| code::EINVAL)?;
-        let dir = ProcDir::new(name.as_cstr().ok_or(code::EINVAL)?, Some(parent))?;
-        dir.add_show::<VmText<CONFIG>>(c"config", index)?;
-        dir.add_show::<VmText<STATS>>(c"stats", index)?;
-        dir.add_show::<VmText<HEATMAP>>(c"heatmap", index)?;
-        dir.add_read_at::<HeatmapBin>(c"heatmap.bin", index)?;
-        dir.add_show::<VmText<HISTORY>>(c"history", index)?;
-        dir.add_show::<VmText<MEMSLOTS>>(c"memslots", index)?;
-        Ok(VmDir { _dir: dir })
+        write!(name, "{key}\0").map_err(|_| (code::EINVAL, None))?;
+        let cname = name.as_cstr().ok_or((code::EINVAL, None))?;
+        let dir = ProcDir::new(cname, Some(parent)).map_err(|e| (e, None))?;
+        let files = (|| {
+            dir.add_show::<VmText<CONFIG>>(c"config", index)?;
+            dir.add_show::<VmText<STATS>>(c"stats", index)?;
+            dir.add_show::<VmText<HEATMAP>>(c"heatmap", index)?;
+            dir.add_read_at::<HeatmapBin>(c"heatmap.bin", index)?;
+            dir.add_show::<VmText<HISTORY>>(c"history", index)?;
+            dir.add_show::<VmText<MEMSLOTS>>(c"memslots", index)
+        })();
+        match files {
+            Ok(()) => Ok(VmDir { _dir: dir }),
+            Err(e) => Err((e, Some(dir))),
+        }
     }
 }
 
@@ -87,6 +98,8 @@ impl ShowFile for VersionFile {
             kernel: kernel_release(),
             tdp,
             tdp_mmu,
+            vm_files: compat::VM_FILE_MECHANISM,
+            tlb_flush: compat::FLUSH_MECHANISM,
         };
         write!(m, "{version}")
     }

@@ -8,6 +8,8 @@
 //! kernel 7.3.4
 //! tdp ept+ad
 //! tdp_mmu yes
+//! vm_files anon-inode-name+fops-owner
+//! tlb_flush symbol_get:kvm_flush_remote_tlbs
 //! ```
 
 use core::fmt;
@@ -79,6 +81,10 @@ pub struct Version<'a> {
     pub tdp: HostTdp,
     /// Whether KVM's TDP MMU is on; `None` when KVM is not loaded.
     pub tdp_mmu: Option<bool>,
+    /// How the module recognises VM files on this kernel.
+    pub vm_files: &'a str,
+    /// How the module flushes a VM's TLBs on this kernel.
+    pub tlb_flush: &'a str,
 }
 
 fn yes_no(v: Option<bool>) -> &'static str {
@@ -94,7 +100,9 @@ impl fmt::Display for Version<'_> {
         kv::write(f, "module", format_args!("{}", self.module))?;
         kv::write(f, "kernel", format_args!("{}", self.kernel))?;
         kv::write(f, "tdp", format_args!("{}", self.tdp.as_str()))?;
-        kv::write(f, "tdp_mmu", format_args!("{}", yes_no(self.tdp_mmu)))
+        kv::write(f, "tdp_mmu", format_args!("{}", yes_no(self.tdp_mmu)))?;
+        kv::write(f, "vm_files", format_args!("{}", self.vm_files))?;
+        kv::write(f, "tlb_flush", format_args!("{}", self.tlb_flush))
     }
 }
 
@@ -123,6 +131,9 @@ impl<'a> Version<'a> {
             kernel: need("kernel")?,
             tdp,
             tdp_mmu,
+            // Added after the first release: optional for readers.
+            vm_files: kv::get(text, "vm_files").unwrap_or("unknown"),
+            tlb_flush: kv::get(text, "tlb_flush").unwrap_or("unknown"),
         })
     }
 }
