@@ -331,7 +331,10 @@ impl Sampler {
                 Err((_, partial)) => {
                     drop(state);
                     drop(partial);
-                    return Err(failure(Errno::Enomem, format_args!("cannot create /proc/ept_sampler/{key}")));
+                    return Err(failure(
+                        Errno::Enomem,
+                        format_args!("cannot create /proc/ept_sampler/{key}"),
+                    ));
                 }
             };
             if let Some(slot) = state.vms.get_mut(index) {

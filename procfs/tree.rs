@@ -11,8 +11,8 @@ use super::control::VmId;
 use super::entry::{Command, ProcDir, ReadAt};
 use super::seq::{SeqFile, ShowFile};
 use super::version::{Version, MODULE_VERSION};
-use crate::kvm::{bindings, compat};
 use crate::kvm::sampler::{self, VmFileKind};
+use crate::kvm::{bindings, compat};
 
 /// Creates `/proc/ept_sampler/` with its top-level files.
 pub(crate) fn create_root() -> Result<ProcDir> {
@@ -38,7 +38,11 @@ impl VmDir {
     /// the caller drops it once it no longer holds the sampler's mutex, since
     /// removing a proc entry waits for its readers, who may be waiting for
     /// that mutex.
-    pub(crate) fn new(parent: &ProcDir, key: VmId, index: usize) -> core::result::Result<Self, (Error, Option<ProcDir>)> {
+    pub(crate) fn new(
+        parent: &ProcDir,
+        key: VmId,
+        index: usize,
+    ) -> core::result::Result<Self, (Error, Option<ProcDir>)> {
         let mut name = NameBuf::default();
         write!(name, "{key}\0").map_err(|_| (code::EINVAL, None))?;
         let cname = name.as_cstr().ok_or((code::EINVAL, None))?;
