@@ -35,9 +35,10 @@ fail() {
 # --- helpers ----------------------------------------------------------------
 
 # dirty_mode: how strictly heat maps are checked for dirty bits. On Bochs,
-# pages the guest only reads or executes come back dirty in every round
-# (cause not pinned down yet: Bochs's EPT code sets D only for writes and
-# guest page walks, see the issue notes); there only written pages are
+# pages the guest only reads or executes come back with the EPT dirty bit
+# set in every round, while KVM creates no SPTE meanwhile (its pf_fixed
+# counter stays flat during sampling): Bochs's EPT emulation sets D there,
+# unlike QEMU's NPT and unlike the SDM. There only written pages are
 # required to be dirty.
 if grep -qw vmx /proc/cpuinfo; then
 	testbed=bochs-ept expect_tdp=ept+ad dirty_mode=written
