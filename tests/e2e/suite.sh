@@ -133,19 +133,21 @@ s_testvm() {
 	sh "$EPT_FILES/testvm-smoke.sh"
 }
 
-. "$EPT_FILES/sampler.sh"
-
 scenario version s_version
 scenario proc-modes s_modes
 scenario accessed-bits s_accessed_bits
 [ ! -f "$EPT_FILES/testvm-smoke.sh" ] || scenario testvm-backings s_testvm
-scenario accuracy-4k s_accuracy
-scenario thp-2m-leaves s_thp
-scenario phase-change s_phase
-scenario two-vms s_two_vms
-scenario dirty-logging s_dirty_log
-scenario non-root s_non_root
-scenario malformed-commands s_fuzz
-scenario process-exit-and-rmmod s_kill
+# The sampler's scenarios, where tests/check adds them (see there).
+if [ -f "$EPT_FILES/sampler.sh" ]; then
+	. "$EPT_FILES/sampler.sh"
+	scenario accuracy-4k s_accuracy
+	scenario thp-2m-leaves s_thp
+	scenario phase-change s_phase
+	scenario two-vms s_two_vms
+	scenario dirty-logging s_dirty_log
+	scenario non-root s_non_root
+	scenario malformed-commands s_fuzz
+	scenario process-exit-and-rmmod s_kill
+fi
 scenario unload s_unload
 exit $failures
