@@ -108,32 +108,31 @@ pub(crate) unsafe fn is_vm_file(file: *mut bindings::file) -> bool {
     is_vm
 }
 
-/// The owner module's name of a file's operations, if any.
+/// Whether the module that owns `file`'s operations is called `name`.
 ///
 /// # Safety
 ///
 /// `file` is a live file on which a reference is held during the call (its
 /// `f_op` and the owner module then stay alive).
-pub(crate) unsafe fn fops_owner_name(file: *mut bindings::file) -> Option<&'static [u8]> {
+pub(crate) unsafe fn fops_owner_is(file: *mut bindings::file, name: &[u8]) -> bool {
     // SAFETY: `file` is live (caller); f_op is set at open and constant.
     let fops = unsafe { (*file).f_op };
     if fops.is_null() {
-        return None;
+        return false;
     }
     // SAFETY: `fops` points to the file's operations, alive while the file.
     let owner = unsafe { (*fops).owner };
     if owner.is_null() {
-        return None;
+        return false;
     }
-    // SAFETY: the owner module cannot unload while one of its files is
-    // open; its name is a NUL-terminated array set at load. The 'static is
-    // a white lie bounded by the caller's reference on the file: callers
-    // only compare the name and do not keep it.
-    let name: &'static [core::ffi::c_char] = unsafe { &(*owner).name };
-    // SAFETY: c_char and u8 have the same layout.
-    let bytes: &'static [u8] =
-        unsafe { core::slice::from_raw_parts(name.as_ptr().cast(), name.len()) };
-    Some(bytes.split(|&b| b == 0).next().unwrap_or(bytes))
+    // The owner module cannot unload while one of its files is open; its
+    // name is a NUL-terminated array set at load and never changed.
+    // SAFETY: as just said; the slice does not outlive this call.
+    let own: &[core::ffi::c_char] = unsafe { &(*owner).name };
+    let len = own.iter().position(|&c| c == 0).unwrap_or(own.len());
+    own.get(..len).is_some_and(|own| {
+        own.len() == name.len() && own.iter().zip(name).all(|(&a, &b)| a as u8 == b)
+    })
 }
 
 #[cfg(ept_kvm_internal_exports)]
@@ -142,8 +141,9 @@ pub(crate) unsafe fn fops_owner_name(file: *mut bindings::file) -> Option<&'stat
 /// As [`is_vm_file`].
 unsafe fn vm_file_by_name(file: *mut bindings::file) -> bool {
     // SAFETY: `file` is live (caller).
-    let owner = unsafe { fops_owner_name(file) };
-    if !matches!(owner, Some(b"kvm_intel") | Some(b"kvm_amd")) {
+    let kvm_vendor =
+        unsafe { fops_owner_is(file, b"kvm_intel") || fops_owner_is(file, b"kvm_amd") };
+    if !kvm_vendor {
         return false;
     }
     // SAFETY: `file` is live; its path and dentry are pinned by the file.

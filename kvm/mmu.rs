@@ -161,12 +161,12 @@ impl Tables for KernelTables<'_> {
     #[inline]
     fn table(&self, pa: u64) -> Option<&Table> {
         let va = pa.checked_add(self.base)?;
-        // SAFETY: `pa` comes from a present non-leaf SPTE (or a root) of a
-        // VM whose mmu_lock is held for read (the guard this borrows), so it
-        // is a live, page-aligned TDP table page in the direct map; KVM frees
+        // `pa` comes from a present non-leaf SPTE (or a root) of a VM whose
+        // mmu_lock is held for read (the guard this borrows), so it is a
+        // live, page-aligned TDP table page in the direct map; KVM frees
         // such pages only after an RCU grace period, which cannot end while
-        // the lock keeps preemption disabled. Entries are only accessed
-        // atomically through `Table`.
+        // the lock keeps preemption disabled.
+        // SAFETY: as just said; entries are only accessed atomically.
         Some(unsafe { &*(va as *const Table) })
     }
 }

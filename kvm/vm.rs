@@ -83,12 +83,16 @@ impl<'a> Vm<'a> {
 
     /// The vendor module whose file operations the VM file has.
     pub(crate) fn vendor(&self) -> Option<Vendor> {
+        let file = self.file.raw();
         // SAFETY: we hold a reference on the file.
-        match unsafe { compat::fops_owner_name(self.file.raw()) } {
-            Some(b"kvm_intel") => Some(Vendor::Intel),
-            Some(b"kvm_amd") => Some(Vendor::Amd),
-            _ => None,
+        if unsafe { compat::fops_owner_is(file, b"kvm_intel") } {
+            return Some(Vendor::Intel);
         }
+        // SAFETY: as above.
+        if unsafe { compat::fops_owner_is(file, b"kvm_amd") } {
+            return Some(Vendor::Amd);
+        }
+        None
     }
 
     /// Calls `f` with each memslot of both address spaces, in GFN order per
