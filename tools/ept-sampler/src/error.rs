@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The tool's errors, each with a sentence a person can act on and an exit
+//! code (documented in `ept-sampler --help` and the man page).
+
+use std::path::PathBuf;
+
+/// Exit codes. 0 is success; clap itself exits 2 on a bad flag.
+pub mod exit {
+    /// Something failed that fits no other code.
+    pub const FAILURE: u8 = 1;
+    /// Bad command-line usage (clap's own code).
+    pub const USAGE: u8 = 2;
+    /// The module is not loaded (`/proc/ept_sampler` is missing).
+    pub const NO_MODULE: u8 = 3;
+    /// Not allowed: not root, or no CAP_SYS_ADMIN for `control`.
+    pub const PERMISSION: u8 = 4;
+    /// The VM does not exist (any more), or is not attached.
+    pub const NO_VM: u8 = 5;
+    /// The module refused the command (the VM cannot be sampled, or a
+    /// setting is out of range); the module's reason is printed.
+    pub const REFUSED: u8 = 6;
+    /// A file the module or a recording wrote could not be parsed.
+    pub const FORMAT: u8 = 7;
+}
+
+/// Everything that can go wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `/proc/ept_sampler` does not exist.
+    #[error(
+        "the ept_sampler module is not loaded ({} is missing): load it with `insmod ept_sampler.ko` (or `modprobe ept_sampler` after `make install`)",
+        .0.display()
+    )]
+    NoModule(PathBuf),
+    /// A file could not be opened for lack of rights.
+    #[error("{}: permission denied: ept-sampler needs root (CAP_SYS_ADMIN to change anything)", .0.display())]
+    Permission(PathBuf),
+    /// The VM is not on the host (any more).
+    #[error("no VM {0} on this host (see `ept-sampler list`)")]
+    NoVm(String),
+    /// The module refused a command; `reason` is its `last_error` message.
+    #[error("the module refused `{command}`: {reason}")]
+    Refused {
+        /// The control line that was written.
+        command: String,
+        /// What the module said.
+        reason: String,
+    },
+    /// A file did not parse.
+    #[error("{file}: cannot parse: {what}")]
+    Format {
+        /// The file (a /proc path or a recording).
+        file: String,
+        /// What was wrong.
+        what: String,
+    },
+    /// Any other I/O error.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Something else, already phrased for a person.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    /// A parse error of `file`.
+    pub fn format(file: &str, e: impl std::fmt::Debug) -> Error {
+        Error::Format {
+            file: file.to_string(),
+            what: format!("{e:?}"),
+        }
+    }
+
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::NoModule(_) => exit::NO_MODULE,
+            Error::Permission(_) => exit::PERMISSION,
+            Error::NoVm(_) => exit::NO_VM,
+            Error::Refused { .. } => exit::REFUSED,
+            Error::Format { .. } => exit::FORMAT,
+            Error::Io { .. } | Error::Other(_) => exit::FAILURE,
+        }
+    }
+}

@@ -1,0 +1,11 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `ept-sampler`: the userspace tool of the ept_sampler kernel module.
+//!
+//! It reads and writes only `/proc/ept_sampler` (or a recording of it),
+//! through the parsers and the command type of `ept-core`, which are
+//! compiled from the same files as the module.
+
+pub mod error;
+pub mod model;
+pub mod source;
