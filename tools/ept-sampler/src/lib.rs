@@ -6,6 +6,10 @@
 //! through the parsers and the command type of `ept-core`, which are
 //! compiled from the same files as the module.
 
+pub mod bins;
 pub mod error;
 pub mod model;
+pub mod picture;
+pub mod record;
 pub mod source;
+pub mod top;
