@@ -1,0 +1,42 @@
+#!/bin/sh
+# Captures /proc/ept_sampler from a real run, as fixtures for the tool's
+# tests (tools/ept-sampler/tests/fixtures/README.md says how to unpack).
+# Run: tests/vm/run --kernel 7.3 --testbed qemu-npt tests/e2e/capture-fixtures.sh >out.txt
+dump() { # TAG: prints every file under /proc/ept_sampler as a shell archive
+	for f in version vms last_error $(cd /proc/ept_sampler && ls -d */ 2>/dev/null | sed 's|/$||' | while read d; do for x in config stats heatmap history memslots; do echo "$d/$x"; done; done); do
+		echo "=== $1/$f"
+		cat "/proc/ept_sampler/$f"
+	done
+	for d in $(cd /proc/ept_sampler && ls -d */ 2>/dev/null); do
+		echo "=== $1/${d}heatmap.bin.hex"
+		od -An -tx1 -v "/proc/ept_sampler/${d}heatmap.bin" | tr -s ' \n' ' ' | fold -w 96
+		echo
+	done
+	echo "=== end"
+}
+ctl() { echo "$*" >/proc/ept_sampler/control; }
+start() { # NAME ARGS
+	n=$1; shift
+	testvm --truth /tmp/$n.json "$@" >/tmp/$n.out 2>&1 &
+	until grep -q '^testvm: running' /tmp/$n.out; do sleep 0.1; done
+	sed -n 's/.* vm=\([0-9]*-[0-9]*\).*/\1/p' /tmp/$n.out | head -1
+}
+rounds() { sed -n 's/^rounds //p' /proc/ept_sampler/$1/stats; }
+a=$(start a --mem 256M --backing anon --seconds 600 --write 16M+8M --read 64M+8M --switch-after 4 --then-write 128M+8M)
+b=$(start b --mem 128M --backing thp --seconds 600 --write 32M+16M)
+c=$(start c --mem 64M --backing anon --seconds 600 --write 8M+4M)
+ctl attach pid=${a%-*}
+ctl start vm=$a period_ms=100 mode=both
+ctl attach pid=${b%-*}
+ctl start vm=$b period_ms=200 mode=accessed granule=2M
+echo "start vm=$a period_ms=0" >/proc/ept_sampler/control 2>/dev/null || true
+until [ "$(rounds $a)" -ge 30 ]; do sleep 0.2; done
+until [ "$(rounds $b)" -ge 8 ]; do sleep 0.2; done
+cat /tmp/a.json >/dev/null
+dump phase1-cap
+sleep 6
+dump phase2-cap
+echo "=== truth/a.json"; cat /tmp/a.json; echo
+echo "=== truth/b.json"; cat /tmp/b.json; echo
+echo "=== truth/c.json"; cat /tmp/c.json; echo
+echo "=== end"
