@@ -2,6 +2,7 @@
 # Captures /proc/ept_sampler from a real run, as fixtures for the tool's
 # tests (tools/ept-sampler/tests/fixtures/README.md says how to unpack).
 # Run: tests/vm/run --kernel 7.3 --testbed qemu-npt tests/e2e/capture-fixtures.sh >out.txt
+set -e
 dump() { # TAG: prints every file under /proc/ept_sampler as a shell archive
 	for f in version vms last_error $(cd /proc/ept_sampler && ls -d */ 2>/dev/null | sed 's|/$||' | while read d; do for x in config stats heatmap history memslots; do echo "$d/$x"; done; done); do
 		echo "=== $1/$f"
