@@ -108,7 +108,7 @@ fn run_feed(mut feed: Feed, source: SourceKind, args: &TopArgs) -> Result<(), Er
                 match app.apply(app::action(key)) {
                     Effect::Quit => break,
                     Effect::Write(command) => {
-                        let result = feed.control(&command).map_err(|e| e.to_string());
+                        let result = feed.control(&command).map_err(|e| refusal_text(&e));
                         let ok = result.is_ok();
                         app.command_done(result);
                         if ok {
@@ -162,6 +162,15 @@ fn refresh(feed: &mut Feed, app: &mut App, first: bool) -> Result<(), Error> {
             app.refresh_failed(e.to_string());
             Err(e)
         }
+    }
+}
+
+/// A failed write for the one status line: the module's reason first
+/// (the command is the one just asked for, and long).
+fn refusal_text(e: &Error) -> String {
+    match e {
+        Error::Refused { reason, .. } => format!("refused by the module: {reason}"),
+        e => e.to_string(),
     }
 }
 

@@ -351,6 +351,9 @@ impl App {
                 self.set_info(format!("{vm}: period set to {} ms", settings.period_ms))
             }
             (Ok(()), _) => self.set_info("done"),
+            (Err(e), Some(Command::Start { vm, settings })) => {
+                self.set_error(format!("{vm}: period {} ms: {e}", settings.period_ms))
+            }
             (Err(e), _) => self.set_error(e),
         }
     }
