@@ -19,6 +19,7 @@ use ratatui::crossterm::event::{self, Event};
 
 use self::app::{App, Effect, SourceKind};
 use self::feed::{Feed, Step};
+use crate::cli::ColorWhen;
 use crate::error::Error;
 use crate::source::ProcRoot;
 
@@ -32,8 +33,8 @@ settings); p pauses refreshing; q, Esc or Ctrl-C quits.
 
 Heat is shown as a character ramp, coldest first: `.` mapped but not accessed \
 in the window, then `:-=+*#%` up to `@` accessed in every round; blank is a \
-hole (not mapped). Colour doubles the ramp unless NO_COLOR is set or \
---no-color is given.")]
+hole (not mapped). Colour doubles the ramp on a terminal unless NO_COLOR is \
+set or --color never is given.")]
 pub struct TopArgs {
     /// Screen refresh interval in milliseconds (with --replay: time
     /// between two recorded snapshots on screen).
@@ -45,10 +46,11 @@ pub struct TopArgs {
     /// cannot be changed).
     #[arg(long, value_name = "FILE")]
     pub replay: Option<PathBuf>,
-    /// No colour: the heat ramp and the dimmed rows still show
-    /// everything.
-    #[arg(long)]
-    pub no_color: bool,
+    /// Colour: `auto` (unless NO_COLOR is set or TERM is dumb),
+    /// `always` or `never`; without colour the heat ramp and the dimmed
+    /// rows still show everything.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
+    pub color: ColorWhen,
 }
 
 /// Runs `top`: against `root`, or against the recording given with
@@ -85,7 +87,11 @@ fn run_feed(mut feed: Feed, source: SourceKind, args: &TopArgs) -> Result<(), Er
         ));
     }
     let mut app = App::new(source, args.interval_ms);
-    app.color = !args.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    app.color = match args.color {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => crate::render::term::color_wanted(),
+    };
     // The first snapshot is taken before the screen is switched, so that
     // "module not loaded" and the like are printed as ordinary errors
     // with their exit codes.
@@ -108,7 +114,7 @@ fn run_feed(mut feed: Feed, source: SourceKind, args: &TopArgs) -> Result<(), Er
                 match app.apply(app::action(key)) {
                     Effect::Quit => break,
                     Effect::Write(command) => {
-                        let result = feed.control(&command).map_err(|e| refusal_text(&e));
+                        let result = feed.control(&command);
                         let ok = result.is_ok();
                         app.command_done(result);
                         if ok {
@@ -162,15 +168,6 @@ fn refresh(feed: &mut Feed, app: &mut App, first: bool) -> Result<(), Error> {
             app.refresh_failed(e.to_string());
             Err(e)
         }
-    }
-}
-
-/// A failed write for the one status line: the module's reason first
-/// (the command is the one just asked for, and long).
-fn refusal_text(e: &Error) -> String {
-    match e {
-        Error::Refused { reason, .. } => format!("refused by the module: {reason}"),
-        e => e.to_string(),
     }
 }
 

@@ -133,7 +133,7 @@ check $s "k selects 72-4 again" '^> 72-4 '
 
 keys $s +
 want=$(expected_start 72-4 200)
-check $s "+ reports the new period" '72-4: period set to 200 ms'
+check $s "+ reports the new period" '72-4: period 200 ms: done'
 if [ "$(cat "$work/proc/control")" = "${want%$'\n'}" ]; then
 	ok "+ wrote: ${want%$'\n'}"
 else

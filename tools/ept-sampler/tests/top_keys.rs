@@ -6,10 +6,10 @@
 mod top_support;
 
 use ept_core::procfs::control::{Command, PERIOD_MS_MAX, PERIOD_MS_MIN};
+use ept_sampler::control::send as write_control;
 use ept_sampler::error::Error;
 use ept_sampler::source::ProcRoot;
 use ept_sampler::top::app::{self, next_period, Action, App, Effect, SourceKind, PERIOD_STEPS};
-use ept_sampler::top::feed::write_control;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use top_support::*;
 
@@ -154,10 +154,16 @@ fn plus_and_minus_write_start_keeping_the_other_settings() {
     };
     assert_eq!(cmd.to_string(), expected_start("phase2", "85-4", 100));
     // A refusal goes to the status line.
-    app.command_done(Err("the module refused it: EINVAL because".into()));
+    app.command_done(Err(Error::Refused {
+        command: cmd.to_string(),
+        reason: "because (EINVAL)".into(),
+    }));
     let status = app.status.clone().unwrap();
     assert!(
-        status.error && status.text.contains("EINVAL because"),
+        status.error
+            && status
+                .text
+                .contains("refused by the module: because (EINVAL)"),
         "{status:?}"
     );
     // 96-4 is not attached: nothing is written, the status says why.
@@ -237,12 +243,20 @@ fn a_refused_write_carries_the_module_reason() {
         panic!("{err:?}")
     };
     assert_eq!(command, &cmd.to_string());
-    assert_eq!(reason, reason_text.trim());
+    // "EINVAL period_ms: 0 is below 10": the message and the errno.
+    let (errno, message) = reason_text.trim().split_once(' ').unwrap();
+    assert!(
+        reason.contains(message) && reason.contains(errno),
+        "{reason}"
+    );
     // And the status line shows it.
-    app.command_done(Err(err.to_string()));
+    app.command_done(Err(err));
     let status = app.status.clone().unwrap();
     assert!(
-        status.error && status.text.contains(reason_text.trim()),
+        status.error
+            && status
+                .text
+                .contains(&format!("refused by the module: {message}")),
         "{status:?}"
     );
     // No control file at all: an error, no file made.

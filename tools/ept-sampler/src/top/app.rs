@@ -11,6 +11,7 @@ use ept_core::procfs::control::{Command, VmId, PERIOD_MS_MAX, PERIOD_MS_MIN};
 use ept_core::procfs::vms::VmState;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
+use crate::error::Error;
 use crate::model::{Snapshot, VmSnapshot};
 
 /// The periods `+` and `-` step through, ms: round numbers a person would
@@ -342,19 +343,26 @@ impl App {
         Effect::Write(command)
     }
 
-    /// Reports how the write of the last [`Effect::Write`] went: `Err`
-    /// carries a sentence (with the module's `last_error` when it refused).
-    pub fn command_done(&mut self, result: Result<(), String>) {
+    /// Reports how the write of the last [`Effect::Write`] went; a
+    /// refusal shows the module's reason first (the command is the one
+    /// just asked for, and long).
+    pub fn command_done(&mut self, result: Result<(), Error>) {
         let command = self.pending.take();
-        match (result, command) {
-            (Ok(()), Some(Command::Start { vm, settings })) => {
-                self.set_info(format!("{vm}: period set to {} ms", settings.period_ms))
+        let what = match command {
+            Some(Command::Start { vm, settings }) => {
+                format!("{vm}: period {} ms", settings.period_ms)
             }
-            (Ok(()), _) => self.set_info("done"),
-            (Err(e), Some(Command::Start { vm, settings })) => {
-                self.set_error(format!("{vm}: period {} ms: {e}", settings.period_ms))
+            _ => "the command".to_string(),
+        };
+        match result {
+            Ok(()) => self.set_info(format!("{what}: done")),
+            Err(Error::Refused { reason, .. }) => {
+                self.set_error(format!("{what}: refused by the module: {reason}"))
             }
-            (Err(e), _) => self.set_error(e),
+            Err(Error::NoVmBecause { reason, .. }) => {
+                self.set_error(format!("{what}: no such VM: {reason}"))
+            }
+            Err(e) => self.set_error(format!("{what}: {e}")),
         }
     }
 }

@@ -20,12 +20,14 @@ use super::app::{App, SourceKind};
 use crate::bins::{self, Bin};
 use crate::model::VmSnapshot;
 
-/// The heat ramp, coldest first: a mapped granule never accessed in the
-/// window is `.`; ramp[8] is accessed in every round. Holes are blank.
-pub const RAMP: [char; 9] = ['.', ':', '-', '=', '+', '*', '#', '%', '@'];
+use crate::render::term::level_index;
+/// The heat ramp of `heatmap` in the terminal, so that both views read
+/// alike: `.` mapped and idle in the window .. `@` accessed in every round;
+/// unmapped is blank.
+pub use crate::render::term::{RAMP, UNMAPPED};
 
 /// The colour of each ramp step.
-const RAMP_COLORS: [Color; 9] = [
+const RAMP_COLORS: [Color; RAMP.len()] = [
     Color::DarkGray,
     Color::Blue,
     Color::Blue,
@@ -419,27 +421,20 @@ fn strip_line(app: &App, vm: &VmSnapshot, width: usize) -> Line<'static> {
     Line::from(spans)
 }
 
-/// The ramp character of a bin and its step (`None` for a bin with no
-/// mapped byte).
+/// The ramp step of a bin (`None` for a bin with no mapped byte): the
+/// same steps as `heatmap` draws.
 pub fn ramp_step(bin: &Bin, accessed: bool) -> Option<usize> {
-    if bin.present <= 0.0 {
-        return None;
-    }
-    let v = if accessed { bin.accessed } else { bin.dirty };
-    if v <= 0.0 {
-        return Some(0);
-    }
-    let last = RAMP.len() - 1;
-    // Anything above zero is at least step 1, so one touched page in a
-    // wide bin still shows.
-    Some((1 + (v * (last as f64 - 1.0)).floor() as usize).min(last))
+    (bin.present > 0.0).then(|| {
+        let v = if accessed { bin.accessed } else { bin.dirty };
+        level_index(v, RAMP.len())
+    })
 }
 
 /// One styled character per bin.
 fn heat_spans(app: &App, bins: &[Bin], accessed: bool) -> Vec<Span<'static>> {
     bins.iter()
         .map(|b| match ramp_step(b, accessed) {
-            None => Span::raw(" "),
+            None => Span::raw(UNMAPPED.to_string()),
             Some(step) => Span::styled(RAMP[step].to_string(), color(app, RAMP_COLORS[step])),
         })
         .collect()
@@ -678,12 +673,7 @@ fn history_block(
             let a = c * regions / cols;
             let b = ((c + 1) * regions / cols).max(a + 1).min(regions);
             let share = round.accessed[a..b].iter().copied().max().unwrap_or(0);
-            let step = if share == 0 {
-                0
-            } else {
-                (1 + (f64::from(share) / 255.0 * (RAMP.len() as f64 - 2.0)).floor() as usize)
-                    .min(RAMP.len() - 1)
-            };
+            let step = level_index(f64::from(share) / 255.0, RAMP.len());
             spans.push(Span::styled(
                 RAMP[step].to_string(),
                 color(app, RAMP_COLORS[step]),
