@@ -22,7 +22,7 @@ Exit codes:
   2  bad command line: unknown flag, bad flag value
   3  the ept_sampler module is not loaded (/proc/ept_sampler is missing)
   4  permission denied: not root, or no CAP_SYS_ADMIN
-  5  no such VM, or the VM is not attached
+  5  no such VM, or the VM is not attached (or, for heatmap, not sampled)
   6  the module refused the command (its reason is printed)
   7  a file of the module or a recording could not be parsed
 

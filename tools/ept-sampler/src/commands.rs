@@ -166,7 +166,9 @@ fn start(root: &ProcRoot, a: &StartArgs) -> Result<(), Error> {
                     }
                 }
                 [(vm, state)] => {
-                    if *state == VmState::Detached {
+                    // A refused VM is attached too, so that the module
+                    // says why it cannot be sampled.
+                    if matches!(state, VmState::Detached | VmState::Refused(_)) {
                         send(
                             root,
                             &Ctl::Attach {
@@ -189,7 +191,16 @@ fn start(root: &ProcRoot, a: &StartArgs) -> Result<(), Error> {
                 }
             }
         }
-        (None, Some(word)) => resolve(word, &rows)?,
+        (None, Some(word)) => {
+            let vm = resolve(word, &rows)?;
+            if let Some(VmState::Refused(why)) = state_of(&rows, vm) {
+                return Err(Error::Refused {
+                    command: format!("start {vm}"),
+                    reason: format!("the VM cannot be sampled: {}", text::refusal_text(why)),
+                });
+            }
+            vm
+        }
         (None, None) => return Err(Error::Usage("start: name a VM or --pid".into())),
     };
     let command = start_command(vm, a)?;
@@ -256,7 +267,7 @@ fn heatmap(root: &ProcRoot, a: &HeatmapArgs) -> Result<(), Error> {
     let (header, runs) = vm
         .heatmap
         .as_ref()
-        .ok_or_else(|| Error::NotAttached(name.clone()))?;
+        .ok_or_else(|| Error::NotSampling(name.clone()))?;
     if let Some(path) = &a.png {
         picture::write(&vm, path, PictureFormat::Png, a.width, a.height)?;
     }

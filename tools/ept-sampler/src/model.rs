@@ -110,13 +110,22 @@ impl RawSnapshot {
             let path = format!("{dir}/{name}");
             self.files.get(&path).map(|t| (path, t.as_str()))
         };
+        // A VM attached but not sampled (never started, or stopped) has
+        // only a comment in `stats`, `heatmap` and `history`
+        // (`# vm P-F is not being sampled`): no data, not a format error.
+        let sampled = |name: &str| {
+            get(name).filter(|(_, t)| {
+                t.lines()
+                    .any(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            })
+        };
         let config = get("config")
             .map(|(p, t)| config::Config::parse(t).map_err(|e| Error::format(&p, e)))
             .transpose()?;
-        let stats = get("stats")
+        let stats = sampled("stats")
             .map(|(p, t)| stats::StatsFile::parse(t).map_err(|e| Error::format(&p, e)))
             .transpose()?;
-        let heatmap = get("heatmap")
+        let heatmap = sampled("heatmap")
             .map(|(p, t)| {
                 let (header, runs) = heatmap::parse(t).map_err(|e| Error::format(&p, e))?;
                 let runs = runs
@@ -131,7 +140,7 @@ impl RawSnapshot {
                 .map_err(|e| Error::format(&p, e))?,
             None => Vec::new(),
         };
-        let history = get("history")
+        let history = sampled("history")
             .map(|(p, t)| History::parse(t).map_err(|e| Error::format(&p, e)))
             .transpose()?;
         Ok(VmSnapshot {

@@ -232,6 +232,55 @@ fn refusals_carry_the_module_reason() {
 }
 
 #[test]
+fn a_refused_vm_is_not_started_and_says_why() {
+    let dir = proc_copy();
+    let vms = std::fs::read_to_string(dir.join("vms")).unwrap();
+    let vms = vms.replace(
+        "96-4 1 1 67108864 npt no detached",
+        "96-4 1 1 67108864 shadow no refused:shadow-paging",
+    );
+    std::fs::write(dir.join("vms"), vms).unwrap();
+    let o = run(&dir, &["start", "96-4"]);
+    assert_eq!(o.status.code(), Some(REFUSED), "{}", stderr(&o));
+    assert!(stderr(&o).contains("shadow paging"), "{}", stderr(&o));
+    assert_eq!(control(&dir), "");
+    let out = stdout(&run(&dir, &["list"]));
+    assert!(
+        out.contains("refused (shadow-paging: KVM uses shadow paging for it)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_stopped_vm_has_a_status_but_no_heat_map() {
+    // What the module shows for a VM attached but not sampled (after
+    // `stop`): a comment in place of stats, heatmap and history.
+    let dir = proc_copy();
+    let vms = std::fs::read_to_string(dir.join("vms")).unwrap();
+    std::fs::write(
+        dir.join("vms"),
+        vms.replace(
+            "85-4 1 1 134217728 npt no sampling",
+            "85-4 1 1 134217728 npt no attached",
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("85-4/config"), "vm 85-4\nstate attached\n").unwrap();
+    for f in ["stats", "heatmap", "history"] {
+        std::fs::write(dir.join("85-4").join(f), "# vm 85-4 is not being sampled\n").unwrap();
+    }
+    let o = run(&dir, &["status", "85-4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("85-4  attached"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("not being sampled"), "{}", stdout(&o));
+    let o = run(&dir, &["status"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&dir, &["heatmap", "85-4"]);
+    assert_eq!(o.status.code(), Some(NO_VM), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not being sampled"), "{}", stderr(&o));
+}
+
+#[test]
 fn reading_commands() {
     let dir = proc_copy();
     let o = run(&dir, &["list"]);
