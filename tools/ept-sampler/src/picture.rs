@@ -315,6 +315,12 @@ pub fn write_picture(
     width: u32,
     height: u32,
 ) -> Result<(), Error> {
+    if pic.heat.is_none() && pic.history.is_none() {
+        return Err(Error::Other(format!(
+            "{}: no heat map and no history to draw (is the VM being sampled? `ept-sampler start` it first)",
+            pic.title
+        )));
+    }
     let (bytes, _) = render(pic, format, width, height)?;
     std::fs::write(path, bytes).map_err(|e| crate::source::io_error(path.to_path_buf(), e))
 }
@@ -714,4 +720,70 @@ fn draw_legend<DB: DrawingBackend>(
         area.draw_text("memslot", &font, (pad + swatch + 4, y))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_power_of_two_multiples_inside_the_span() {
+        const M: u64 = 1 << 20;
+        assert_eq!(
+            x_ticks(&(0..256 * M)),
+            (0..=8).map(|i| i * 32 * M).collect::<Vec<_>>()
+        );
+        let t = x_ticks(&(3 * M..100 * M));
+        assert!(t.len() <= 9 && t.len() >= 4, "{t:?}");
+        assert!(t
+            .iter()
+            .all(|&x| (3 * M..=100 * M).contains(&x) && x % (16 * M) == 0));
+        assert_eq!(x_ticks(&(0..4096)), vec![0, 4096]);
+    }
+
+    #[test]
+    fn labels_use_the_unit_of_the_span() {
+        const M: f64 = 1048576.0;
+        assert_eq!(gpa_label(128.0 * M, 256.0 * M), "128M");
+        assert_eq!(gpa_label(1.5 * M, 256.0 * M), "1.5M");
+        assert_eq!(gpa_label(8192.0 * M, 16384.0 * M), "8G");
+        assert_eq!(size_label(2 << 20), "2M");
+        assert_eq!(size_label(4096), "4K");
+        assert_eq!(size_label(1 << 30), "1G");
+    }
+
+    #[test]
+    fn heat_colours_darken_with_heat() {
+        let luma = |c: RGBColor| 299 * u32::from(c.0) + 587 * u32::from(c.1) + 114 * u32::from(c.2);
+        let mut last = u32::MAX;
+        for i in 0..=100 {
+            let l = luma(heat_colour(f64::from(i) / 100.0));
+            assert!(l <= last, "heat {i}%: brighter than the step before");
+            last = l;
+        }
+        assert_eq!(heat_colour(-1.0), heat_colour(0.0));
+        assert_eq!(heat_colour(f64::NAN), heat_colour(0.0));
+        assert_eq!(heat_colour(2.0), heat_colour(1.0));
+        // The marks are not on the scale.
+        for c in [HOLE, DIRTY] {
+            assert!((0..=255).all(|i| heat_colour(f64::from(i) / 255.0) != c));
+        }
+    }
+
+    #[test]
+    fn an_empty_picture_is_refused() {
+        let pic = Picture {
+            title: "VM 1-2".into(),
+            ..Picture::default()
+        };
+        let err = write_picture(
+            &pic,
+            Path::new("/nonexistent/x.png"),
+            PictureFormat::Png,
+            800,
+            600,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("start"), "{err}");
+    }
 }

@@ -415,3 +415,47 @@ fn render_text(header: &Header, series: &[report::VmSeries]) -> String {
     );
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").unwrap_err().contains("30s"));
+    }
+
+    #[test]
+    fn vms_resolve_by_id_or_by_a_pid_with_one_vm() {
+        let ids = ["72-4".to_string(), "85-4".to_string(), "85-9".to_string()];
+        assert_eq!(resolve_vm("72-4", &ids).unwrap(), "72-4");
+        assert_eq!(resolve_vm("72", &ids).unwrap(), "72-4");
+        assert!(matches!(resolve_vm("7", &ids), Err(Error::NoVm(_))));
+        let err = resolve_vm("85", &ids).unwrap_err().to_string();
+        assert!(err.contains("85-4, 85-9"), "{err}");
+    }
+
+    #[test]
+    fn a_vm_filter_keeps_the_top_files_and_that_vms_directory() {
+        let mut raw = RawSnapshot::default();
+        for p in [
+            "version",
+            "vms",
+            "72-4/heatmap",
+            "72-4/stats",
+            "85-4/heatmap",
+            "72-40/stats",
+        ] {
+            raw.files.insert(p.to_string(), String::new());
+        }
+        keep_only(&mut raw, &["72-4".to_string()]);
+        let kept: Vec<&str> = raw.files.keys().map(String::as_str).collect();
+        assert_eq!(kept, ["72-4/heatmap", "72-4/stats", "version", "vms"]);
+    }
+}
