@@ -73,11 +73,13 @@ pub fn run_replay(args: &TopArgs) -> Result<(), Error> {
         .replay
         .as_ref()
         .ok_or_else(|| Error::Other("top: no recording given (--replay FILE)".into()))?;
-    run_feed(
-        Feed::replay(path)?,
-        SourceKind::Replay(path.display().to_string()),
-        args,
-    )
+    // The file's name: a long path would crowd out the title at 80
+    // columns.
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    run_feed(Feed::replay(path)?, SourceKind::Replay(name), args)
 }
 
 fn run_feed(mut feed: Feed, source: SourceKind, args: &TopArgs) -> Result<(), Error> {

@@ -31,7 +31,8 @@ if [ ! -x "$bin" ]; then
 	exit 1
 fi
 
-work=$(mktemp -d)
+# Short, so that the title (cut at 80 columns) shows everything.
+work=$(mktemp -d /tmp/et.XXXX)
 sock=ept-top-test-$$
 tm() { tmux -L "$sock" "$@"; }
 cleanup() {
@@ -106,7 +107,7 @@ expected_start() {
 # --- a session: look, move, open the detail pane, change the period, quit
 s=main
 start $s --proc "$work/proc" top --interval-ms 200
-check $s "title bar" '^ept-sampler top \|'
+check $s "title bar" '^ept-sampler top [0-9:]+Z \| /tmp/.* \| 3 VMs, 2 attached \| every 200ms'
 # README: 72-4 and 85-4 sampled, 96-4 detached.
 check $s "72-4 listed, selected, sampling" '^> 72-4 +sampling'
 check $s "85-4 listed, sampling" '^  85-4 +sampling'
@@ -147,17 +148,53 @@ ln -s /dev/full "$work/proc/control"
 reason=$(cat "$work/proc/last_error")
 keys $s -
 check $s "a refused write shows the module's reason" "${reason#* }"
-check $s "top still runs after a refusal" '^ept-sampler top \|'
+check $s "top still runs after a refusal" '^ept-sampler top [0-9:]+Z \|'
 
 keys $s p
-check $s "p pauses" '^ept-sampler top \| [0-9:]+Z \| PAUSED'
+check $s "p pauses" '^ept-sampler top [0-9:]+Z \| PAUSED'
 keys $s p
 check_not $s "p resumes" 'PAUSED'
 
 keys $s q
 check $s "q quits with status 0" '^top exited 0$'
 check_not $s "the terminal is restored (not raw)" '^-icanon$'
-check_not $s "the alternate screen is left" '^ept-sampler top \|'
+check_not $s "the alternate screen is left" '^ept-sampler top [0-9:]+Z \|'
+
+# --- colour: on by default, off with --color never (the ramp stays)
+s=color
+start $s --proc "$work/proc" top
+check $s "colour session draws" '^> 72-4 '
+heat_line() { tm capture-pane -p -e -t "$s" | grep -a -- '  heat 0|' | head -1; }
+if heat_line | grep -q $'\e\\['; then ok "heat strip is coloured"; else fail "heat strip has no colour: $(heat_line | cat -v)"; fi
+keys $s q
+check $s "colour session quits" '^top exited 0$'
+s=nocolor
+start $s --proc "$work/proc" top --color never
+check $s "--color never: heat ramp still drawn" '^  heat 0\|.*@.*\|256M$'
+# A foreground colour (30-38, 90-97); 39 is "default" and stays.
+if heat_line | grep -Eq $'\e\\[([0-9]+;)*(3[0-8]|9[0-7])[;m]'; then
+	fail "--color never: heat strip has colour: $(heat_line | cat -v)"
+else
+	ok "--color never: no colour on the heat strip"
+fi
+keys $s q
+
+# --- a recording (phase1 then phase2 of the fixtures, see
+# fixtures/recordings/README.md), one snapshot every 3 s
+s=replay
+rec=$here/fixtures/recordings/npt-7.3.rec.gz
+rounds() { awk '$1=="rounds"{print $2}' "$fixtures/$1/72-4/stats"; }
+start $s --proc "$work/proc" top --replay "$rec" --interval-ms 3000
+check $s "replay: first snapshot is phase1 ($(rounds phase1) rounds)" "^-- 72-4 .*\| $(rounds phase1) rounds"
+check $s "replay: title names the recording" '\| replay npt-7\.3\.rec\.gz'
+keys $s +
+check $s "replay: + is refused with a message" 'the period cannot be changed'
+check $s "replay: second snapshot is phase2 ($(rounds phase2) rounds)" "^-- 72-4 .*\| $(rounds phase2) rounds"
+check $s "replay: the end is said" 'end of the recording \(2 snapshots shown\)'
+keys $s Down Enter
+check $s "replay: keys work (detail of 85-4)" '^-- 85-4 detail'
+keys $s q
+check $s "replay: q quits with status 0" '^top exited 0$'
 
 # --- Ctrl-C leaves cleanly too
 s=ctrlc

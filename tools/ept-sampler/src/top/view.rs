@@ -117,11 +117,15 @@ fn title_line(app: &App, width: u16) -> Line<'static> {
     let attached = vms.iter().filter(|v| v.config.is_some()).count();
     let mut text = String::from("ept-sampler top");
     if let Some(s) = &app.snapshot {
-        text.push_str(&format!(" | {}", clock(s.unix_ms)));
+        text.push_str(&format!(" {}", clock(s.unix_ms)));
     }
-    // Before the path, which may be long and cut.
+    // Most important first: what is cut at 80 columns is the tail.
     if app.paused {
         text.push_str(" | PAUSED");
+    }
+    match &app.source {
+        SourceKind::Live(path) => text.push_str(&format!(" | {path}")),
+        SourceKind::Replay(path) => text.push_str(&format!(" | replay {path}")),
     }
     let interval = if app.interval_ms.is_multiple_of(1000) {
         format!("{}s", app.interval_ms / 1000)
@@ -129,13 +133,9 @@ fn title_line(app: &App, width: u16) -> Line<'static> {
         format!("{}ms", app.interval_ms)
     };
     text.push_str(&format!(
-        " | {} VMs, {attached} attached | every {interval} | ",
+        " | {} VMs, {attached} attached | every {interval}",
         vms.len()
     ));
-    match &app.source {
-        SourceKind::Live(path) => text.push_str(path),
-        SourceKind::Replay(path) => text.push_str(&format!("replay {path}")),
-    }
     Line::from(Span::styled(
         pad_with(&text, width as usize, ' '),
         Style::default().add_modifier(Modifier::REVERSED),
