@@ -64,7 +64,8 @@ pub enum Command {
     /// With --pid, the VM is attached first when it is not. Settings not
     /// given take their defaults (those of the module).
     Start(StartArgs),
-    /// Stop sampling a VM; it stays attached and keeps its heat map.
+    /// Stop sampling a VM; it stays attached (the module drops its heat
+    /// map: `start` begins a new one).
     Stop(VmArgs),
     /// Settings and statistics of attached VMs, human-readable.
     Status(StatusArgs),

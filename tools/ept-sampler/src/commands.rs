@@ -210,8 +210,9 @@ fn start(root: &ProcRoot, a: &StartArgs) -> Result<(), Error> {
     say(format_args!("started {vm}: {settings}"))
 }
 
-/// The parsed files of one attached VM.
-pub fn vm_snapshot(root: &ProcRoot, word: &str) -> Result<VmSnapshot, Error> {
+/// The parsed files of one attached VM: `files` of its directory (of
+/// [`VM_FILES`]; `status` polls often and needs no heat map).
+pub fn vm_snapshot(root: &ProcRoot, word: &str, files: &[&str]) -> Result<VmSnapshot, Error> {
     let rows = vm_rows(root)?;
     let vm = resolve(word, &rows)?;
     match state_of(&rows, vm) {
@@ -225,7 +226,7 @@ pub fn vm_snapshot(root: &ProcRoot, word: &str) -> Result<VmSnapshot, Error> {
     for name in TOP_FILES {
         raw.files.insert(name.to_string(), root.read(name)?);
     }
-    for name in VM_FILES {
+    for name in VM_FILES.iter().filter(|f| files.contains(f)) {
         let rel = format!("{vm}/{name}");
         if let Some(t) = root.read_optional(&rel)? {
             raw.files.insert(rel, t);
@@ -246,7 +247,7 @@ pub fn vm_snapshot(root: &ProcRoot, word: &str) -> Result<VmSnapshot, Error> {
 
 fn status(root: &ProcRoot, a: &StatusArgs) -> Result<(), Error> {
     if let Some(word) = &a.vm {
-        let vm = vm_snapshot(root, word)?;
+        let vm = vm_snapshot(root, word, &["config", "stats"])?;
         return out(&text::status(&vm));
     }
     let snap = root.snapshot()?.parse()?;
@@ -262,7 +263,14 @@ fn status(root: &ProcRoot, a: &StatusArgs) -> Result<(), Error> {
 }
 
 fn heatmap(root: &ProcRoot, a: &HeatmapArgs) -> Result<(), Error> {
-    let vm = vm_snapshot(root, &a.vm)?;
+    let picture = a.png.is_some() || a.svg.is_some();
+    // Pictures draw the history and the stats too.
+    let files: &[&str] = if picture {
+        &VM_FILES
+    } else {
+        &["config", "heatmap", "memslots"]
+    };
+    let vm = vm_snapshot(root, &a.vm, files)?;
     let name = vm.row.vm.to_string();
     let (header, runs) = vm
         .heatmap
@@ -274,7 +282,6 @@ fn heatmap(root: &ProcRoot, a: &HeatmapArgs) -> Result<(), Error> {
     if let Some(path) = &a.svg {
         picture::write(&vm, path, PictureFormat::Svg, a.width, a.height)?;
     }
-    let picture = a.png.is_some() || a.svg.is_some();
     match a.format {
         None if picture => Ok(()),
         None | Some(HeatFormat::Text) => {
