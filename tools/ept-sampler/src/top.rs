@@ -13,15 +13,21 @@ pub mod view;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{self, Event};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use self::app::{App, Effect, SourceKind};
 use self::feed::{Feed, Step};
 use crate::cli::ColorWhen;
 use crate::error::Error;
 use crate::source::ProcRoot;
+
+/// How long the loop may wait before it looks at the signal flag.
+const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 
 /// `ept-sampler top`.
 #[derive(Clone, Debug, clap::Args)]
@@ -101,15 +107,26 @@ fn run_feed(mut feed: Feed, source: SourceKind, args: &TopArgs) -> Result<(), Er
 
     // try_init installs a panic hook that restores the terminal; the
     // guard restores it on every other way out of this function.
+    // SIGTERM, SIGHUP and SIGINT (from `kill`; Ctrl-C is a key in raw
+    // mode) would end the process without restoring the terminal: they
+    // only raise a flag, and the loop leaves through the normal path.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [SIGTERM, SIGHUP, SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .map_err(|e| Error::Other(format!("cannot handle signal {signal}: {e}")))?;
+    }
     let mut terminal = ratatui::try_init().map_err(terminal_error)?;
     let _restore = RestoreOnDrop;
     let interval = Duration::from_millis(args.interval_ms);
     let mut next = Instant::now() + interval;
-    loop {
+    while !stop.load(Ordering::Relaxed) {
         terminal
             .draw(|frame| view::draw(frame, &app))
             .map_err(terminal_error)?;
-        let timeout = next.saturating_duration_since(Instant::now());
+        // Wake at least this often to see a signal's flag.
+        let timeout = next
+            .saturating_duration_since(Instant::now())
+            .min(SIGNAL_CHECK);
         if event::poll(timeout).map_err(terminal_error)? {
             // Resizes and anything else only need the redraw above.
             if let Event::Key(key) = event::read().map_err(terminal_error)? {

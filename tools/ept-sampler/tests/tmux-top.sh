@@ -157,7 +157,7 @@ check_not $s "p resumes" 'PAUSED'
 
 keys $s q
 check $s "q quits with status 0" '^top exited 0$'
-check_not $s "the terminal is restored (not raw)" '^-icanon$'
+check $s "the terminal is restored (not raw)" '^icanon$'
 check_not $s "the alternate screen is left" '^ept-sampler top [0-9:]+Z \|'
 
 # --- colour: on by default, off with --color never (the ramp stays)
@@ -202,7 +202,21 @@ start $s --proc "$work/proc" top
 check $s "second session draws" '^> 72-4 '
 keys $s C-c
 check $s "Ctrl-C quits with status 0" '^top exited 0$'
-check_not $s "the terminal is restored after Ctrl-C" '^-icanon$'
+check $s "the terminal is restored after Ctrl-C" '^icanon$'
+
+# --- kill (SIGTERM) leaves cleanly: the terminal is restored
+s=sigterm
+start $s --proc "$work/proc" top
+check $s "third session draws" '^> 72-4 '
+shell=$(tm display-message -p -t $s '#{pane_pid}')
+pid=$(pgrep -P "$shell" | head -1)
+if [ -n "$pid" ]; then
+	kill -TERM "$pid"
+	check $s "SIGTERM: top exits with status 0" '^top exited 0$'
+	check $s "the terminal is restored after SIGTERM" '^icanon$'
+else
+	fail "SIGTERM: no top process under the pane's shell $shell"
+fi
 
 # --- no module: an ordinary error before the screen is taken
 s=nomodule

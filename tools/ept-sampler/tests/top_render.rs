@@ -343,3 +343,35 @@ fn a_tiny_terminal_does_not_panic() {
         app.apply(Action::Detail);
     }
 }
+
+#[test]
+fn many_vms_scroll_and_keep_a_panel_at_80x24() {
+    // 30 copies of VM 72-4 under other pids: more rows than the screen.
+    let mut snap = snapshot("phase2");
+    let proto = snap.vm("72-4").unwrap().clone();
+    snap.vms = (0..30)
+        .map(|i| {
+            let mut vm = proto.clone();
+            vm.row.vm.pid = 1000 + i;
+            vm
+        })
+        .collect();
+    let mut app = ept_sampler::top::app::App::new(
+        ept_sampler::top::app::SourceKind::Live("many".into()),
+        1000,
+    );
+    app.update(snap);
+    for i in 0..30u32 {
+        let lines = lines(&screen(&app, 80, 24));
+        let text = lines.join("\n");
+        let want = format!("> {}-4 ", 1000 + i);
+        assert!(
+            lines.iter().any(|l| l.starts_with(&want)),
+            "row {i} not on screen:\n{text}"
+        );
+        // The header stays, and the selected VM's panel is shown.
+        assert!(lines[1].contains("HOT MiB"), "{text}");
+        assert!(text.contains(&format!("-- {}-4 ", 1000 + i)), "{text}");
+        app.apply(Action::Down);
+    }
+}

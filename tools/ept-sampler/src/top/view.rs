@@ -75,7 +75,16 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
     lines_left -= bottom;
 
     let table_lines = table_lines(app, area.width);
-    let table_height = (table_lines.len() as u16).min(lines_left);
+    // A long table (many VMs) leaves room below it: for one panel, or
+    // for half the screen when the detail pane is open.
+    let reserve = if app.detail {
+        lines_left / 2
+    } else if lines_left >= PANEL_LINES + 3 {
+        PANEL_LINES
+    } else {
+        0
+    };
+    let table_height = (table_lines.len() as u16).min(lines_left - reserve);
     // Keep the selected row on screen when the table is taller than the
     // space (many VMs in a small terminal): scroll it under the header.
     let scroll = app
