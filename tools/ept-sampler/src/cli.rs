@@ -38,7 +38,15 @@ one VM of that process.";
 /// `ept-sampler heatmap 1234-12`, `ept-sampler top`,
 /// `ept-sampler detach --all`.
 #[derive(Debug, Parser)]
-#[command(name = "ept-sampler", version, after_help = EXIT_CODES, max_term_width = 100)]
+// No `help` subcommand: `--help` does it, and the man pages have no page
+// for it to point to.
+#[command(
+    name = "ept-sampler",
+    version,
+    after_help = EXIT_CODES,
+    max_term_width = 100,
+    disable_help_subcommand = true
+)]
 pub struct Cli {
     /// The module's directory (a copy of it works too, for tests and
     /// offline looks).

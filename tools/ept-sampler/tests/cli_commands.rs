@@ -319,6 +319,49 @@ fn reading_commands() {
     assert_eq!(control(&dir), "");
 }
 
+#[test]
+fn pictures_are_written_where_asked_and_nothing_else_is_printed() {
+    let dir = proc_copy();
+    let png = dir.join("out.png");
+    let svg = dir.join("out.svg");
+    let o = run(
+        &dir,
+        &[
+            "heatmap",
+            "72-4",
+            "--png",
+            png.to_str().unwrap(),
+            "--svg",
+            svg.to_str().unwrap(),
+            "--width",
+            "400",
+            "--height",
+            "300",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+    let bytes = std::fs::read(&png).unwrap();
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"));
+    // IHDR: width and height as asked.
+    assert_eq!(u32::from_be_bytes(bytes[16..20].try_into().unwrap()), 400);
+    assert_eq!(u32::from_be_bytes(bytes[20..24].try_into().unwrap()), 300);
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+    // With --format too, the data is printed as well.
+    let o = run(
+        &dir,
+        &[
+            "heatmap",
+            "72-4",
+            "--png",
+            png.to_str().unwrap(),
+            "--format",
+            "csv",
+        ],
+    );
+    assert!(stdout(&o).starts_with("start,end,"), "{}", stdout(&o));
+}
+
 const SUBCOMMANDS: [&str; 12] = [
     "list",
     "attach",
