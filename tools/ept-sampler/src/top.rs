@@ -37,6 +37,14 @@ a larger heat map, the history as address x time); + and - lengthen or shorten \
 the selected VM's sampling period (a `start` command keeping its other \
 settings); p pauses refreshing; q, Esc or Ctrl-C quits.
 
+Columns: HOT MiB is mapped memory accessed in at least one round of the heat \
+map's window, DIRTY MiB the same for dirty bits (`-` when the mode does not \
+track them); DIRTY MB/s is the last round's dirty pages over its interval; \
+WALK ms l/a the last and the mean walk of a round; COST the mean walk as a \
+share of the period. Under each VM: its heat strip over its whole address \
+span and `wss`, the pages accessed per round (newest right, across \
+refreshes). Not-attached VMs are listed dim.
+
 Heat is shown as a character ramp, coldest first: `.` mapped but not accessed \
 in the window, then `:-=+*#%` up to `@` accessed in every round; blank is a \
 hole (not mapped). Colour doubles the ramp on a terminal unless NO_COLOR is \
