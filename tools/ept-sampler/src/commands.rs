@@ -193,6 +193,9 @@ fn start(root: &ProcRoot, a: &StartArgs) -> Result<(), Error> {
         }
         (None, Some(word)) => {
             let vm = resolve(word, &rows)?;
+            if state_of(&rows, vm) == Some(VmState::Detached) {
+                return Err(Error::NotAttached(vm.to_string()));
+            }
             if let Some(VmState::Refused(why)) = state_of(&rows, vm) {
                 return Err(Error::Refused {
                     command: format!("start {vm}"),

@@ -190,6 +190,8 @@ fn unknown_or_unattached_vm() {
         (&["stop", "12345"], "no VM of pid 12345"),
         (&["heatmap", "96-4"], "not attached"),
         (&["status", "96"], "not attached"),
+        // start VM needs it attached; start --pid would attach it.
+        (&["start", "96-4"], "start --pid"),
     ] {
         let o = run(&dir, args);
         assert_eq!(o.status.code(), Some(NO_VM), "{args:?}: {}", stderr(&o));
