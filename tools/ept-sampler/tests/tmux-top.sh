@@ -160,6 +160,37 @@ check $s "q quits with status 0" '^top exited 0$'
 check $s "the terminal is restored (not raw)" '^icanon$'
 check_not $s "the alternate screen is left" '^ept-sampler top [0-9:]+Z \|'
 
+# --- a live directory that changes under top, as /proc does: phase1, then
+# phase2, then VM 85-4 gone, then the module gone and back (the directory
+# is a symlink swapped atomically, so a refresh never sees half a copy)
+s=live
+cp -r "$fixtures/phase1" "$work/p1"
+cp -r "$fixtures/phase2" "$work/p2"
+cp -r "$fixtures/phase2" "$work/p3"
+rm -r "$work/p3/85-4"
+grep -v '^85-4 ' "$fixtures/phase2/vms" >"$work/p3/vms"
+swap() { ln -sfn "$1" "$work/live.new" && mv -T "$work/live.new" "$work/live"; }
+swap "$work/p1"
+rounds() { awk '$1=="rounds"{print $2}' "$fixtures/$1/72-4/stats"; }
+start $s --proc "$work/live" top --interval-ms 300
+check $s "live: phase1 read ($(rounds phase1) rounds)" "^-- 72-4 .*\\| $(rounds phase1) rounds"
+keys $s Down
+check $s "live: 85-4 selected" '^> 85-4 '
+swap "$work/p2"
+check $s "live: refreshed to phase2 ($(rounds phase2) rounds)" "^-- 72-4 .*\\| $(rounds phase2) rounds"
+swap "$work/p3"
+check $s "live: a VM that went away leaves the table" '\| 2 VMs, 1 attached \|'
+check_not $s "live: no 85-4 row" '^[ >] 85-4 '
+check $s "live: the selection moves to a VM still there" '^> 72-4 '
+swap "$work/gone"
+check $s "live: module gone: said on the status line" 'refresh failed: .*module is not loaded'
+check $s "live: module gone: last good read stays" '^> 72-4 '
+swap "$work/p2"
+check $s "live: back: 85-4 again" '^  85-4 +sampling'
+check_not $s "live: back: the failure is no longer shown" 'refresh failed'
+keys $s q
+check $s "live: q quits with status 0" '^top exited 0$'
+
 # --- colour: on by default, off with --color never (the ramp stays)
 s=color
 start $s --proc "$work/proc" top
@@ -183,7 +214,6 @@ keys $s q
 # fixtures/recordings/README.md), one snapshot every 3 s
 s=replay
 rec=$here/fixtures/recordings/npt-7.3.rec.gz
-rounds() { awk '$1=="rounds"{print $2}' "$fixtures/$1/72-4/stats"; }
 start $s --proc "$work/proc" top --replay "$rec" --interval-ms 3000
 check $s "replay: first snapshot is phase1 ($(rounds phase1) rounds)" "^-- 72-4 .*\| $(rounds phase1) rounds"
 check $s "replay: title names the recording" '\| replay npt-7\.3\.rec\.gz'

@@ -265,3 +265,19 @@ fn a_refused_write_carries_the_module_reason() {
     assert!(!dir.join("control").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_failed_refresh_is_shown_until_the_next_good_one() {
+    let mut app = app("phase1");
+    app.refresh_failed("the module is gone".into());
+    let status = app.status.clone().unwrap();
+    assert!(status.error && status.text.contains("the module is gone"));
+    // The last good read stays.
+    assert_eq!(app.vms().len(), 3);
+    app.update(snapshot("phase2"));
+    assert_eq!(app.status, None);
+    // Any other message is not cleared by a refresh.
+    press(&mut app, KeyCode::Char('p'));
+    app.update(snapshot("phase2"));
+    assert!(app.status.is_some());
+}

@@ -182,6 +182,9 @@ pub struct App {
     pub wss: BTreeMap<VmId, WssSeries>,
     /// The command being written, for [`App::command_done`].
     pending: Option<Command>,
+    /// Whether the status line says that the last refresh failed (the
+    /// next good one clears it).
+    refresh_failing: bool,
 }
 
 impl App {
@@ -199,6 +202,7 @@ impl App {
             status: None,
             wss: BTreeMap::new(),
             pending: None,
+            refresh_failing: false,
         }
     }
 
@@ -218,11 +222,15 @@ impl App {
         }
         self.snapshot = Some(snapshot);
         self.refreshes += 1;
+        if std::mem::take(&mut self.refresh_failing) {
+            self.status = None;
+        }
     }
 
     /// Reports a failed refresh; the last snapshot stays on screen.
     pub fn refresh_failed(&mut self, what: String) {
         self.set_error(format!("refresh failed: {what}"));
+        self.refresh_failing = true;
     }
 
     /// Every VM of the latest snapshot.
@@ -243,6 +251,7 @@ impl App {
 
     /// Sets an informational status line.
     pub fn set_info(&mut self, text: impl Into<String>) {
+        self.refresh_failing = false;
         self.status = Some(Status {
             text: text.into(),
             error: false,
@@ -251,6 +260,7 @@ impl App {
 
     /// Sets an error status line.
     pub fn set_error(&mut self, text: impl Into<String>) {
+        self.refresh_failing = false;
         self.status = Some(Status {
             text: text.into(),
             error: true,

@@ -51,7 +51,13 @@ impl Feed {
     /// The next snapshot.
     pub fn step(&mut self) -> Result<Step, Error> {
         match self {
-            Feed::Live(root) => Ok(Step::Snapshot(root.snapshot()?.parse()?)),
+            Feed::Live(root) => match root.snapshot() {
+                Ok(raw) => Ok(Step::Snapshot(raw.parse()?)),
+                // The directory went away under us: the module was
+                // unloaded, which deserves its own sentence.
+                Err(_) if !root.path().exists() => Err(Error::NoModule(root.path().to_path_buf())),
+                Err(e) => Err(e),
+            },
             Feed::Replay {
                 reader,
                 shown,
