@@ -121,6 +121,12 @@ expected_start() {
 s=main
 start $s --proc "$work/proc" top --interval-ms 200
 check $s "title bar" '^ept-sampler top [0-9:]+Z \| /tmp/.* \| 3 VMs, 2 attached \| every 200ms'
+if [ "$failed" -gt 0 ]; then
+	echo "FAIL top did not come up; nothing else can be checked"
+	echo
+	echo "$passed passed, $((failed + 1)) failed"
+	exit 1
+fi
 # README: 72-4 and 85-4 sampled, 96-4 detached.
 check $s "72-4 listed, selected, sampling" '^> 72-4 +sampling'
 check $s "85-4 listed, sampling" '^  85-4 +sampling'
