@@ -191,6 +191,12 @@ s_two_vms() {
 	es stop "$one"
 	es status "$one"
 	grep -q "^$one  attached" /tmp/es.out || fail "$one not attached after stop"
+	# A stopped VM keeps its results: no more rounds, the same heat map.
+	r=$(rounds "$one")
+	sleep 0.5
+	[ "$(rounds "$one")" = "$r" ] || fail "$one still does rounds after stop ($r, then $(rounds "$one"))"
+	check_heat "$one" 5 off 16M 2M 0 0
+	wait_rounds "$two" $(($(rounds "$two") + 2))
 	es detach --all
 	kill $one_bg $two_bg
 	wait $one_bg $two_bg || true

@@ -110,7 +110,7 @@ impl RawSnapshot {
             let path = format!("{dir}/{name}");
             self.files.get(&path).map(|t| (path, t.as_str()))
         };
-        // A VM attached but not sampled (never started, or stopped) has
+        // A VM attached but never started has
         // only a comment in `stats`, `heatmap` and `history`
         // (`# vm P-F is not being sampled`): no data, not a format error.
         let sampled = |name: &str| {
