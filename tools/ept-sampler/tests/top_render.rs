@@ -375,3 +375,41 @@ fn many_vms_scroll_and_keep_a_panel_at_80x24() {
         app.apply(Action::Down);
     }
 }
+
+#[test]
+fn the_detail_pane_shows_dirty_where_the_guest_writes_not_where_it_reads() {
+    let a = truth("a.json");
+    // README: in phase 2 VM 72-4 writes 128M+8M and reads 64M+8M.
+    let (written, read) = (a.written[1], a.read[0]);
+    for (w, h) in [(80, 24), (120, 40)] {
+        let mut app = app("phase2");
+        app.apply(Action::Detail);
+        let lines = lines(&screen(&app, w, h));
+        let line = lines
+            .iter()
+            .find(|l| l.trim_start().starts_with("dirty 0|"))
+            .unwrap_or_else(|| panic!("no dirty strip at {w}x{h}:\n{}", lines.join("\n")));
+        let a0 = line.find('|').unwrap();
+        let b0 = line.rfind('|').unwrap();
+        assert_eq!(label_bytes(line[b0 + 1..].trim()), a.mem_bytes);
+        let strip = &line[a0 + 1..b0];
+        let n = strip.chars().count();
+        let w_rank = mean_rank(
+            strip,
+            columns(n, a.mem_bytes, written.gpa, written.gpa + written.len),
+        );
+        let r_rank = mean_rank(
+            strip,
+            columns(n, a.mem_bytes, read.gpa, read.gpa + read.len),
+        );
+        assert_eq!(r_rank, rank('.') as f64, "read, not written: {strip:?}");
+        assert!(w_rank > r_rank + 4.0, "{strip:?}");
+    }
+    // 85-4 records accessed bits only: no dirty strip.
+    let mut app = app("phase2");
+    app.apply(Action::Down);
+    app.apply(Action::Detail);
+    let text = lines(&screen(&app, 120, 40)).join("\n");
+    assert!(text.contains("-- 85-4 detail"), "{text}");
+    assert!(!text.contains("dirty 0|"), "{text}");
+}

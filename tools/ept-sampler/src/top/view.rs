@@ -395,7 +395,7 @@ fn draw_panel(frame: &mut Frame<'_>, app: &App, vm: &VmSnapshot, area: Rect) {
         Style::default().add_modifier(Modifier::DIM)
     };
     let mut lines = vec![Line::from(Span::styled(title, title_style))];
-    lines.push(strip_line(app, vm, width));
+    lines.push(strip_line(app, vm, width, Bits::Heat));
     frame.render_widget(Paragraph::new(lines), Rect { height: 2, ..area });
     draw_wss(
         frame,
@@ -409,23 +409,37 @@ fn draw_panel(frame: &mut Frame<'_>, app: &App, vm: &VmSnapshot, area: Rect) {
     );
 }
 
+/// Which bits a strip shows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Bits {
+    /// Accessed bits (dirty bits when the mode records no accessed bits).
+    Heat,
+    /// Dirty bits.
+    Dirty,
+}
+
 /// `heat 0|<ramp>|256M`: the heat map folded across the line.
-fn strip_line(app: &App, vm: &VmSnapshot, width: usize) -> Line<'static> {
+fn strip_line(app: &App, vm: &VmSnapshot, width: usize, bits: Bits) -> Line<'static> {
+    let name = match bits {
+        Bits::Heat => "heat",
+        Bits::Dirty => "dirty",
+    };
     let Some((header, runs)) = &vm.heatmap else {
-        return Line::from("  heat: no heat map yet");
+        return Line::from(format!("  {name}: no heat map yet"));
     };
     let Some((start, end)) = bins::span(runs) else {
-        return Line::from("  heat: empty heat map");
+        return Line::from(format!("  {name}: empty heat map"));
     };
-    let left = format!("  heat {}|", size_label(start));
+    let left = format!("  {name} {}|", size_label(start));
     let right = format!("|{}", size_label(end));
     let n = width.saturating_sub(left.len() + right.len());
     if n == 0 {
         return Line::default();
     }
     let bins = bins::fold(runs, start, end, n);
+    let accessed = bits == Bits::Heat && header.mode.accessed();
     let mut spans = vec![Span::raw(left)];
-    spans.extend(heat_spans(app, &bins, header.mode.accessed()));
+    spans.extend(heat_spans(app, &bins, accessed));
     spans.push(Span::raw(right));
     Line::from(spans)
 }
@@ -578,15 +592,25 @@ fn draw_detail(frame: &mut Frame<'_>, app: &App, vm: &VmSnapshot, area: Rect) {
         &format!("  memslots {}", slots.join("  ")),
         width,
     )));
+    // Dirty bits beside the accessed ones, when the mode records both
+    // (with dirty alone, the heat map is already the dirty one).
+    if vm
+        .heatmap
+        .as_ref()
+        .is_some_and(|(h, _)| h.mode.accessed() && h.mode.dirty())
+    {
+        lines.push(strip_line(app, vm, width, Bits::Dirty));
+    }
 
     // Split what is left between the heat map and the history grid.
     let used = lines.len() as u16;
     let left = area.height.saturating_sub(used);
     let heat_rows = (left.saturating_sub(2) / 2).min(8);
-    let history_rows = left.saturating_sub(heat_rows + 2);
     if heat_rows > 0 {
         heat_block(app, vm, width, heat_rows as usize, &mut lines);
     }
+    // The heat map may take fewer lines than offered (round sizes a line).
+    let history_rows = area.height.saturating_sub(lines.len() as u16);
     if history_rows > 0 {
         history_block(app, vm, width, history_rows as usize, &mut lines);
     }
