@@ -620,40 +620,112 @@ fn draw_time<DB: DrawingBackend>(
             (s, next.min(s + usual * 1.5))
         })
         .collect();
+    let (px, py) = chart.plotting_area().get_pixel_range();
+    let bands = bands(
+        t,
+        &rows,
+        top,
+        usize::try_from(py.end - py.start).unwrap_or(1).max(1),
+        usize::try_from(px.end - px.start).unwrap_or(1).max(1),
+    );
     chart.draw_series(
-        rows.iter()
-            .map(|&(s, e)| Rectangle::new([(hx0, s), (hx1, e)], heat_colour(0.0).filled())),
+        bands
+            .iter()
+            .map(|b| Rectangle::new([(hx0, b.s), (hx1, b.e)], heat_colour(0.0).filled())),
     )?;
     let mut rects = Vec::new();
-    for (round, &(s, e)) in t.rounds.iter().zip(&rows) {
-        // Consecutive regions of equal share are one rectangle.
-        let mut i = 0;
-        while i < round.accessed.len() {
-            let share = round.accessed[i];
-            let mut j = i + 1;
-            while j < round.accessed.len() && round.accessed[j] == share {
-                j += 1;
-            }
-            if share > 0 {
-                let x0 = t.base.saturating_add((i as u64).saturating_mul(t.region));
-                let x1 = t.base.saturating_add((j as u64).saturating_mul(t.region));
-                rects.push(Rectangle::new(
-                    [(x0, s), (x1, e)],
-                    heat_colour(f64::from(share) / 255.0).filled(),
-                ));
-            }
-            i = j;
+    for b in &bands {
+        for &(x0, x1, share) in &b.cells {
+            rects.push(Rectangle::new(
+                [(x0, b.s), (x1, b.e)],
+                heat_colour(f64::from(share) / 255.0).filled(),
+            ));
         }
     }
     chart.draw_series(rects)?;
     draw_slot_edges(&mut chart, pic, 0.0..top, false, sz)?;
-    let (px, py) = chart.plotting_area().get_pixel_range();
     Ok(PanelArea {
         x: px,
         y: py,
         gpa: xr,
         value: 0.0..top,
     })
+}
+
+/// One drawn row of the history panel: a time span (seconds since the
+/// first round) and its non-zero cells (first address, end address,
+/// share 1..=255).
+struct Band {
+    s: f64,
+    e: f64,
+    cells: Vec<(u64, u64, u8)>,
+}
+
+/// The history as rows and cells no finer than the pixels: rounds that
+/// fall in one pixel row, and regions in one pixel column, are drawn as
+/// their mean share. A long recording or a large guest then gives a
+/// picture (and an SVG file) the size of the plot, not of the data.
+fn bands(t: &TimePanel, rows: &[(f64, f64)], top: f64, height: usize, width: usize) -> Vec<Band> {
+    let regions = t.regions();
+    // Rounds grouped by pixel row (each round alone when they fit).
+    let mut groups: Vec<(f64, f64, Vec<&HistoryRound>)> = Vec::new();
+    let mut last_key = None;
+    for (round, &(s, e)) in t.rounds.iter().zip(rows) {
+        let key = if t.rounds.len() <= height {
+            None
+        } else {
+            Some((s / top.max(f64::MIN_POSITIVE) * height as f64) as usize)
+        };
+        match groups.last_mut() {
+            Some(g) if key.is_some() && key == last_key => {
+                g.0 = g.0.min(s);
+                g.1 = g.1.max(e);
+                g.2.push(round);
+            }
+            _ => groups.push((s, e, vec![round])),
+        }
+        last_key = key;
+    }
+    // Regions grouped by pixel column.
+    let columns = regions.min(width).max(1);
+    let column = |c: usize| (c * regions / columns)..((c + 1) * regions / columns);
+    groups
+        .into_iter()
+        .map(|(s, e, rounds)| {
+            let mut shares: Vec<u8> = Vec::with_capacity(columns);
+            for c in 0..columns {
+                let r = column(c);
+                let (mut sum, mut n) = (0u64, 0u64);
+                for round in &rounds {
+                    for share in round.accessed.get(r.clone()).unwrap_or(&[]) {
+                        sum += u64::from(*share);
+                        n += 1;
+                    }
+                }
+                // Rounded up: one accessed page in a column still shows.
+                shares.push(if n == 0 { 0 } else { sum.div_ceil(n) as u8 });
+            }
+            let addr = |c: usize| {
+                let region = column(c).start as u64;
+                t.base.saturating_add(region.saturating_mul(t.region))
+            };
+            let end = t.span().end;
+            let mut cells = Vec::new();
+            let mut i = 0;
+            while i < shares.len() {
+                let mut j = i + 1;
+                while j < shares.len() && shares[j] == shares[i] {
+                    j += 1;
+                }
+                if shares[i] > 0 {
+                    let x1 = if j < columns { addr(j) } else { end };
+                    cells.push((addr(i), x1, shares[i]));
+                }
+                i = j;
+            }
+            Band { s, e, cells }
+        })
+        .collect()
 }
 
 /// `bytes` as `4K`, `2M`, `1G` (the largest binary unit that divides it).
