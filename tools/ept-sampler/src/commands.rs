@@ -31,6 +31,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Man(a) => return man(a),
         Command::Report(a) => return crate::record::report(a),
+        Command::Top(a) if a.replay.is_some() => return crate::top::run_replay(a),
         _ => {}
     }
     let root = ProcRoot::open(&cli.proc_dir)?;
