@@ -88,11 +88,12 @@ pub enum Error {
 }
 
 impl Error {
-    /// A parse error of `file`.
-    pub fn format(file: &str, e: impl std::fmt::Debug) -> Error {
+    /// A parse error of `file`, in the parser's words ("missing rounds",
+    /// "bad granule"), not its Debug form.
+    pub fn format(file: &str, e: impl std::fmt::Display) -> Error {
         Error::Format {
             file: file.to_string(),
-            what: format!("{e:?}"),
+            what: e.to_string(),
         }
     }
 

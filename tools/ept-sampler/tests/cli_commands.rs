@@ -17,6 +17,7 @@ const USAGE: i32 = 2;
 const NO_MODULE: i32 = 3;
 const NO_VM: i32 = 5;
 const REFUSED: i32 = 6;
+const FORMAT: i32 = 7;
 
 fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/npt-7.3/phase2")
@@ -280,6 +281,30 @@ fn a_stopped_vm_has_a_status_but_no_heat_map() {
     let o = run(&dir, &["heatmap", "85-4"]);
     assert_eq!(o.status.code(), Some(NO_VM), "{}", stderr(&o));
     assert!(stderr(&o).contains("not being sampled"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_garbled_module_file_is_a_format_error_in_words() {
+    let dir = proc_copy();
+    let stats = std::fs::read_to_string(dir.join("72-4/stats")).unwrap();
+    let garbled: String = stats
+        .lines()
+        .map(|l| match l.split_once(' ') {
+            Some(("rounds", _)) => "rounds many\n".to_string(),
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    assert_ne!(garbled, stats, "the fixture has no rounds line");
+    std::fs::write(dir.join("72-4/stats"), garbled).unwrap();
+    let o = run(&dir, &["status", "72-4"]);
+    assert_eq!(o.status.code(), Some(FORMAT), "{}", stderr(&o));
+    let e = stderr(&o);
+    // The file, and the parser's words rather than a Debug dump.
+    assert!(e.contains("72-4/stats: cannot parse"), "{e}");
+    assert!(
+        e.contains("rounds") && !e.contains("Bad(") && !e.contains('"'),
+        "{e}"
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@
 
 mod top_support;
 
+use clap::Parser;
 use ept_core::procfs::control::{Command, PERIOD_MS_MAX, PERIOD_MS_MIN};
 use ept_sampler::control::send as write_control;
 use ept_sampler::error::Error;
@@ -171,6 +172,16 @@ fn plus_and_minus_write_start_keeping_the_other_settings() {
     assert_eq!(press(&mut app, KeyCode::Char('+')), Effect::None);
     let status = app.status.clone().unwrap();
     assert!(status.error && status.text.contains("96-4"), "{status:?}");
+    // The advice in backquotes is a command line the tool accepts.
+    let advice = status
+        .text
+        .split('`')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no command in {status:?}"));
+    let words: Vec<&str> = advice.split_whitespace().collect();
+    if let Err(e) = ept_sampler::cli::Cli::try_parse_from(&words) {
+        panic!("`{advice}` is not a valid command line: {e}");
+    }
 }
 
 #[test]

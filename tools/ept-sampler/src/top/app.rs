@@ -328,7 +328,7 @@ impl App {
         if vm.row.state != VmState::Sampling {
             let state = vm.row.state;
             self.set_error(format!(
-                "{id} is {state}, not sampling: start it with `ept-sampler start --vm {id}` first"
+                "{id} is {state}, not sampling: start it with `ept-sampler start {id}` first"
             ));
             return Effect::None;
         }
