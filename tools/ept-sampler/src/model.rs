@@ -206,6 +206,13 @@ impl History {
     }
 }
 
+/// The guest-physical bytes a memslot covers, `start..end`, through the
+/// module's own frame-to-address conversion.
+pub fn slot_bytes(slot: &memslots::Memslot) -> std::ops::Range<u64> {
+    let gfns = slot.gfns();
+    gfns.start.gpa()..gfns.end.gpa()
+}
+
 impl Snapshot {
     /// The VM named `id` (`<pid>-<fd>`).
     pub fn vm(&self, id: &str) -> Option<&VmSnapshot> {

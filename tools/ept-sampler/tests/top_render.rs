@@ -327,10 +327,24 @@ fn working_set_series_grows_across_refreshes() {
     app.update(p1.clone());
     let id = p1.vm("72-4").unwrap().row.vm;
     assert_eq!(app.wss[&id].len(), rounds(&p1, "72-4").len());
-    // The sparkline line shows the last round's size: 4101 pages (stats
-    // accessed_pages_last) is 16.0M.
+    // The sparkline line shows the last round's size: the stats file's
+    // accessed_pages_last, in MiB to the label's one decimal.
+    let stats = std::fs::read_to_string(fixtures().join("phase1/72-4/stats")).unwrap();
+    let pages: u64 = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("accessed_pages_last "))
+        .unwrap()
+        .parse()
+        .unwrap();
     let text = lines_text(&app, 80, 24);
-    assert!(text.contains("wss  16.0M"), "{text}");
+    let label = text
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("wss "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no wss line:\n{text}"));
+    let shown: f64 = label.strip_suffix('M').unwrap().parse().unwrap();
+    let want = (pages * 4096) as f64 / MIB as f64;
+    assert!((shown - want).abs() <= 0.05, "{label} for {pages} pages");
 }
 
 #[test]

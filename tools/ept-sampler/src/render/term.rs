@@ -14,6 +14,7 @@ use ept_core::procfs::memslots::Memslot;
 
 use super::human_bytes;
 use crate::bins::{self, Bin};
+use crate::model::slot_bytes;
 
 /// Characters for heat without colour: [`RAMP`]`[0]` is mapped and never
 /// touched, the last is touched in every round of the window. Unmapped
@@ -276,10 +277,7 @@ pub fn heatmap(header: &Header, runs: &[Run], slots: &[Memslot], opts: &Options)
             // Memslot boundaries: the slots that begin in this row.
             let starting: Vec<String> = slots
                 .iter()
-                .filter(|s| {
-                    let base = s.base_gfn.saturating_mul(4096);
-                    base >= first.start && base < last.end
-                })
+                .filter(|s| (first.start..last.end).contains(&slot_bytes(s).start))
                 .map(|s| s.slot().to_string())
                 .collect();
             if !starting.is_empty() {
@@ -290,14 +288,14 @@ pub fn heatmap(header: &Header, runs: &[Run], slots: &[Memslot], opts: &Options)
     }
     legend(&mut o, opts.palette);
     for s in slots {
-        let base = s.base_gfn.saturating_mul(4096);
-        let size = s.npages.saturating_mul(4096);
+        let bytes = slot_bytes(s);
         let _ = writeln!(
             o,
-            "memslot {}: {base:#x}..{:#x} ({}){}{}",
+            "memslot {}: {:#x}..{:#x} ({}){}{}",
             s.slot(),
-            base.saturating_add(size),
-            human_bytes(size),
+            bytes.start,
+            bytes.end,
+            human_bytes(bytes.end - bytes.start),
             if s.flags.dirty_log {
                 ", dirty logging"
             } else {

@@ -18,7 +18,8 @@ use ratatui::Frame;
 
 use super::app::{App, SourceKind};
 use crate::bins::{self, Bin};
-use crate::model::VmSnapshot;
+use crate::model::{slot_bytes, VmSnapshot};
+use crate::render::size_label;
 
 use crate::render::term::level_index;
 /// The heat ramp of `heatmap` in the terminal, so that both views read
@@ -571,7 +572,7 @@ fn draw_detail(frame: &mut Frame<'_>, app: &App, vm: &VmSnapshot, area: Rect) {
         .memslots
         .iter()
         .map(|m| {
-            let base = m.base_gfn.saturating_mul(4096);
+            let bytes = slot_bytes(m);
             let mut flags = String::new();
             if m.flags.dirty_log {
                 flags.push_str(" dirty-log");
@@ -582,8 +583,8 @@ fn draw_detail(frame: &mut Frame<'_>, app: &App, vm: &VmSnapshot, area: Rect) {
             format!(
                 "{}:{}..{}{}",
                 m.slot(),
-                size_label(base),
-                size_label(base.saturating_add(m.npages.saturating_mul(4096))),
+                size_label(bytes.start),
+                size_label(bytes.end),
                 flags
             )
         })
@@ -653,8 +654,8 @@ fn heat_block(app: &App, vm: &VmSnapshot, width: usize, rows: usize, out: &mut V
         let mut cells = heat_spans(app, &bins, header.mode.accessed());
         // Mark the memslot boundaries that fall in this line.
         for m in &vm.memslots {
-            let base = m.base_gfn.saturating_mul(4096);
-            if base >= s && base < e {
+            let base = slot_bytes(m).start;
+            if (s..e).contains(&base) {
                 let c = ((base - s) as f64 / (e - s) as f64 * cols as f64) as usize;
                 if let Some(cell) = cells.get_mut(c.min(cols - 1)) {
                     *cell = Span::styled("^", Style::default().add_modifier(Modifier::BOLD));
@@ -728,29 +729,6 @@ fn pad_with(text: &str, width: usize, fill: char) -> String {
     let n = s.chars().count();
     s.extend(std::iter::repeat_n(fill, width.saturating_sub(n)));
     s
-}
-
-/// A size as a short label: `0`, `4K`, `256M`, `1.5G`.
-pub fn size_label(bytes: u64) -> String {
-    const UNITS: [(u64, &str); 4] = [
-        (1 << 40, "T"),
-        (1 << 30, "G"),
-        (1 << 20, "M"),
-        (1 << 10, "K"),
-    ];
-    if bytes == 0 {
-        return "0".into();
-    }
-    for (unit, name) in UNITS {
-        if bytes >= unit {
-            return if bytes.is_multiple_of(unit) {
-                format!("{}{name}", bytes / unit)
-            } else {
-                format!("{:.1}{name}", bytes as f64 / unit as f64)
-            };
-        }
-    }
-    format!("{bytes}B")
 }
 
 /// `HH:MM:SS` UTC of a Unix time in ms.
