@@ -169,6 +169,26 @@ fn the_hot_range_of_phase2_is_hotter_than_200m_and_up() {
         let cold_fg = buf[(x0 + cold_cols.start as u16, row as u16)].fg;
         assert!(!matches!(hot_fg, Color::Reset | Color::DarkGray));
         assert_ne!(hot_fg, cold_fg);
+        // ... and in the colours `heatmap` paints the same heat with.
+        let Color::Indexed(hot_index) = hot_fg else {
+            panic!("hot cell colour {hot_fg:?} is not a 256-colour index");
+        };
+        let vm = app.selected_vm().unwrap();
+        let (header, runs) = vm.heatmap.as_ref().unwrap();
+        let painted = ept_sampler::render::term::heatmap(
+            header,
+            runs,
+            &vm.memslots,
+            &ept_sampler::render::term::Options {
+                columns: 80,
+                rows: 8,
+                palette: ept_sampler::render::term::Palette::Ansi256,
+            },
+        );
+        assert!(
+            painted.contains(&format!("\x1b[48;5;{hot_index}m")),
+            "top's hot colour {hot_index} is not among heatmap's: {painted:?}"
+        );
     }
 }
 

@@ -149,6 +149,18 @@ pub fn level_index(level: f64, steps: usize) -> usize {
 /// purple, red, orange, yellow.
 const ANSI: [u8; 12] = [236, 17, 19, 21, 57, 93, 129, 165, 197, 202, 208, 226];
 
+/// The xterm 256-colour index of heat `level` (0..=1): the one colour
+/// ramp of the terminal views (`heatmap` backgrounds, `top` foregrounds).
+pub fn ansi256(level: f64) -> u8 {
+    ANSI[level_index(level, ANSI.len())]
+}
+
+/// The character of heat `level` ([`UNMAPPED`] for `None`, nothing
+/// mapped).
+pub fn ramp_char(level: Option<f64>) -> char {
+    level.map_or(UNMAPPED, |l| RAMP[level_index(l, RAMP.len())])
+}
+
 /// Cold to hot, 24-bit (after matplotlib's "inferno").
 const RGB: [(u8, u8, u8); 6] = [
     (40, 40, 48),
@@ -193,11 +205,10 @@ impl Painter {
     /// One cell of heat `level` (`None`: nothing mapped).
     fn cell(&mut self, out: &mut String, level: Option<f64>) {
         let escape = match (self.palette, level) {
-            (Palette::Ramp, None) => return out.push(UNMAPPED),
-            (Palette::Ramp, Some(l)) => return out.push(RAMP[level_index(l, RAMP.len())]),
+            (Palette::Ramp, _) => return out.push(ramp_char(level)),
             (_, None) => ResetColor.to_string(),
             (Palette::Ansi256, Some(l)) => {
-                SetBackgroundColor(Color::AnsiValue(ANSI[level_index(l, ANSI.len())])).to_string()
+                SetBackgroundColor(Color::AnsiValue(ansi256(l))).to_string()
             }
             (Palette::TrueColor, Some(l)) => SetBackgroundColor(rgb(l)).to_string(),
         };
@@ -216,8 +227,9 @@ impl Painter {
     }
 }
 
-/// The level a bin shows: `None` when nothing in it is mapped.
-fn bin_level(bin: &Bin, dirty: bool) -> Option<f64> {
+/// The level a bin shows, of its dirty bits or its accessed bits: `None`
+/// when nothing in it is mapped.
+pub fn bin_level(bin: &Bin, dirty: bool) -> Option<f64> {
     (bin.present > 0.0).then_some(if dirty { bin.dirty } else { bin.accessed })
 }
 

@@ -21,24 +21,10 @@ use crate::bins::{self, Bin};
 use crate::model::{slot_bytes, VmSnapshot};
 use crate::render::size_label;
 
-use crate::render::term::level_index;
-/// The heat ramp of `heatmap` in the terminal, so that both views read
-/// alike: `.` mapped and idle in the window .. `@` accessed in every round;
-/// unmapped is blank.
-pub use crate::render::term::{RAMP, UNMAPPED};
-
-/// The colour of each ramp step.
-const RAMP_COLORS: [Color; RAMP.len()] = [
-    Color::DarkGray,
-    Color::Blue,
-    Color::Blue,
-    Color::Cyan,
-    Color::Green,
-    Color::Yellow,
-    Color::LightRed,
-    Color::Red,
-    Color::Red,
-];
+// The characters and colours of `heatmap` in the terminal, so that both
+// views read alike: `.` mapped and idle in the window .. `@` accessed in
+// every round; unmapped is blank.
+use crate::render::term::{ansi256, bin_level, ramp_char};
 
 /// Terminal width from which the VM table shows the settings columns.
 pub const WIDE: u16 = 110;
@@ -445,22 +431,19 @@ fn strip_line(app: &App, vm: &VmSnapshot, width: usize, bits: Bits) -> Line<'sta
     Line::from(spans)
 }
 
-/// The ramp step of a bin (`None` for a bin with no mapped byte): the
-/// same steps as `heatmap` draws.
-pub fn ramp_step(bin: &Bin, accessed: bool) -> Option<usize> {
-    (bin.present > 0.0).then(|| {
-        let v = if accessed { bin.accessed } else { bin.dirty };
-        level_index(v, RAMP.len())
-    })
+/// One character of heat `level` (`None`: nothing mapped), coloured.
+fn heat_span(app: &App, level: Option<f64>) -> Span<'static> {
+    let ch = ramp_char(level).to_string();
+    match level {
+        None => Span::raw(ch),
+        Some(l) => Span::styled(ch, color(app, Color::Indexed(ansi256(l)))),
+    }
 }
 
 /// One styled character per bin.
 fn heat_spans(app: &App, bins: &[Bin], accessed: bool) -> Vec<Span<'static>> {
     bins.iter()
-        .map(|b| match ramp_step(b, accessed) {
-            None => Span::raw(UNMAPPED.to_string()),
-            Some(step) => Span::styled(RAMP[step].to_string(), color(app, RAMP_COLORS[step])),
-        })
+        .map(|b| heat_span(app, bin_level(b, !accessed)))
         .collect()
 }
 
@@ -707,11 +690,7 @@ fn history_block(
             let a = c * regions / cols;
             let b = ((c + 1) * regions / cols).max(a + 1).min(regions);
             let share = round.accessed[a..b].iter().copied().max().unwrap_or(0);
-            let step = level_index(f64::from(share) / 255.0, RAMP.len());
-            spans.push(Span::styled(
-                RAMP[step].to_string(),
-                color(app, RAMP_COLORS[step]),
-            ));
+            spans.push(heat_span(app, Some(f64::from(share) / 255.0)));
         }
         spans.push(Span::raw("|"));
         out.push(Line::from(spans));
