@@ -13,9 +13,9 @@ use crate::cli::{
     AttachArgs, Cli, ColorWhen, Command, DetachArgs, HeatFormat, HeatmapArgs, ListArgs, ManArgs,
     StartArgs, StatusArgs,
 };
-use crate::control::{resolve, resolve_in, send, state_of, vm_rows};
+use crate::control::{resolve, resolve_in, send, several_vms, state_of, vm_rows, vms_of};
 use crate::error::Error;
-use crate::model::{RawSnapshot, VmSnapshot, TOP_FILES, VM_FILES};
+use crate::model::{VmSnapshot, VM_FILES};
 use crate::picture::{self, PictureFormat};
 use crate::render::{data, term, text};
 use crate::source::ProcRoot;
@@ -93,9 +93,8 @@ fn attach(root: &ProcRoot, a: &AttachArgs) -> Result<(), Error> {
     )?;
     // Name what was attached: the process's VMs now attached.
     let rows = vm_rows(root)?;
-    let names: Vec<String> = rows
-        .iter()
-        .filter(|r| r.vm.pid == a.pid && a.fd.is_none_or(|fd| r.vm.fd == fd))
+    let names: Vec<String> = vms_of(&rows, a.pid, a.fd)
+        .into_iter()
         .filter(|r| matches!(r.state, VmState::Attached | VmState::Sampling))
         .map(|r| r.vm.to_string())
         .collect();
@@ -148,48 +147,32 @@ fn start(root: &ProcRoot, a: &StartArgs) -> Result<(), Error> {
     let rows = vm_rows(root)?;
     let vm = match (a.pid, &a.vm) {
         (Some(pid), _) => {
-            let mine = |rows: &[ept_core::procfs::vms::VmRow]| -> Vec<(VmId, VmState)> {
-                rows.iter()
-                    .filter(|r| r.vm.pid == pid && a.fd.is_none_or(|fd| r.vm.fd == fd))
-                    .map(|r| (r.vm, r.state))
-                    .collect()
-            };
-            let found = mine(&rows);
-            match found.as_slice() {
+            match vms_of(&rows, pid, a.fd).as_slice() {
                 [] => {
                     // Not listed: let the module say why (no such process,
                     // not a VM file).
                     send(root, &Ctl::Attach { pid, fd: a.fd })?;
-                    let again = mine(&vm_rows(root)?);
-                    match again.as_slice() {
-                        [(vm, _)] => *vm,
+                    let again = vm_rows(root)?;
+                    match vms_of(&again, pid, a.fd).as_slice() {
+                        [one] => one.vm,
                         _ => return Err(Error::NoVm(format!("of pid {pid}"))),
                     }
                 }
-                [(vm, state)] => {
+                [one] => {
                     // A refused VM is attached too, so that the module
                     // says why it cannot be sampled.
-                    if matches!(state, VmState::Detached | VmState::Refused(_)) {
+                    if matches!(one.state, VmState::Detached | VmState::Refused(_)) {
                         send(
                             root,
                             &Ctl::Attach {
                                 pid,
-                                fd: Some(vm.fd),
+                                fd: Some(one.vm.fd),
                             },
                         )?;
                     }
-                    *vm
+                    one.vm
                 }
-                many => {
-                    return Err(Error::Usage(format!(
-                        "pid {pid} has {} VMs ({}): pick one with --fd",
-                        many.len(),
-                        many.iter()
-                            .map(|(v, _)| v.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )))
-                }
+                many => return Err(several_vms(pid, many, "pick one with --fd")),
             }
         }
         (None, Some(word)) => {
@@ -226,17 +209,7 @@ pub fn vm_snapshot(root: &ProcRoot, word: &str, files: &[&str]) -> Result<VmSnap
         }
         Some(_) => {}
     }
-    let mut raw = RawSnapshot::default();
-    for name in TOP_FILES {
-        raw.files.insert(name.to_string(), root.read(name)?);
-    }
-    for name in VM_FILES.iter().filter(|f| files.contains(f)) {
-        let rel = format!("{vm}/{name}");
-        if let Some(t) = root.read_optional(&rel)? {
-            raw.files.insert(rel, t);
-        }
-    }
-    let snap = raw.parse()?;
+    let snap = root.snapshot_of(|id| id == vm, files)?.parse()?;
     let found = snap
         .vms
         .into_iter()

@@ -87,20 +87,25 @@ impl RawSnapshot {
         self.files.get(path).map(String::as_str)
     }
 
-    /// Parses every file with the module's parsers.
-    pub fn parse(&self) -> Result<Snapshot, Error> {
+    /// The rows of `vms`.
+    pub fn vm_rows(&self) -> Result<Vec<vms::VmRow>, Error> {
         let text = self.file("vms").ok_or(Error::Format {
             file: "vms".into(),
             what: "missing".into(),
         })?;
-        let mut out = Vec::new();
-        for row in vms::parse(text) {
-            let row = row.map_err(|e| Error::format("vms", e))?;
-            out.push(self.parse_vm(row)?);
-        }
+        parse_vms(text)
+    }
+
+    /// Parses every file with the module's parsers.
+    pub fn parse(&self) -> Result<Snapshot, Error> {
+        let vms = self
+            .vm_rows()?
+            .into_iter()
+            .map(|row| self.parse_vm(row))
+            .collect::<Result<_, _>>()?;
         Ok(Snapshot {
             unix_ms: self.unix_ms,
-            vms: out,
+            vms,
         })
     }
 
@@ -204,6 +209,13 @@ impl History {
         }
         Ok(History { header, rounds })
     }
+}
+
+/// The rows of a `vms` text.
+pub fn parse_vms(text: &str) -> Result<Vec<vms::VmRow>, Error> {
+    vms::parse(text)
+        .map(|row| row.map_err(|e| Error::format("vms", e)))
+        .collect()
 }
 
 /// The guest-physical bytes a memslot covers, `start..end`, through the

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 const BIN: &str = env!("CARGO_BIN_EXE_ept-sampler");
 
 /// Exit codes as documented in `--help`.
+const FAILURE: i32 = 1;
 const USAGE: i32 = 2;
 const NO_MODULE: i32 = 3;
 const NO_VM: i32 = 5;
@@ -281,6 +282,39 @@ fn a_stopped_vm_has_a_status_but_no_heat_map() {
     let o = run(&dir, &["heatmap", "85-4"]);
     assert_eq!(o.status.code(), Some(NO_VM), "{}", stderr(&o));
     assert!(stderr(&o).contains("not being sampled"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_pid_with_two_vms_is_ambiguous_and_nothing_is_written() {
+    // A second VM of process 72, detached (as a second VM file of one
+    // QEMU would be).
+    let dir = proc_copy();
+    let vms = std::fs::read_to_string(dir.join("vms")).unwrap();
+    std::fs::write(
+        dir.join("vms"),
+        format!("{vms}72-9 1 1 67108864 npt no detached\n"),
+    )
+    .unwrap();
+    for args in [
+        &["stop", "72"][..],
+        &["status", "72"],
+        &["heatmap", "72"],
+        &["start", "--pid", "72"],
+    ] {
+        let o = run(&dir, args);
+        assert_eq!(o.status.code(), Some(FAILURE), "{args:?}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains("72-4") && e.contains("72-9"), "{args:?}: {e}");
+    }
+    assert_eq!(control(&dir), "");
+    // --fd picks one.
+    let o = run(&dir, &["start", "--pid", "72", "--fd", "4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        control(&dir).starts_with("start vm=72-4 "),
+        "{}",
+        control(&dir)
+    );
 }
 
 #[test]
