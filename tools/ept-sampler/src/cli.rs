@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use ept_core::heat::{Granule, Track, MAX_HISTORY_ROUNDS};
 use ept_core::procfs::control::{Flush, Walk, PERIOD_MS_MAX, PERIOD_MS_MIN};
 
@@ -28,6 +28,27 @@ Exit codes:
 
 VM names are <pid>-<fd> as in `ept-sampler list`; a bare <pid> names the
 one VM of that process.";
+
+/// The command line: [`Cli`] with the exit codes after every
+/// subcommand's help as well (clap does not pass `after_help` down), so
+/// that `ept-sampler stop --help` and `man ept-sampler-stop` say them too.
+/// Parsing, the man pages and the completions all use it.
+pub fn command() -> clap::Command {
+    Cli::command().mut_subcommands(|sub| {
+        let after = match sub.get_after_help() {
+            Some(own) => format!("{own}\n\n{EXIT_CODES}"),
+            None => EXIT_CODES.to_string(),
+        };
+        sub.after_help(after)
+    })
+}
+
+/// Parses the process's arguments with [`command`]; on a bad command
+/// line, prints clap's message and exits 2.
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
 
 /// Drive the ept_sampler kernel module: list KVM VMs, sample their EPT/NPT
 /// accessed and dirty bits, and show heat maps in the terminal, as
@@ -72,8 +93,11 @@ pub enum Command {
     /// With --pid, the VM is attached first when it is not. Settings not
     /// given take their defaults (those of the module).
     Start(StartArgs),
-    /// Stop sampling a VM; it stays attached (the module drops its heat
-    /// map: `start` begins a new one).
+    /// Stop sampling a VM; it stays attached, its heat map, history and
+    /// statistics readable as the last round left them.
+    ///
+    /// They stay until `detach`, or a `start` with another granule, window
+    /// or history; a `start` with the same ones continues the same heat map.
     Stop(VmArgs),
     /// Settings and statistics of attached VMs, human-readable.
     Status(StatusArgs),
@@ -103,7 +127,7 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct AttachArgs {
     /// The process that owns the VM (e.g. the QEMU or Firecracker pid).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(ept_core::procfs::control::PID_MAX as u32)))]
+    #[arg(long, value_parser = pid_value)]
     pub pid: u32,
     /// The VM file's descriptor in that process; without it, every VM of
     /// the process.
@@ -190,6 +214,15 @@ impl WalkArg {
     }
 }
 
+/// A pid as the module accepts it (1..=PID_MAX).
+fn pid_value(word: &str) -> Result<u32, String> {
+    let max = ept_core::procfs::control::PID_MAX;
+    word.parse::<u32>()
+        .ok()
+        .filter(|&pid| pid >= 1 && u64::from(pid) <= max)
+        .ok_or_else(|| format!("not a pid: a whole number from 1 to {max}"))
+}
+
 /// Parses a granule with the module's own parser.
 fn granule(word: &str) -> Result<Granule, String> {
     Granule::parse(word).map_err(|e| e.to_string())
@@ -203,7 +236,7 @@ pub struct StartArgs {
     /// The VM (<pid>-<fd>, or a pid with one VM); it must be attached.
     pub vm: Option<String>,
     /// The process that owns the VM; attaches it first when needed.
-    #[arg(long)]
+    #[arg(long, value_parser = pid_value)]
     pub pid: Option<u32>,
     /// With --pid: the VM file's descriptor, when the process has several
     /// VMs.

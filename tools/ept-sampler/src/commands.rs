@@ -4,7 +4,6 @@
 
 use std::io::Write;
 
-use clap::CommandFactory;
 use ept_core::heat::{StoreLayout, DEFAULT_WINDOW};
 use ept_core::procfs::control::{Command as Ctl, Settings, VmId};
 use ept_core::procfs::vms::VmState;
@@ -25,7 +24,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     // Commands that need no module.
     match &cli.command {
         Command::Completions(a) => {
-            let mut cmd = Cli::command();
+            let mut cmd = crate::cli::command();
             clap_complete::generate(a.shell, &mut cmd, "ept-sampler", &mut std::io::stdout());
             return Ok(());
         }
@@ -280,7 +279,7 @@ fn heatmap(root: &ProcRoot, a: &HeatmapArgs) -> Result<(), Error> {
 }
 
 fn man(a: &ManArgs) -> Result<(), Error> {
-    let cmd = Cli::command();
+    let cmd = crate::cli::command();
     match &a.dir {
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|e| control_io(dir, e))?;

@@ -256,9 +256,10 @@ fn a_refused_vm_is_not_started_and_says_why() {
 }
 
 #[test]
-fn a_stopped_vm_has_a_status_but_no_heat_map() {
-    // What the module shows for a VM attached but not sampled (after
-    // `stop`): a comment in place of stats, heatmap and history.
+fn a_vm_attached_but_never_started_has_a_status_but_no_heat_map() {
+    // What the module shows for a VM attached but never started: a
+    // comment in place of stats, heatmap and history (kvm/sampler.rs; a
+    // stopped VM keeps its files).
     let dir = proc_copy();
     let vms = std::fs::read_to_string(dir.join("vms")).unwrap();
     std::fs::write(
@@ -454,22 +455,86 @@ fn completions_name_every_subcommand() {
     }
 }
 
+/// The `Exit codes:` table of a help text: code -> meaning.
+fn exit_table(text: &str) -> std::collections::BTreeMap<u8, String> {
+    text.lines()
+        .skip_while(|l| !l.starts_with("Exit codes:"))
+        .skip(1)
+        .map_while(|l| {
+            let (code, what) = l.trim().split_once("  ")?;
+            Some((code.parse().ok()?, what.trim().to_string()))
+        })
+        .collect()
+}
+
+/// Checks that `text` documents every exit code, each with the meaning
+/// of the tool's constant for it.
+fn documents_exit_codes(text: &str, what: &str) {
+    use ept_sampler::error::exit;
+    let table = exit_table(text);
+    assert_eq!(
+        table.keys().copied().collect::<Vec<_>>(),
+        (0..=exit::FORMAT).collect::<Vec<_>>(),
+        "{what}: {text}"
+    );
+    for (code, words) in [
+        (0, "success"),
+        (exit::FAILURE, "failure"),
+        (exit::USAGE, "command line"),
+        (exit::NO_MODULE, "not loaded"),
+        (exit::PERMISSION, "permission denied"),
+        (exit::NO_VM, "no such VM"),
+        (exit::REFUSED, "refused"),
+        (exit::FORMAT, "could not be parsed"),
+    ] {
+        assert!(
+            table[&code].contains(words),
+            "{what}: code {code}: {table:?}"
+        );
+    }
+}
+
 #[test]
 fn help_and_man_page_describe_every_subcommand_and_the_exit_codes() {
     let help = stdout(&Command::new(BIN).arg("--help").output().unwrap());
+    // The "Commands:" list: every subcommand, each with a description.
+    let listed: Vec<(String, String)> = help
+        .lines()
+        .skip_while(|l| l.trim() != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| {
+            let l = l.strip_prefix("  ")?;
+            let (name, what) = l.split_once(' ')?;
+            (!name.is_empty()).then(|| (name.to_string(), what.trim().to_string()))
+        })
+        .collect();
+    assert_eq!(
+        listed.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        SUBCOMMANDS,
+        "{help}"
+    );
+    assert!(listed.iter().all(|(_, what)| what.len() > 10), "{help}");
+    documents_exit_codes(&help, "--help");
+    for sub in SUBCOMMANDS {
+        let o = Command::new(BIN).args([sub, "--help"]).output().unwrap();
+        assert!(o.status.success(), "{sub} --help");
+        documents_exit_codes(&stdout(&o), &format!("{sub} --help"));
+    }
+
     let man = Command::new(BIN).arg("man").output().unwrap();
     assert!(man.status.success());
     let man = stdout(&man);
-    assert!(man.starts_with(".ie") || man.contains(".TH"), "{man}");
-    for text in [&help, &man] {
-        for sub in SUBCOMMANDS {
-            assert!(text.contains(sub), "lacks {sub}: {text}");
-        }
-        for code in ["not loaded", "permission denied", "not attached", "refused"] {
-            assert!(text.contains(code), "lacks {code}: {text}");
-        }
+    assert!(man.contains(".TH ept-sampler 1"), "{man}");
+    // The main page points at every subcommand's page.
+    for sub in SUBCOMMANDS {
+        assert!(
+            man.contains(&format!("ept\\-sampler\\-{sub}(1)")),
+            "lacks {sub}: {man}"
+        );
     }
-    // One page per subcommand with --dir.
+    // One page per subcommand with --dir, each with its synopsis, its
+    // options and the exit codes.
     let dir =
         PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("man-{}", std::process::id()));
     let o = Command::new(BIN)
@@ -480,11 +545,17 @@ fn help_and_man_page_describe_every_subcommand_and_the_exit_codes() {
     assert!(o.status.success(), "{}", stderr(&o));
     for sub in SUBCOMMANDS {
         let page = std::fs::read_to_string(dir.join(format!("ept-sampler-{sub}.1"))).unwrap();
-        assert!(!page.is_empty());
+        assert!(page.contains(".SH SYNOPSIS"), "{sub}: {page}");
+        assert!(page.contains("Exit codes:"), "{sub}: {page}");
+        assert!(page.contains("not loaded"), "{sub}: {page}");
     }
     let start = std::fs::read_to_string(dir.join("ept-sampler-start.1")).unwrap();
-    assert!(
-        start.contains("period") && start.contains("granule"),
-        "{start}"
-    );
+    for flag in [
+        "period", "mode", "granule", "window", "flush", "walk", "history",
+    ] {
+        assert!(
+            start.contains(&format!("\\-\\-{flag}")),
+            "lacks --{flag}: {start}"
+        );
+    }
 }
