@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod feed;
+pub mod tty;
 pub mod view;
 
 use std::io::IsTerminal;
@@ -123,6 +124,7 @@ fn run_feed(mut feed: Feed, source: SourceKind, args: &TopArgs) -> Result<(), Er
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .map_err(|e| Error::Other(format!("cannot handle signal {signal}: {e}")))?;
     }
+    let tty = tty::Tty::open().map_err(terminal_error)?;
     let mut terminal = ratatui::try_init().map_err(terminal_error)?;
     let _restore = RestoreOnDrop;
     let interval = Duration::from_millis(args.interval_ms);
@@ -135,24 +137,36 @@ fn run_feed(mut feed: Feed, source: SourceKind, args: &TopArgs) -> Result<(), Er
         let timeout = next
             .saturating_duration_since(Instant::now())
             .min(SIGNAL_CHECK);
-        if event::poll(timeout).map_err(terminal_error)? {
+        let input = match tty.wait(timeout).map_err(terminal_error)? {
+            tty::Wait::HangUp => break,
+            tty::Wait::Timeout => false,
+            tty::Wait::Input => true,
+        };
+        // Every event crossterm can hand out without waiting: one read of
+        // the terminal may hold several keys.
+        let mut quit = false;
+        while input && !quit && event::poll(Duration::ZERO).map_err(terminal_error)? {
             // Resizes and anything else only need the redraw above.
-            if let Event::Key(key) = event::read().map_err(terminal_error)? {
-                match app.apply(app::action(key)) {
-                    Effect::Quit => break,
-                    Effect::Write(command) => {
-                        let result = feed.control(&command);
-                        let ok = result.is_ok();
-                        app.command_done(result);
-                        if ok {
-                            // Show the new settings now, not an
-                            // interval later.
-                            next = Instant::now();
-                        }
+            let Event::Key(key) = event::read().map_err(terminal_error)? else {
+                continue;
+            };
+            match app.apply(app::action(key)) {
+                Effect::Quit => quit = true,
+                Effect::Write(command) => {
+                    let result = feed.control(&command);
+                    let ok = result.is_ok();
+                    app.command_done(result);
+                    if ok {
+                        // Show the new settings now, not an interval
+                        // later.
+                        next = Instant::now();
                     }
-                    Effect::None => {}
                 }
+                Effect::None => {}
             }
+        }
+        if quit {
+            break;
         }
         if Instant::now() >= next {
             if !app.paused {

@@ -273,6 +273,29 @@ start $s --proc "$work/missing" top
 check $s "no module: exit status 3" '^top exited 3$'
 check $s "no module: says how to load it" 'module is not loaded'
 
+# --- the terminal goes away (ssh dropped, tmux killed): top leaves too,
+# instead of spinning on a dead terminal (crossterm's reader would)
+s=hangup
+start $s --proc "$work/proc" top
+check $s "fifth session draws" '^> 72-4 '
+shell=$(tm display-message -p -t $s '#{pane_pid}')
+pid=$(pgrep -P "$shell" | head -1)
+if [ -n "$pid" ]; then
+	tm kill-session -t $s
+	for ((i = 0; i < 30; i++)); do
+		[ -d /proc/$pid ] && [ "$(awk '{print $3}' /proc/$pid/stat 2>/dev/null)" != Z ] || break
+		sleep 0.1
+	done
+	if [ -d /proc/$pid ] && [ "$(awk '{print $3}' /proc/$pid/stat 2>/dev/null)" != Z ]; then
+		fail "hangup: top (pid $pid) still runs 3 s after its terminal went away"
+		kill -9 "$pid" 2>/dev/null
+	else
+		ok "hangup: top exits when its terminal goes away"
+	fi
+else
+	fail "hangup: no top process under the pane's shell $shell"
+fi
+
 echo
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
