@@ -25,9 +25,6 @@ pub struct Bin {
     pub accessed: f64,
     /// Same for dirty rounds.
     pub dirty: f64,
-    /// Fraction of the bin's bytes accessed in at least one round of the
-    /// window.
-    pub touched: f64,
 }
 
 /// Folds `runs` onto `n` equal bins over `start..end` (`end > start`,
@@ -57,11 +54,6 @@ pub fn fold(runs: &[Run], start: u64, end: u64, n: usize) -> Vec<Bin> {
         let window = f64::from(run.window.max(1));
         let acc = run.accessed.map_or(0.0, |a| f64::from(a) / window);
         let dirty = run.dirty.map_or(0.0, |d| f64::from(d) / window);
-        let touched = if run.accessed.unwrap_or(0) > 0 {
-            1.0
-        } else {
-            0.0
-        };
         let (present, hole) = match run.state {
             State::Present(_) => (1.0, 0.0),
             State::Hole => (0.0, 1.0),
@@ -79,7 +71,6 @@ pub fn fold(runs: &[Run], start: u64, end: u64, n: usize) -> Vec<Bin> {
             bin.hole += hole * w;
             bin.accessed += acc * present * w;
             bin.dirty += dirty * present * w;
-            bin.touched += touched * present * w;
         }
     }
     bins

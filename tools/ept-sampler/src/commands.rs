@@ -17,38 +17,36 @@ use crate::error::Error;
 use crate::model::{VmSnapshot, VM_FILES};
 use crate::picture::{self, PictureFormat};
 use crate::render::{data, term, text};
-use crate::source::ProcRoot;
+use crate::source::{io_error, ProcRoot};
 
 /// Runs the command line.
 pub fn run(cli: Cli) -> Result<(), Error> {
-    // Commands that need no module.
+    // Opened only by the commands that use the module: completions, the
+    // man page, report and top --replay work on a machine without it.
+    let root = || ProcRoot::open(&cli.proc_dir);
     match &cli.command {
-        Command::Completions(a) => {
-            let mut cmd = crate::cli::command();
-            clap_complete::generate(a.shell, &mut cmd, "ept-sampler", &mut std::io::stdout());
-            return Ok(());
-        }
-        Command::Man(a) => return man(a),
-        Command::Report(a) => return crate::record::report(a),
-        Command::Top(a) if a.replay.is_some() => return crate::top::run_replay(a),
-        _ => {}
-    }
-    let root = ProcRoot::open(&cli.proc_dir)?;
-    match &cli.command {
-        Command::List(a) => list(&root, a),
-        Command::Attach(a) => attach(&root, a),
-        Command::Detach(a) => detach(&root, a),
-        Command::Start(a) => start(&root, a),
+        Command::List(a) => list(&root()?, a),
+        Command::Attach(a) => attach(&root()?, a),
+        Command::Detach(a) => detach(&root()?, a),
+        Command::Start(a) => start(&root()?, a),
         Command::Stop(a) => {
+            let root = root()?;
             let vm = resolve_in(&root, &a.vm)?;
             send(&root, &Ctl::Stop(vm))?;
             say(format_args!("stopped {vm}"))
         }
-        Command::Status(a) => status(&root, a),
-        Command::Heatmap(a) => heatmap(&root, a),
-        Command::Top(a) => crate::top::run(&root, a),
-        Command::Record(a) => crate::record::record(&root, a),
-        Command::Completions(_) | Command::Man(_) | Command::Report(_) => Ok(()),
+        Command::Status(a) => status(&root()?, a),
+        Command::Heatmap(a) => heatmap(&root()?, a),
+        Command::Top(a) if a.replay.is_some() => crate::top::run_replay(a),
+        Command::Top(a) => crate::top::run(&root()?, a),
+        Command::Record(a) => crate::record::record(&root()?, a),
+        Command::Report(a) => crate::record::report(a),
+        Command::Completions(a) => {
+            let mut cmd = crate::cli::command();
+            clap_complete::generate(a.shell, &mut cmd, "ept-sampler", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man(a) => man(a),
     }
 }
 
@@ -221,12 +219,16 @@ pub fn vm_snapshot(root: &ProcRoot, word: &str, files: &[&str]) -> Result<VmSnap
     Ok(found)
 }
 
+/// The files of a VM `status` reads.
+const STATUS_FILES: &[&str] = &["config", "stats"];
+
 fn status(root: &ProcRoot, a: &StatusArgs) -> Result<(), Error> {
     if let Some(word) = &a.vm {
-        let vm = vm_snapshot(root, word, &["config", "stats"])?;
+        let vm = vm_snapshot(root, word, STATUS_FILES)?;
         return out(&text::status(&vm));
     }
-    let snap = root.snapshot()?.parse()?;
+    // Only what status prints: heat maps and histories can be large.
+    let snap = root.snapshot_of(|_| true, STATUS_FILES)?.parse()?;
     let attached: Vec<&VmSnapshot> = snap.vms.iter().filter(|v| v.config.is_some()).collect();
     if attached.is_empty() {
         return say(format_args!(
@@ -282,19 +284,15 @@ fn man(a: &ManArgs) -> Result<(), Error> {
     let cmd = crate::cli::command();
     match &a.dir {
         Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| control_io(dir, e))?;
-            clap_mangen::generate_to(cmd, dir).map_err(|e| control_io(dir, e))
+            std::fs::create_dir_all(dir).map_err(|e| io_error(dir.clone(), e))?;
+            clap_mangen::generate_to(cmd, dir).map_err(|e| io_error(dir.clone(), e))
         }
         None => {
             let mut buf = Vec::new();
             clap_mangen::Man::new(cmd)
                 .render(&mut buf)
-                .map_err(|e| control_io(std::path::Path::new("man page"), e))?;
+                .map_err(|e| io_error("man page".into(), e))?;
             out(&String::from_utf8_lossy(&buf))
         }
     }
-}
-
-fn control_io(path: &std::path::Path, e: std::io::Error) -> Error {
-    crate::source::io_error(path.to_path_buf(), e)
 }

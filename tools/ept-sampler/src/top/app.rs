@@ -165,8 +165,6 @@ pub struct App {
     pub interval_ms: u64,
     /// The latest snapshot (none before the first read succeeds).
     pub snapshot: Option<Snapshot>,
-    /// Snapshots taken so far.
-    pub refreshes: u64,
     /// The selected VM, by id, so that it stays selected when VMs come
     /// and go.
     pub selected: Option<VmId>,
@@ -194,7 +192,6 @@ impl App {
             source,
             interval_ms,
             snapshot: None,
-            refreshes: 0,
             selected: None,
             detail: false,
             paused: false,
@@ -221,7 +218,6 @@ impl App {
             self.selected = snapshot.vms.first().map(|v| v.row.vm);
         }
         self.snapshot = Some(snapshot);
-        self.refreshes += 1;
         if std::mem::take(&mut self.refresh_failing) {
             self.status = None;
         }

@@ -689,7 +689,11 @@ fn history_block(
             // The regions under this column; the hottest one shows.
             let a = c * regions / cols;
             let b = ((c + 1) * regions / cols).max(a + 1).min(regions);
-            let share = round.accessed[a..b].iter().copied().max().unwrap_or(0);
+            let share = round
+                .accessed
+                .get(a..b)
+                .and_then(|s| s.iter().copied().max())
+                .unwrap_or(0);
             spans.push(heat_span(app, Some(f64::from(share) / 255.0)));
         }
         spans.push(Span::raw("|"));
