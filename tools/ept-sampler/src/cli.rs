@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
-use ept_core::heat::{Granule, Track, MAX_HISTORY_ROUNDS};
+use ept_core::heat::{Granule, Track, Width, MAX_HISTORY_ROUNDS};
 use ept_core::procfs::control::{Flush, Walk, PERIOD_MS_MAX, PERIOD_MS_MIN};
 
 use crate::record::{RecordArgs, ReportArgs};
@@ -254,7 +254,7 @@ pub struct StartArgs {
     pub granule: Granule,
     /// Rounds the heat map counts over: 1..5 at 4K, 1..13 at 8K, 1..29
     /// from 16K on [default: 5, or the most the granule allows].
-    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=29))]
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=i64::from(Width::MAX_WINDOW)))]
     pub window: Option<u8>,
     /// TLB flush after each round.
     #[arg(long, value_enum, default_value_t = FlushArg::Round)]
@@ -343,4 +343,36 @@ pub struct ManArgs {
     /// page into DIR instead of printing the main page.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use ept_core::heat::{Granule, StoreLayout};
+
+    /// `start --window`'s help names the largest window of a few
+    /// granules: they must be the module's.
+    #[test]
+    fn window_help_says_the_module_limits() {
+        let cmd = super::command();
+        let start = cmd.find_subcommand("start").expect("start");
+        let help = start
+            .get_arguments()
+            .find(|a| a.get_id() == "window")
+            .and_then(|a| a.get_help())
+            .expect("--window help")
+            .to_string();
+        for (granule, said) in [("4K", "at 4K"), ("8K", "at 8K"), ("16K", "from 16K on")] {
+            let max = StoreLayout::max_window(Granule::parse(granule).expect("granule"));
+            assert!(
+                help.contains(&format!("1..{max} {said}")),
+                "{granule}: {help}"
+            );
+        }
+        // "from 16K on": no larger granule allows more.
+        let largest = StoreLayout::max_window(Granule::parse("512G").expect("granule"));
+        assert_eq!(
+            largest,
+            StoreLayout::max_window(Granule::parse("16K").expect("granule"))
+        );
+    }
 }

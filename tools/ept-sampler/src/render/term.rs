@@ -109,7 +109,13 @@ impl Grid {
     pub fn new(start: u64, end: u64, cols: usize, rows: u16) -> Grid {
         let span = end.saturating_sub(start).max(1);
         let capacity = (cols as u64).saturating_mul(u64::from(rows.max(1))).max(1);
-        let cell_bytes = span.div_ceil(capacity).next_power_of_two().max(4096);
+        // A span past 2^63 (only a garbled file has one) has no next power
+        // of two: the largest one serves.
+        let cell_bytes = span
+            .div_ceil(capacity)
+            .checked_next_power_of_two()
+            .unwrap_or(1 << 63)
+            .max(4096);
         let cells = usize::try_from(span.div_ceil(cell_bytes)).unwrap_or(usize::MAX);
         Grid {
             start,
@@ -335,4 +341,26 @@ fn legend(o: &mut String, palette: Palette) {
         }
     }
     o.push_str(" of rounds\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Grid;
+
+    #[test]
+    fn a_span_past_2_63_gets_the_largest_cell_not_a_wrapped_one() {
+        let g = Grid::new(0, u64::MAX, 1, 1);
+        assert_eq!(g.cell_bytes, 1 << 63);
+        assert_eq!(g.cells, 2);
+    }
+
+    #[test]
+    fn cells_are_powers_of_two_of_at_least_a_page() {
+        // 256 MiB in 8 rows of 64 cells: 512 KiB a cell, 512 cells.
+        let g = Grid::new(0, 256 << 20, 64, 8);
+        assert_eq!((g.cell_bytes, g.cells), (512 << 10, 512));
+        // 64 KiB in 8 rows of 64: a 4 KiB cell, not less.
+        let g = Grid::new(0, 64 << 10, 64, 8);
+        assert_eq!((g.cell_bytes, g.cells), (4096, 16));
+    }
 }
