@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use ept_core::procfs::{config, heatmap, history, memslots, stats, vms};
+use ept_core::procfs::{config, fields, heatmap, history, memslots, stats, vms};
 
 use crate::error::Error;
 
@@ -115,15 +115,12 @@ impl RawSnapshot {
             let path = format!("{dir}/{name}");
             self.files.get(&path).map(|t| (path, t.as_str()))
         };
-        // A VM attached but never started has
-        // only a comment in `stats`, `heatmap` and `history`
-        // (`# vm P-F is not being sampled`): no data, not a format error.
-        let sampled = |name: &str| {
-            get(name).filter(|(_, t)| {
-                t.lines()
-                    .any(|l| !l.trim().is_empty() && !l.starts_with('#'))
-            })
-        };
+        // A VM attached but never started has only a comment in `stats`,
+        // `heatmap` and `history` (`# vm P-F is not being sampled`): no
+        // data lines, as the module's formats define them, and not a
+        // format error.
+        let sampled =
+            |name: &str| get(name).filter(|(_, t)| fields::data_lines(t).next().is_some());
         let config = get("config")
             .map(|(p, t)| config::Config::parse(t).map_err(|e| Error::format(&p, e)))
             .transpose()?;
