@@ -62,6 +62,16 @@ fn run(proc_dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Rewrites `file` of a fixture copy with `f`; the rewrite must change it
+/// (else the fixture no longer holds what the test edits).
+fn edit(dir: &Path, file: &str, f: impl FnOnce(&str) -> String) {
+    let path = dir.join(file);
+    let old = std::fs::read_to_string(&path).unwrap();
+    let new = f(&old);
+    assert_ne!(new, old, "{file}: the edit changed nothing");
+    std::fs::write(path, new).unwrap();
+}
+
 fn control(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("control")).unwrap()
 }
@@ -238,12 +248,12 @@ fn refusals_carry_the_module_reason() {
 #[test]
 fn a_refused_vm_is_not_started_and_says_why() {
     let dir = proc_copy();
-    let vms = std::fs::read_to_string(dir.join("vms")).unwrap();
-    let vms = vms.replace(
-        "96-4 1 1 67108864 npt no detached",
-        "96-4 1 1 67108864 shadow no refused:shadow-paging",
-    );
-    std::fs::write(dir.join("vms"), vms).unwrap();
+    edit(&dir, "vms", |vms| {
+        vms.replace(
+            "96-4 1 1 67108864 npt no detached",
+            "96-4 1 1 67108864 shadow no refused:shadow-paging",
+        )
+    });
     let o = run(&dir, &["start", "96-4"]);
     assert_eq!(o.status.code(), Some(REFUSED), "{}", stderr(&o));
     assert!(stderr(&o).contains("shadow paging"), "{}", stderr(&o));
@@ -261,15 +271,12 @@ fn a_vm_attached_but_never_started_has_a_status_but_no_heat_map() {
     // comment in place of stats, heatmap and history (kvm/sampler.rs; a
     // stopped VM keeps its files).
     let dir = proc_copy();
-    let vms = std::fs::read_to_string(dir.join("vms")).unwrap();
-    std::fs::write(
-        dir.join("vms"),
+    edit(&dir, "vms", |vms| {
         vms.replace(
             "85-4 1 1 134217728 npt no sampling",
             "85-4 1 1 134217728 npt no attached",
-        ),
-    )
-    .unwrap();
+        )
+    });
     std::fs::write(dir.join("85-4/config"), "vm 85-4\nstate attached\n").unwrap();
     for f in ["stats", "heatmap", "history"] {
         std::fs::write(dir.join("85-4").join(f), "# vm 85-4 is not being sampled\n").unwrap();
@@ -290,12 +297,9 @@ fn a_pid_with_two_vms_is_ambiguous_and_nothing_is_written() {
     // A second VM of process 72, detached (as a second VM file of one
     // QEMU would be).
     let dir = proc_copy();
-    let vms = std::fs::read_to_string(dir.join("vms")).unwrap();
-    std::fs::write(
-        dir.join("vms"),
-        format!("{vms}72-9 1 1 67108864 npt no detached\n"),
-    )
-    .unwrap();
+    edit(&dir, "vms", |vms| {
+        format!("{vms}72-9 1 1 67108864 npt no detached\n")
+    });
     for args in [
         &["stop", "72"][..],
         &["status", "72"],
@@ -321,16 +325,15 @@ fn a_pid_with_two_vms_is_ambiguous_and_nothing_is_written() {
 #[test]
 fn a_garbled_module_file_is_a_format_error_in_words() {
     let dir = proc_copy();
-    let stats = std::fs::read_to_string(dir.join("72-4/stats")).unwrap();
-    let garbled: String = stats
-        .lines()
-        .map(|l| match l.split_once(' ') {
-            Some(("rounds", _)) => "rounds many\n".to_string(),
-            _ => format!("{l}\n"),
-        })
-        .collect();
-    assert_ne!(garbled, stats, "the fixture has no rounds line");
-    std::fs::write(dir.join("72-4/stats"), garbled).unwrap();
+    edit(&dir, "72-4/stats", |stats| {
+        stats
+            .lines()
+            .map(|l| match l.split_once(' ') {
+                Some(("rounds", _)) => "rounds many\n".to_string(),
+                _ => format!("{l}\n"),
+            })
+            .collect()
+    });
     let o = run(&dir, &["status", "72-4"]);
     assert_eq!(o.status.code(), Some(FORMAT), "{}", stderr(&o));
     let e = stderr(&o);
