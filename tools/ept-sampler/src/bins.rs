@@ -76,8 +76,72 @@ pub fn fold(runs: &[Run], start: u64, end: u64, n: usize) -> Vec<Bin> {
     bins
 }
 
+/// Bytes of mapped memory accessed (or, with `dirty`, dirtied) in at
+/// least one round of the heat map's window: `top`'s HOT and DIRTY MiB.
+pub fn hot_bytes(runs: &[Run], dirty: bool) -> u64 {
+    runs.iter()
+        .filter(|r| matches!(r.state, State::Present(_)))
+        .filter(|r| if dirty { r.dirty } else { r.accessed }.is_some_and(|n| n > 0))
+        .map(|r| r.end.saturating_sub(r.start))
+        .sum()
+}
+
 /// The address span a heat map covers: from its first run's start to its
 /// last run's end (`None` with no runs).
 pub fn span(runs: &[Run]) -> Option<(u64, u64)> {
     Some((runs.first()?.start, runs.last()?.end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runs(text: &str) -> Vec<Run> {
+        let (_, runs) = ept_core::procfs::heatmap::parse(text).expect("heatmap");
+        runs.collect::<Result<_, _>>().expect("runs")
+    }
+
+    #[test]
+    fn hot_bytes_count_mapped_runs_touched_in_the_window() {
+        // 1 MiB read, 2 MiB written, a 4 MiB hole, 1 MiB mapped and idle.
+        let r = runs(
+            "\
+# ept_sampler heatmap 1
+# vm 1-2
+# granule 4K
+# window 5
+# rounds 10
+# mode both
+# columns start end granule leaf accessed dirty window slot
+0x000000000000 0x000000100000 4K 4K 5 0 5 0
+0x000000100000 0x000000300000 4K 4K 3 2 5 0
+0x000000300000 0x000000700000 4K hole 0 0 5 -
+0x000000700000 0x000000800000 4K 4K 0 0 5 0
+",
+        );
+        assert_eq!(hot_bytes(&r, false), 3 << 20);
+        assert_eq!(hot_bytes(&r, true), 2 << 20);
+    }
+
+    #[test]
+    fn a_half_hot_bin_shows_half_the_heat() {
+        let r = runs(
+            "\
+# ept_sampler heatmap 1
+# vm 1-2
+# granule 4K
+# window 4
+# rounds 10
+# mode accessed
+# columns start end granule leaf accessed dirty window slot
+0x000000000000 0x000000001000 4K 4K 4 - 4 0
+0x000000001000 0x000000002000 4K 4K 0 - 4 0
+0x000000002000 0x000000004000 4K hole 0 - 4 -
+",
+        );
+        let b = fold(&r, 0, 0x4000, 2);
+        assert_eq!((b[0].start, b[0].end, b[1].end), (0, 0x2000, 0x4000));
+        assert_eq!((b[0].present, b[0].accessed), (1.0, 0.5));
+        assert_eq!((b[1].present, b[1].hole), (0.0, 1.0));
+    }
 }

@@ -8,7 +8,6 @@
 //! colour (heat is a character ramp, colour only doubles it) and degrades
 //! by dropping columns and panels, not by wrapping, in a small terminal.
 
-use ept_core::procfs::heatmap::Run;
 use ept_core::procfs::vms::VmState;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
@@ -286,18 +285,10 @@ impl Metrics {
     pub fn of(vm: &VmSnapshot) -> Metrics {
         let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
         let (hot, dirty) = match &vm.heatmap {
-            Some((h, runs)) => {
-                let sum = |f: fn(&Run) -> Option<u8>| {
-                    runs.iter()
-                        .filter(|r| f(r).is_some_and(|n| n > 0))
-                        .map(|r| r.end.saturating_sub(r.start))
-                        .sum::<u64>()
-                };
-                (
-                    h.mode.accessed().then(|| mib(sum(|r| r.accessed))),
-                    h.mode.dirty().then(|| mib(sum(|r| r.dirty))),
-                )
-            }
+            Some((h, runs)) => (
+                h.mode.accessed().then(|| mib(bins::hot_bytes(runs, false))),
+                h.mode.dirty().then(|| mib(bins::hot_bytes(runs, true))),
+            ),
             None => (None, None),
         };
         let stats = vm.stats.as_ref().filter(|s| s.rounds > 0);
