@@ -13,8 +13,9 @@ use crate::record::{RecordArgs, ReportArgs};
 use crate::source::DEFAULT_ROOT;
 use crate::top::TopArgs;
 
-/// The exit codes, shown after `--help` and in the man page (the values
-/// are those of [`crate::error::exit`]).
+/// The exit codes and the environment, shown after every `--help` and in
+/// every man page (the codes are those of [`crate::error::exit`]; clap's
+/// man pages do not show `env` on their own).
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0  success
@@ -27,7 +28,13 @@ Exit codes:
   7  a file of the module or a recording could not be parsed
 
 VM names are <pid>-<fd> as in `ept-sampler list`; a bare <pid> names the
-one VM of that process.";
+one VM of that process.
+
+Environment:
+  EPT_SAMPLER_PROC  the module's directory, as --proc
+  NO_COLOR          set and not empty: no colour (heatmap, top)
+  COLORTERM         truecolor or 24bit: heatmap uses 24-bit colour
+  COLUMNS           heatmap's width when standard output is not a terminal";
 
 /// The command line: [`Cli`] with the exit codes after every
 /// subcommand's help as well (clap does not pass `after_help` down), so

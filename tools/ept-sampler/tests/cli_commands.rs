@@ -580,6 +580,7 @@ fn help_and_man_page_describe_every_subcommand_and_the_exit_codes() {
         assert!(page.contains(".SH SYNOPSIS"), "{sub}: {page}");
         assert!(page.contains("Exit codes:"), "{sub}: {page}");
         assert!(page.contains("not loaded"), "{sub}: {page}");
+        assert!(page.contains("EPT_SAMPLER_PROC"), "{sub}: {page}");
     }
     let start = std::fs::read_to_string(dir.join("ept-sampler-start.1")).unwrap();
     for flag in [
