@@ -186,7 +186,7 @@ fn refresh(feed: &mut Feed, app: &mut App, first: bool) -> Result<(), Error> {
     match feed.step() {
         Ok(Step::Snapshot(s)) => {
             app.update(s);
-            if let Some((n, _, _)) = feed.position() {
+            if let Some((n, _)) = feed.position() {
                 // A replay shows where it is instead of an old message.
                 if app.status.as_ref().is_none_or(|s| !s.error) {
                     app.set_info(format!("recorded snapshot {n}"));

@@ -3,7 +3,7 @@
 //! Where `top` gets its snapshots: the module's directory, read at every
 //! refresh, or a recording, stepped one snapshot per refresh.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ept_core::procfs::control::Command;
 
@@ -18,8 +18,6 @@ pub enum Feed {
     Live(ProcRoot),
     /// A recording.
     Replay {
-        /// The file, for messages.
-        path: PathBuf,
         /// Its snapshots, not yet shown.
         reader: Reader,
         /// Snapshots shown so far.
@@ -41,7 +39,6 @@ impl Feed {
     /// A feed reading a recording.
     pub fn replay(path: &Path) -> Result<Feed, Error> {
         Ok(Feed::Replay {
-            path: path.to_path_buf(),
             reader: Reader::open(path)?,
             shown: 0,
             ended: false,
@@ -81,13 +78,12 @@ impl Feed {
         }
     }
 
-    /// "snapshot N" of a replay, for the title.
-    pub fn position(&self) -> Option<(u64, bool, &Path)> {
+    /// Where a replay is: snapshots shown so far, and whether the
+    /// recording has ended (`None` for the live module).
+    pub fn position(&self) -> Option<(u64, bool)> {
         match self {
             Feed::Live(_) => None,
-            Feed::Replay {
-                path, shown, ended, ..
-            } => Some((*shown, *ended, path.as_path())),
+            Feed::Replay { shown, ended, .. } => Some((*shown, *ended)),
         }
     }
 
