@@ -5,7 +5,10 @@
 #   make                      build ept_sampler.ko for KDIR (see below)
 #   make KERNEL=6.12          ... for a cached test kernel (6.12, 7.3, 7.3-debug)
 #   make KDIR=... RUSTC=...   ... for a real host's Rust-enabled kernel tree
-#   make tools                the userspace crates (static binaries)
+#   make tools                the userspace crates (static binaries), the
+#                             tool's man pages and shell completions
+#   make install              the tool, its man pages and completions
+#                             (PREFIX=/usr/local, DESTDIR)
 #   make kernels              build the test kernels (cached; minutes, once)
 #   make check                every test: unit, property, and end-to-end on
 #                             every test kernel x testbed (does all set-up)
@@ -66,8 +69,15 @@ module: kdir-check
 	$(MAKE) -C $(KDIR) M=$(CURDIR)/$(OUT) $(kbuild_vars) modules
 	@echo "built $(OUT)/ept_sampler.ko"
 
+# The tool's man pages and completions come from its own clap definitions.
+tool_bin := target/x86_64-unknown-linux-gnu/release/ept-sampler
 tools:
 	cargo build --release --workspace
+	@mkdir -p target/man target/completions
+	$(tool_bin) man --dir target/man
+	$(tool_bin) completions bash >target/completions/ept-sampler.bash
+	$(tool_bin) completions zsh >target/completions/_ept-sampler
+	$(tool_bin) completions fish >target/completions/ept-sampler.fish
 
 kernels:
 	tests/setup
@@ -109,7 +119,12 @@ fmt:
 
 PREFIX ?= /usr/local
 install: tools
-	install -D -m 0755 target/x86_64-unknown-linux-gnu/release/ept-sampler $(DESTDIR)$(PREFIX)/bin/ept-sampler
+	install -D -m 0755 $(tool_bin) $(DESTDIR)$(PREFIX)/bin/ept-sampler
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 target/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -D -m 0644 target/completions/ept-sampler.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/ept-sampler
+	install -D -m 0644 target/completions/_ept-sampler $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_ept-sampler
+	install -D -m 0644 target/completions/ept-sampler.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/ept-sampler.fish
 
 clean:
 	rm -rf out

@@ -39,6 +39,21 @@ pub enum Error {
     /// The VM is not on the host (any more).
     #[error("no VM {0} on this host (see `ept-sampler list`)")]
     NoVm(String),
+    /// The module found no such VM for a command (`ENOENT`/`ESRCH`).
+    #[error("no such VM: the module refused `{command}`: {reason} (see `ept-sampler list`)")]
+    NoVmBecause {
+        /// The control line that was written.
+        command: String,
+        /// What the module said.
+        reason: String,
+    },
+    /// The VM is on the host but not attached, so it has no files.
+    #[error("VM {0} is not attached: `ept-sampler attach --pid <pid>` or `ept-sampler start --pid <pid>` first")]
+    NotAttached(String),
+    /// A bad argument found after clap's checks (a VM name, a setting the
+    /// module would refuse).
+    #[error("{0}")]
+    Usage(String),
     /// The module refused a command; `reason` is its `last_error` message.
     #[error("the module refused `{command}`: {reason}")]
     Refused {
@@ -82,7 +97,8 @@ impl Error {
         match self {
             Error::NoModule(_) => exit::NO_MODULE,
             Error::Permission(_) => exit::PERMISSION,
-            Error::NoVm(_) => exit::NO_VM,
+            Error::NoVm(_) | Error::NoVmBecause { .. } | Error::NotAttached(_) => exit::NO_VM,
+            Error::Usage(_) => exit::USAGE,
             Error::Refused { .. } => exit::REFUSED,
             Error::Format { .. } => exit::FORMAT,
             Error::Io { .. } | Error::Other(_) => exit::FAILURE,

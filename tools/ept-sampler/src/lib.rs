@@ -7,9 +7,13 @@
 //! compiled from the same files as the module.
 
 pub mod bins;
+pub mod cli;
+pub mod commands;
+pub mod control;
 pub mod error;
 pub mod model;
 pub mod picture;
 pub mod record;
+pub mod render;
 pub mod source;
 pub mod top;

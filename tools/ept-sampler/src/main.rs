@@ -4,7 +4,20 @@
 
 use std::process::ExitCode;
 
+use clap::Parser;
+use ept_sampler::cli::Cli;
+use ept_sampler::error::Error;
+
 fn main() -> ExitCode {
-    eprintln!("ept-sampler: not built yet");
-    ExitCode::from(ept_sampler::error::exit::FAILURE)
+    let cli = Cli::parse();
+    match ept_sampler::commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ept-sampler: {e}");
+            if matches!(e, Error::Usage(_)) {
+                eprintln!("For more information, try '--help'.");
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
 }

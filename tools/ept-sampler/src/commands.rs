@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Running each subcommand.
+
+use std::io::Write;
+
+use clap::CommandFactory;
+use ept_core::heat::{StoreLayout, DEFAULT_WINDOW};
+use ept_core::procfs::control::{Command as Ctl, Settings, VmId};
+use ept_core::procfs::vms::VmState;
+
+use crate::cli::{
+    AttachArgs, Cli, ColorWhen, Command, DetachArgs, HeatFormat, HeatmapArgs, ListArgs, ManArgs,
+    StartArgs, StatusArgs,
+};
+use crate::control::{resolve, resolve_in, send, state_of, vm_rows};
+use crate::error::Error;
+use crate::model::{RawSnapshot, VmSnapshot, TOP_FILES, VM_FILES};
+use crate::picture::{self, PictureFormat};
+use crate::render::{data, term, text};
+use crate::source::ProcRoot;
+
+/// Runs the command line.
+pub fn run(cli: Cli) -> Result<(), Error> {
+    // Commands that need no module.
+    match &cli.command {
+        Command::Completions(a) => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(a.shell, &mut cmd, "ept-sampler", &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Man(a) => return man(a),
+        Command::Report(a) => return crate::record::report(a),
+        _ => {}
+    }
+    let root = ProcRoot::open(&cli.proc_dir)?;
+    match &cli.command {
+        Command::List(a) => list(&root, a),
+        Command::Attach(a) => attach(&root, a),
+        Command::Detach(a) => detach(&root, a),
+        Command::Start(a) => start(&root, a),
+        Command::Stop(a) => {
+            let vm = resolve_in(&root, &a.vm)?;
+            send(&root, &Ctl::Stop(vm))?;
+            say(format_args!("stopped {vm}"))
+        }
+        Command::Status(a) => status(&root, a),
+        Command::Heatmap(a) => heatmap(&root, a),
+        Command::Top(a) => crate::top::run(&root, a),
+        Command::Record(a) => crate::record::record(&root, a),
+        Command::Completions(_) | Command::Man(_) | Command::Report(_) => Ok(()),
+    }
+}
+
+/// Prints one line on standard output.
+fn say(args: std::fmt::Arguments<'_>) -> Result<(), Error> {
+    out(&format!("{args}\n"))
+}
+
+/// Prints text on standard output; a closed pipe (`| head`) is not an
+/// error worth a message.
+fn out(text: &str) -> Result<(), Error> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io {
+            path: "standard output".into(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn list(root: &ProcRoot, a: &ListArgs) -> Result<(), Error> {
+    let rows = vm_rows(root)?;
+    if a.json {
+        out(&text::list_json(&rows))
+    } else {
+        out(&text::list_table(&rows))
+    }
+}
+
+fn attach(root: &ProcRoot, a: &AttachArgs) -> Result<(), Error> {
+    send(
+        root,
+        &Ctl::Attach {
+            pid: a.pid,
+            fd: a.fd,
+        },
+    )?;
+    // Name what was attached: the process's VMs now attached.
+    let rows = vm_rows(root)?;
+    let names: Vec<String> = rows
+        .iter()
+        .filter(|r| r.vm.pid == a.pid && a.fd.is_none_or(|fd| r.vm.fd == fd))
+        .filter(|r| matches!(r.state, VmState::Attached | VmState::Sampling))
+        .map(|r| r.vm.to_string())
+        .collect();
+    if names.is_empty() {
+        say(format_args!("attached pid {}", a.pid))
+    } else {
+        say(format_args!("attached {}", names.join(" ")))
+    }
+}
+
+fn detach(root: &ProcRoot, a: &DetachArgs) -> Result<(), Error> {
+    match &a.vm {
+        Some(word) if !a.all => {
+            let vm = resolve_in(root, word)?;
+            send(root, &Ctl::Detach(vm))?;
+            say(format_args!("detached {vm}"))
+        }
+        _ => {
+            send(root, &Ctl::DetachAll)?;
+            say(format_args!("detached every VM"))
+        }
+    }
+}
+
+/// The `start` command for `vm` with the flags' settings, checked by the
+/// module's own parser before anything is written (a window too large for
+/// the granule is a usage error here, not a refusal).
+pub fn start_command(vm: VmId, a: &StartArgs) -> Result<Ctl, Error> {
+    let max = StoreLayout::max_window(a.granule);
+    let settings = Settings {
+        period_ms: a.period_ms,
+        track: a.mode.track(),
+        granule: a.granule,
+        window: a.window.unwrap_or(DEFAULT_WINDOW.min(max)),
+        flush: a.flush.flush(),
+        walk: a.walk.walk(),
+        history: a.history,
+    };
+    let command = Ctl::Start { vm, settings };
+    let line = command.to_string();
+    Ctl::parse(line.as_bytes()).map_err(|e| {
+        Error::Usage(format!(
+            "invalid setting: {e} (see `ept-sampler start --help`)"
+        ))
+    })?;
+    Ok(command)
+}
+
+fn start(root: &ProcRoot, a: &StartArgs) -> Result<(), Error> {
+    let rows = vm_rows(root)?;
+    let vm = match (a.pid, &a.vm) {
+        (Some(pid), _) => {
+            let mine = |rows: &[ept_core::procfs::vms::VmRow]| -> Vec<(VmId, VmState)> {
+                rows.iter()
+                    .filter(|r| r.vm.pid == pid && a.fd.is_none_or(|fd| r.vm.fd == fd))
+                    .map(|r| (r.vm, r.state))
+                    .collect()
+            };
+            let found = mine(&rows);
+            match found.as_slice() {
+                [] => {
+                    // Not listed: let the module say why (no such process,
+                    // not a VM file).
+                    send(root, &Ctl::Attach { pid, fd: a.fd })?;
+                    let again = mine(&vm_rows(root)?);
+                    match again.as_slice() {
+                        [(vm, _)] => *vm,
+                        _ => return Err(Error::NoVm(format!("of pid {pid}"))),
+                    }
+                }
+                [(vm, state)] => {
+                    if *state == VmState::Detached {
+                        send(
+                            root,
+                            &Ctl::Attach {
+                                pid,
+                                fd: Some(vm.fd),
+                            },
+                        )?;
+                    }
+                    *vm
+                }
+                many => {
+                    return Err(Error::Usage(format!(
+                        "pid {pid} has {} VMs ({}): pick one with --fd",
+                        many.len(),
+                        many.iter()
+                            .map(|(v, _)| v.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )))
+                }
+            }
+        }
+        (None, Some(word)) => resolve(word, &rows)?,
+        (None, None) => return Err(Error::Usage("start: name a VM or --pid".into())),
+    };
+    let command = start_command(vm, a)?;
+    send(root, &command)?;
+    let line = command.to_string();
+    let settings = line.split_once(' ').map_or("", |(_, s)| s);
+    say(format_args!("started {vm}: {settings}"))
+}
+
+/// The parsed files of one attached VM.
+pub fn vm_snapshot(root: &ProcRoot, word: &str) -> Result<VmSnapshot, Error> {
+    let rows = vm_rows(root)?;
+    let vm = resolve(word, &rows)?;
+    match state_of(&rows, vm) {
+        None => return Err(Error::NoVm(vm.to_string())),
+        Some(VmState::Detached | VmState::Refused(_)) => {
+            return Err(Error::NotAttached(vm.to_string()))
+        }
+        Some(_) => {}
+    }
+    let mut raw = RawSnapshot::default();
+    for name in TOP_FILES {
+        raw.files.insert(name.to_string(), root.read(name)?);
+    }
+    for name in VM_FILES {
+        let rel = format!("{vm}/{name}");
+        if let Some(t) = root.read_optional(&rel)? {
+            raw.files.insert(rel, t);
+        }
+    }
+    let snap = raw.parse()?;
+    let found = snap
+        .vms
+        .into_iter()
+        .find(|v| v.row.vm == vm)
+        .ok_or_else(|| Error::NoVm(vm.to_string()))?;
+    if found.config.is_none() {
+        // Listed as attached, but its directory is gone: detached since.
+        return Err(Error::NotAttached(vm.to_string()));
+    }
+    Ok(found)
+}
+
+fn status(root: &ProcRoot, a: &StatusArgs) -> Result<(), Error> {
+    if let Some(word) = &a.vm {
+        let vm = vm_snapshot(root, word)?;
+        return out(&text::status(&vm));
+    }
+    let snap = root.snapshot()?.parse()?;
+    let attached: Vec<&VmSnapshot> = snap.vms.iter().filter(|v| v.config.is_some()).collect();
+    if attached.is_empty() {
+        return say(format_args!(
+            "no VM attached ({} on the host, see `ept-sampler list`)",
+            snap.vms.len()
+        ));
+    }
+    let text: Vec<String> = attached.iter().map(|v| text::status(v)).collect();
+    out(&text.join("\n"))
+}
+
+fn heatmap(root: &ProcRoot, a: &HeatmapArgs) -> Result<(), Error> {
+    let vm = vm_snapshot(root, &a.vm)?;
+    let name = vm.row.vm.to_string();
+    let (header, runs) = vm
+        .heatmap
+        .as_ref()
+        .ok_or_else(|| Error::NotAttached(name.clone()))?;
+    if let Some(path) = &a.png {
+        picture::write(&vm, path, PictureFormat::Png, a.width, a.height)?;
+    }
+    if let Some(path) = &a.svg {
+        picture::write(&vm, path, PictureFormat::Svg, a.width, a.height)?;
+    }
+    let picture = a.png.is_some() || a.svg.is_some();
+    match a.format {
+        None if picture => Ok(()),
+        None | Some(HeatFormat::Text) => {
+            let color = match a.color {
+                ColorWhen::Always => true,
+                ColorWhen::Never => false,
+                ColorWhen::Auto => term::color_wanted(),
+            };
+            let opts = term::Options {
+                columns: a.columns.unwrap_or_else(term::terminal_columns),
+                rows: a.rows,
+                palette: term::Palette::detect(color),
+            };
+            out(&term::heatmap(header, runs, &vm.memslots, &opts))
+        }
+        Some(HeatFormat::Json) => out(&data::json(header, runs, &vm.memslots)?),
+        Some(HeatFormat::Csv) => out(&data::csv(runs)?),
+    }
+}
+
+fn man(a: &ManArgs) -> Result<(), Error> {
+    let cmd = Cli::command();
+    match &a.dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| control_io(dir, e))?;
+            clap_mangen::generate_to(cmd, dir).map_err(|e| control_io(dir, e))
+        }
+        None => {
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(cmd)
+                .render(&mut buf)
+                .map_err(|e| control_io(std::path::Path::new("man page"), e))?;
+            out(&String::from_utf8_lossy(&buf))
+        }
+    }
+}
+
+fn control_io(path: &std::path::Path, e: std::io::Error) -> Error {
+    crate::source::io_error(path.to_path_buf(), e)
+}

@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `heatmap` in the terminal: the VM's guest-physical span folded onto a
+//! grid of cells, row after row like a hex dump (each row labelled with its
+//! first address), one grid for accessed heat and one for dirty heat when
+//! the map tracks it. Heat is a background colour where the terminal has
+//! colour, a character ramp elsewhere; a legend and the memslots follow.
+
+use std::fmt::Write;
+
+use crossterm::style::{Color, ResetColor, SetBackgroundColor};
+use ept_core::procfs::heatmap::{Header, Run};
+use ept_core::procfs::memslots::Memslot;
+
+use super::human_bytes;
+use crate::bins::{self, Bin};
+
+/// Characters for heat without colour: [`RAMP`]`[0]` is mapped and never
+/// touched, the last is touched in every round of the window. Unmapped
+/// cells are blank.
+pub const RAMP: [char; 9] = ['.', ':', '-', '=', '+', '*', '#', '%', '@'];
+
+/// The character of a cell with nothing mapped.
+pub const UNMAPPED: char = ' ';
+
+/// How heat is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Palette {
+    /// Characters ([`RAMP`]): no colour, or not a terminal.
+    Ramp,
+    /// xterm 256-colour backgrounds.
+    Ansi256,
+    /// 24-bit backgrounds.
+    TrueColor,
+}
+
+impl Palette {
+    /// The palette for standard output: `Ramp` unless `color` is set,
+    /// 24-bit when `COLORTERM` says the terminal has it.
+    pub fn detect(color: bool) -> Palette {
+        if !color {
+            return Palette::Ramp;
+        }
+        match std::env::var("COLORTERM").as_deref() {
+            Ok("truecolor" | "24bit") => Palette::TrueColor,
+            _ => Palette::Ansi256,
+        }
+    }
+}
+
+/// Whether colour is wanted on standard output: a terminal, `NO_COLOR`
+/// unset or empty (<https://no-color.org>), `TERM` not `dumb`.
+pub fn color_wanted() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var("TERM").map_or(true, |t| t != "dumb")
+}
+
+/// The terminal's width in columns, or 80 when it has none.
+pub fn terminal_columns() -> u16 {
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() {
+        if let Ok((cols, _)) = crossterm::terminal::size() {
+            if cols >= 40 {
+                return cols;
+            }
+        }
+    }
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .filter(|c| *c >= 40)
+        .unwrap_or(80)
+}
+
+/// The shape of the view.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Width of the whole view in columns.
+    pub columns: u16,
+    /// Rows of cells per grid.
+    pub rows: u16,
+    /// How heat is drawn.
+    pub palette: Palette,
+}
+
+/// Columns kept right of a row for memslot marks.
+const MARK_WIDTH: usize = 10;
+
+/// How the span is cut into cells: a power-of-two number of bytes per
+/// cell (so cells start at round addresses), rows of `cols` cells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grid {
+    /// First address.
+    pub start: u64,
+    /// Bytes per cell.
+    pub cell_bytes: u64,
+    /// Cells per row.
+    pub cols: usize,
+    /// Cells in all (the last row may be short).
+    pub cells: usize,
+}
+
+impl Grid {
+    /// The smallest power-of-two cell (at least 4 KiB) that fits
+    /// `start..end` in `rows` rows of `cols` cells.
+    pub fn new(start: u64, end: u64, cols: usize, rows: u16) -> Grid {
+        let span = end.saturating_sub(start).max(1);
+        let capacity = (cols as u64).saturating_mul(u64::from(rows.max(1))).max(1);
+        let cell_bytes = span.div_ceil(capacity).next_power_of_two().max(4096);
+        let cells = usize::try_from(span.div_ceil(cell_bytes)).unwrap_or(usize::MAX);
+        Grid {
+            start,
+            cell_bytes,
+            cols,
+            cells,
+        }
+    }
+
+    /// The address after the last cell (at or after the span's end).
+    pub fn end(&self) -> u64 {
+        self.start
+            .saturating_add(self.cell_bytes.saturating_mul(self.cells as u64))
+    }
+}
+
+/// Cells per row for a view `columns` wide with labels `label` wide.
+pub fn cells_per_row(columns: u16, label: usize) -> usize {
+    // "label |cells| mark"
+    usize::from(columns)
+        .saturating_sub(label + 3 + MARK_WIDTH)
+        .max(8)
+}
+
+/// A heat level 0..=1 as an index into [`RAMP`]: 0 only for no heat at
+/// all, so a cell with any touched page never looks cold.
+pub fn level_index(level: f64, steps: usize) -> usize {
+    if level <= 0.0 || steps < 2 {
+        0
+    } else {
+        let top = steps - 1;
+        1 + ((level.min(1.0) * (top as f64 - 1e-9)).floor() as usize).min(top - 1)
+    }
+}
+
+/// Cold to hot, xterm 256 colours: 236 is mapped but cold, then blue,
+/// purple, red, orange, yellow.
+const ANSI: [u8; 12] = [236, 17, 19, 21, 57, 93, 129, 165, 197, 202, 208, 226];
+
+/// Cold to hot, 24-bit (after matplotlib's "inferno").
+const RGB: [(u8, u8, u8); 6] = [
+    (40, 40, 48),
+    (40, 11, 84),
+    (101, 21, 110),
+    (188, 55, 84),
+    (249, 142, 9),
+    (252, 255, 164),
+];
+
+fn rgb(level: f64) -> Color {
+    if level <= 0.0 {
+        let (r, g, b) = RGB[0];
+        return Color::Rgb { r, g, b };
+    }
+    let x = level.min(1.0) * (RGB.len() - 2) as f64;
+    let i = (x.floor() as usize).min(RGB.len() - 3);
+    let t = x - i as f64;
+    let (a, b) = (RGB[i + 1], RGB[i + 2]);
+    let mix = |p: u8, q: u8| (f64::from(p) + (f64::from(q) - f64::from(p)) * t).round() as u8;
+    Color::Rgb {
+        r: mix(a.0, b.0),
+        g: mix(a.1, b.1),
+        b: mix(a.2, b.2),
+    }
+}
+
+/// Draws cells, writing a colour only when it changes.
+struct Painter {
+    palette: Palette,
+    last: Option<String>,
+}
+
+impl Painter {
+    fn new(palette: Palette) -> Painter {
+        Painter {
+            palette,
+            last: None,
+        }
+    }
+
+    /// One cell of heat `level` (`None`: nothing mapped).
+    fn cell(&mut self, out: &mut String, level: Option<f64>) {
+        let escape = match (self.palette, level) {
+            (Palette::Ramp, None) => return out.push(UNMAPPED),
+            (Palette::Ramp, Some(l)) => return out.push(RAMP[level_index(l, RAMP.len())]),
+            (_, None) => ResetColor.to_string(),
+            (Palette::Ansi256, Some(l)) => {
+                SetBackgroundColor(Color::AnsiValue(ANSI[level_index(l, ANSI.len())])).to_string()
+            }
+            (Palette::TrueColor, Some(l)) => SetBackgroundColor(rgb(l)).to_string(),
+        };
+        if self.last.as_ref() != Some(&escape) {
+            out.push_str(&escape);
+            self.last = Some(escape);
+        }
+        out.push(' ');
+    }
+
+    /// Back to the terminal's colours.
+    fn reset(&mut self, out: &mut String) {
+        if self.last.take().is_some() {
+            let _ = write!(out, "{ResetColor}");
+        }
+    }
+}
+
+/// The level a bin shows: `None` when nothing in it is mapped.
+fn bin_level(bin: &Bin, dirty: bool) -> Option<f64> {
+    (bin.present > 0.0).then_some(if dirty { bin.dirty } else { bin.accessed })
+}
+
+/// The view of one heat map.
+pub fn heatmap(header: &Header, runs: &[Run], slots: &[Memslot], opts: &Options) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "VM {}  mode {}  granule {}  window {}  rounds {}",
+        header.vm,
+        header.mode.as_str(),
+        header.granule,
+        header.window,
+        header.rounds
+    );
+    let Some((start, end)) = bins::span(runs) else {
+        let _ = writeln!(o, "(empty heat map)");
+        return o;
+    };
+    let label = format!("{end:#x}").len();
+    let grid = Grid::new(start, end, cells_per_row(opts.columns, label), opts.rows);
+    let bins = bins::fold(runs, start, grid.end(), grid.cells);
+    let _ = writeln!(
+        o,
+        "{start:#x}..{end:#x} ({}): {} per cell, {} per row",
+        human_bytes(end - start),
+        human_bytes(grid.cell_bytes),
+        human_bytes(grid.cell_bytes.saturating_mul(grid.cols as u64)),
+    );
+    let cols = grid.cols;
+    let mut grids = vec![("accessed", false)];
+    if header.mode.dirty() {
+        grids.push(("dirty", true));
+    }
+    if !header.mode.accessed() {
+        grids.remove(0);
+    }
+    for (name, dirty) in grids {
+        let _ = writeln!(
+            o,
+            "{name}: share of the last {} rounds each page was {name} in",
+            header.window
+        );
+        for row in bins.chunks(cols) {
+            let (Some(first), Some(last)) = (row.first(), row.last()) else {
+                continue;
+            };
+            let _ = write!(o, "{:>label$} |", format!("{:#x}", first.start));
+            let mut painter = Painter::new(opts.palette);
+            for bin in row {
+                painter.cell(&mut o, bin_level(bin, dirty));
+            }
+            painter.reset(&mut o);
+            // The last row may be short: the span ends there.
+            o.extend(std::iter::repeat_n(' ', cols - row.len()));
+            o.push('|');
+            // Memslot boundaries: the slots that begin in this row.
+            let starting: Vec<String> = slots
+                .iter()
+                .filter(|s| {
+                    let base = s.base_gfn.saturating_mul(4096);
+                    base >= first.start && base < last.end
+                })
+                .map(|s| s.slot().to_string())
+                .collect();
+            if !starting.is_empty() {
+                let _ = write!(o, " <slot {}", starting.join(","));
+            }
+            o.push('\n');
+        }
+    }
+    legend(&mut o, opts.palette);
+    for s in slots {
+        let base = s.base_gfn.saturating_mul(4096);
+        let size = s.npages.saturating_mul(4096);
+        let _ = writeln!(
+            o,
+            "memslot {}: {base:#x}..{:#x} ({}){}{}",
+            s.slot(),
+            base.saturating_add(size),
+            human_bytes(size),
+            if s.flags.dirty_log {
+                ", dirty logging"
+            } else {
+                ""
+            },
+            if s.flags.readonly { ", read-only" } else { "" },
+        );
+    }
+    o
+}
+
+fn legend(o: &mut String, palette: Palette) {
+    o.push_str("legend: ");
+    let steps: &[f64] = &[0.0, 0.125, 0.25, 0.5, 0.75, 1.0];
+    let mut painter = Painter::new(palette);
+    painter.cell(o, None);
+    painter.reset(o);
+    o.push_str(" unmapped  ");
+    for (i, l) in steps.iter().enumerate() {
+        painter.cell(o, Some(*l));
+        painter.reset(o);
+        let _ = write!(o, " {:.0}%", l * 100.0);
+        if i + 1 < steps.len() {
+            o.push(' ');
+        }
+    }
+    o.push_str(" of rounds\n");
+}

@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! PNG pictures of the fixture VM, decoded with the `png` crate: the size
+//! is as asked and the heat is where testvm's truth file says.
+
+#[path = "picture_support/mod.rs"]
+mod support;
+
+use std::path::PathBuf;
+
+use ept_sampler::picture::{self, Picture, PictureFormat};
+use support::*;
+
+fn decode(path: &PathBuf) -> Rgb {
+    let file = std::fs::File::open(path).unwrap();
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.bit_depth, png::BitDepth::Eight);
+    let step = match info.color_type {
+        png::ColorType::Rgb => 3,
+        png::ColorType::Rgba => 4,
+        other => panic!("colour type {other:?}"),
+    };
+    let pixels = buf[..info.buffer_size()]
+        .chunks_exact(step)
+        .map(|p| [p[0], p[1], p[2]])
+        .collect();
+    Rgb {
+        width: info.width,
+        height: info.height,
+        pixels,
+    }
+}
+
+fn out(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name)
+}
+
+#[test]
+fn png_of_fixture_vm_has_heat_where_testvm_worked() {
+    let snap = snapshot("phase2");
+    let vm = snap.vm("72-4").unwrap();
+    for (w, h) in [(1000, 700), (640, 400), (1600, 500)] {
+        let path = out(&format!("72-4-{w}x{h}.png"));
+        picture::write(vm, &path, PictureFormat::Png, w, h).unwrap();
+        let img = decode(&path);
+        assert_eq!((img.width, img.height), (w, h));
+        let layout = picture::layout(&Picture::from_vm(vm), w, h).unwrap();
+        check_phase2(&img, &layout);
+    }
+}
+
+#[test]
+fn png_of_a_vm_sampled_for_accessed_only_has_no_dirty_marks() {
+    // 85-4: THP guest, mode accessed, 2M granule; testvm wrote 32M+16M.
+    let snap = snapshot("phase2");
+    let vm = snap.vm("85-4").unwrap();
+    let path = out("85-4.png");
+    picture::write(vm, &path, PictureFormat::Png, 900, 600).unwrap();
+    let img = decode(&path);
+    let layout = picture::layout(&Picture::from_vm(vm), 900, 600).unwrap();
+    let heat = layout.heat.as_ref().unwrap();
+    let text = std::fs::read_to_string(fixture("truth/b.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let gpa = v["written"][0]["gpa"].as_u64().unwrap();
+    let written = gpa..gpa + v["written"][0]["len"].as_u64().unwrap();
+    let hot = mean_heat(&img, heat, &written, rows(heat, 0.02, 0.85));
+    let cold = mean_heat(&img, heat, &(80 * MIB..120 * MIB), rows(heat, 0.02, 0.85));
+    assert!(hot > 0.9 && cold < 0.05, "hot {hot} cold {cold}");
+    let dirty = [picture::DIRTY.0, picture::DIRTY.1, picture::DIRTY.2];
+    assert_eq!(share_of_colour(&img, heat, &written, dirty), 0.0);
+}
+
+#[test]
+fn sizes_out_of_range_are_refused_with_the_limits() {
+    let snap = snapshot("phase2");
+    let vm = snap.vm("72-4").unwrap();
+    let err = picture::write(vm, &out("tiny.png"), PictureFormat::Png, 10, 10).unwrap_err();
+    assert!(err.to_string().contains("320x200"), "{err}");
+    assert!(!out("tiny.png").exists());
+}

@@ -1,0 +1,430 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The views of a heat map against the fixture files of a real run
+//! (tests/fixtures/npt-7.3, see its README): what each view shows is
+//! checked against testvm's truth files, the ranges each guest really
+//! wrote and read, not against the views' own output.
+
+use std::path::PathBuf;
+
+use ept_sampler::model::{Snapshot, VmSnapshot};
+use ept_sampler::render::data::{HeatmapRecord, RunRecord};
+use ept_sampler::render::term::{self, Palette, RAMP, UNMAPPED};
+use ept_sampler::render::{data, text};
+use ept_sampler::source::ProcRoot;
+
+fn fixture(phase: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/npt-7.3/{phase}"))
+}
+
+fn snapshot(phase: &str) -> Snapshot {
+    ProcRoot::open(fixture(phase))
+        .unwrap()
+        .snapshot()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// A guest-physical range, `start..end`.
+type Range = (u64, u64);
+
+/// testvm's truth for one guest.
+struct Truth {
+    mem_bytes: u64,
+    /// Written in the last phase (hot now).
+    written_now: Vec<Range>,
+    /// Written in an earlier phase only (cold now).
+    written_before: Vec<Range>,
+    /// Read throughout.
+    read: Vec<Range>,
+}
+
+fn ranges(v: &serde_json::Value) -> Vec<Range> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let gpa = r["gpa"].as_u64().unwrap();
+            (gpa, gpa + r["len"].as_u64().unwrap())
+        })
+        .collect()
+}
+
+fn truth(name: &str) -> Truth {
+    let path = fixture("truth").join(name);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let phases = v["phases"].as_array().unwrap();
+    let written_now = ranges(&phases.last().unwrap()["written"]);
+    let written_before = phases[..phases.len() - 1]
+        .iter()
+        .flat_map(|p| ranges(&p["written"]))
+        .filter(|r| !written_now.contains(r))
+        .collect();
+    Truth {
+        mem_bytes: v["mem_bytes"].as_u64().unwrap(),
+        written_now,
+        written_before,
+        read: ranges(&v["read"]),
+    }
+}
+
+fn vm<'a>(snap: &'a Snapshot, id: &str) -> &'a VmSnapshot {
+    snap.vm(id).unwrap()
+}
+
+/// One grid of the ramp view: (row start address, cells).
+type Grid = Vec<(u64, Vec<char>)>;
+
+/// The grids of a ramp view by name (`accessed`, `dirty`), read back from
+/// the text: rows are `ADDRESS |CELLS|...`.
+fn grids(view: &str) -> Vec<(String, Grid)> {
+    let mut out: Vec<(String, Grid)> = Vec::new();
+    for line in view.lines() {
+        if let Some((name, _)) = line.split_once(": share of") {
+            out.push((name.to_string(), Vec::new()));
+            continue;
+        }
+        let Some((label, rest)) = line.split_once(" |") else {
+            continue;
+        };
+        let Some(addr) = label.trim().strip_prefix("0x") else {
+            continue;
+        };
+        let cells: Vec<char> = rest.chars().take_while(|c| *c != '|').collect();
+        out.last_mut()
+            .unwrap()
+            .1
+            .push((u64::from_str_radix(addr, 16).unwrap(), cells));
+    }
+    out
+}
+
+/// Every cell of a grid with its address range; the cell size is found
+/// from consecutive row addresses.
+fn cells(grid: &Grid) -> Vec<(Range, char)> {
+    assert!(grid.len() >= 2, "need two rows to find the cell size");
+    let per_row = grid[1].0 - grid[0].0;
+    let n = grid[0].1.len() as u64;
+    assert_eq!(per_row % n, 0);
+    let size = per_row / n;
+    grid.iter()
+        .flat_map(|(start, cs)| {
+            cs.iter()
+                .enumerate()
+                .map(move |(i, c)| ((start + i as u64 * size, start + (i as u64 + 1) * size), *c))
+        })
+        .collect()
+}
+
+fn inside(cell: Range, r: Range) -> bool {
+    cell.0 >= r.0 && cell.1 <= r.1
+}
+
+fn overlaps(cell: Range, r: Range) -> bool {
+    cell.0 < r.1 && r.0 < cell.1
+}
+
+/// The heat rank of a ramp character: -1 for unmapped.
+fn rank(c: char) -> i32 {
+    if c == UNMAPPED {
+        -1
+    } else {
+        RAMP.iter().position(|r| *r == c).unwrap() as i32
+    }
+}
+
+fn ramp_view(vm: &VmSnapshot, columns: u16, rows: u16) -> String {
+    let (header, runs) = vm.heatmap.as_ref().unwrap();
+    term::heatmap(
+        header,
+        runs,
+        &vm.memslots,
+        &term::Options {
+            columns,
+            rows,
+            palette: Palette::Ramp,
+        },
+    )
+}
+
+/// testvm keeps its own pages below 1 MiB (fixture README).
+const OWN_PAGES_END: u64 = 1 << 20;
+
+#[test]
+fn text_view_of_72_4_after_the_phase_switch() {
+    let snap = snapshot("phase2");
+    let t = truth("a.json");
+    assert!(!t.written_before.is_empty() && !t.written_now.is_empty());
+    for (columns, rows) in [(80, 8), (120, 16), (60, 4)] {
+        let view = ramp_view(vm(&snap, "72-4"), columns, rows);
+        assert!(
+            view.lines()
+                .filter(|l| l.contains(" |"))
+                .all(|l| l.chars().count() <= usize::from(columns)),
+            "{view}"
+        );
+        let g = grids(&view);
+        assert_eq!(
+            g.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            ["accessed", "dirty"],
+            "{view}"
+        );
+        for (name, grid) in &g {
+            let cells = cells(grid);
+            // The grid covers the whole guest.
+            assert_eq!(cells.first().unwrap().0 .0, 0);
+            assert!(cells.last().unwrap().0 .1 >= t.mem_bytes);
+            let hot: Vec<char> = cells
+                .iter()
+                .filter(|(c, _)| t.written_now.iter().any(|r| inside(*c, *r)))
+                .map(|(_, ch)| *ch)
+                .collect();
+            let cold: Vec<char> = cells
+                .iter()
+                .filter(|(c, _)| t.written_before.iter().any(|r| inside(*c, *r)))
+                .map(|(_, ch)| *ch)
+                .collect();
+            assert!(!hot.is_empty() && !cold.is_empty(), "{view}");
+            // Written in every round of the window: the top of the ramp.
+            assert!(
+                hot.iter().all(|c| *c == RAMP[RAMP.len() - 1]),
+                "{name}: {view}"
+            );
+            // No longer written: mapped (it was touched) and colder.
+            assert!(
+                cold.iter()
+                    .all(|c| rank(*c) >= 0 && rank(*c) < rank(RAMP[RAMP.len() - 1])),
+                "{name}: {view}"
+            );
+            let read: Vec<char> = cells
+                .iter()
+                .filter(|(c, _)| t.read.iter().any(|r| inside(*c, *r)))
+                .map(|(_, ch)| *ch)
+                .collect();
+            assert!(!read.is_empty());
+            if name == "accessed" {
+                assert!(read.iter().all(|c| *c == RAMP[RAMP.len() - 1]), "{view}");
+            } else {
+                // Read, never written: not dirty.
+                assert!(read.iter().all(|c| rank(*c) <= 0), "{view}");
+            }
+            // Nothing else above testvm's own pages was touched.
+            let all: Vec<Range> = [&t.written_now, &t.written_before, &t.read]
+                .into_iter()
+                .flatten()
+                .copied()
+                .collect();
+            for (c, ch) in &cells {
+                if c.0 >= OWN_PAGES_END && !all.iter().any(|r| overlaps(*c, *r)) {
+                    assert!(rank(*ch) <= 0, "{name}: {c:x?} is '{ch}': {view}");
+                }
+            }
+        }
+        // The one memslot starts at 0: marked on the first row.
+        let first_row = view.lines().find(|l| l.contains(" |")).unwrap();
+        assert!(first_row.ends_with("<slot 0"), "{view}");
+        assert!(
+            view.contains("memslot 0: 0x0..0x10000000 (256 MiB)"),
+            "{view}"
+        );
+    }
+}
+
+#[test]
+fn text_view_of_72_4_before_the_phase_switch() {
+    // phase1 was taken before 128M..136M was written (its heatmap has no
+    // leaf there yet): the first phase's range is the hot one.
+    let snap = snapshot("phase1");
+    let t = truth("a.json");
+    let view = ramp_view(vm(&snap, "72-4"), 80, 8);
+    let (_, grid) = &grids(&view)[0];
+    let cells = cells(grid);
+    for (c, ch) in &cells {
+        if t.written_before.iter().any(|r| inside(*c, *r)) {
+            assert_eq!(*ch, RAMP[RAMP.len() - 1], "{view}");
+        }
+        if t.written_now.iter().any(|r| inside(*c, *r)) {
+            assert!(rank(*ch) < rank(RAMP[RAMP.len() - 1]), "{view}");
+        }
+    }
+}
+
+#[test]
+fn text_view_of_85_4_thp_accessed_only() {
+    let snap = snapshot("phase2");
+    let t = truth("b.json");
+    let view = ramp_view(vm(&snap, "85-4"), 80, 8);
+    let g = grids(&view);
+    // Mode accessed: no dirty grid.
+    assert_eq!(g.len(), 1, "{view}");
+    assert_eq!(g[0].0, "accessed");
+    let cells = cells(&g[0].1);
+    let hot = cells
+        .iter()
+        .filter(|(c, _)| t.written_now.iter().any(|r| inside(*c, *r)));
+    assert!(hot.clone().count() > 0);
+    assert!(
+        hot.clone().all(|(_, ch)| *ch == RAMP[RAMP.len() - 1]),
+        "{view}"
+    );
+}
+
+#[test]
+fn colour_view_has_no_ramp_and_resets() {
+    let snap = snapshot("phase2");
+    let vm = vm(&snap, "72-4");
+    let (header, runs) = vm.heatmap.as_ref().unwrap();
+    for palette in [Palette::Ansi256, Palette::TrueColor] {
+        let view = term::heatmap(
+            header,
+            runs,
+            &vm.memslots,
+            &term::Options {
+                columns: 80,
+                rows: 8,
+                palette,
+            },
+        );
+        assert!(view.contains("\x1b["), "no escape: {view}");
+        for line in view.lines().filter(|l| l.contains(" |")) {
+            // Every coloured row ends with the colours reset.
+            assert!(line.contains("\x1b[0m"), "{line:?}");
+            let cells = line.split_once(" |").unwrap().1;
+            assert!(!cells.contains('@'), "{line:?}");
+        }
+    }
+}
+
+#[test]
+fn csv_and_json_match_the_truth_and_the_module_file() {
+    let snap = snapshot("phase2");
+    let t = truth("a.json");
+    let vm = vm(&snap, "72-4");
+    let (header, runs) = vm.heatmap.as_ref().unwrap();
+    let text = data::csv(runs).unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        ["start", "end", "granule", "leaf", "accessed", "dirty", "window", "slot"]
+    );
+    let recs: Vec<RunRecord> = reader.deserialize().map(Result::unwrap).collect();
+    // One record per line of the module's file, as its parser reads it.
+    assert_eq!(recs.len(), runs.len());
+    let file = std::fs::read_to_string(fixture("phase2").join("72-4/heatmap")).unwrap();
+    let lines: Vec<&str> = file.lines().filter(|l| !l.starts_with('#')).collect();
+    for (rec, line) in recs.iter().zip(&lines) {
+        let w: Vec<&str> = line.split(' ').collect();
+        assert_eq!(rec.start, u64::from_str_radix(&w[0][2..], 16).unwrap());
+        assert_eq!(rec.end, u64::from_str_radix(&w[1][2..], 16).unwrap());
+        assert_eq!(rec.granule, w[2]);
+        assert_eq!(rec.leaf, w[3]);
+        assert_eq!(
+            rec.accessed
+                .map(|a| a.to_string())
+                .as_deref()
+                .unwrap_or("-"),
+            w[4]
+        );
+        assert_eq!(
+            rec.dirty.map(|a| a.to_string()).as_deref().unwrap_or("-"),
+            w[5]
+        );
+        assert_eq!(rec.window.to_string(), w[6]);
+        assert_eq!(
+            rec.slot.map(|a| a.to_string()).as_deref().unwrap_or("-"),
+            w[7]
+        );
+    }
+    // Against the truth: written now accessed and dirty in every round,
+    // read accessed and never dirty, the old range cold.
+    for rec in &recs {
+        let r = (rec.start, rec.end);
+        if t.written_now.iter().any(|w| overlaps(r, *w)) {
+            assert_eq!(rec.accessed, Some(rec.window), "{rec:?}");
+            assert_eq!(rec.dirty, Some(rec.window), "{rec:?}");
+        }
+        if t.read.iter().any(|w| overlaps(r, *w)) {
+            assert_eq!(rec.accessed, Some(rec.window), "{rec:?}");
+            assert_eq!(rec.dirty, Some(0), "{rec:?}");
+        }
+        if t.written_before.iter().any(|w| overlaps(r, *w)) {
+            assert_eq!(rec.accessed, Some(0), "{rec:?}");
+        }
+    }
+    let json: HeatmapRecord =
+        serde_json::from_str(&data::json(header, runs, &vm.memslots).unwrap()).unwrap();
+    assert_eq!(json.vm, "72-4");
+    assert_eq!(json.mode, "both");
+    assert_eq!(json.runs, recs);
+    assert_eq!(json.memslots.len(), 1);
+    assert_eq!(
+        (json.memslots[0].start, json.memslots[0].end),
+        (0, t.mem_bytes)
+    );
+}
+
+#[test]
+fn list_table_and_json() {
+    let snap = snapshot("phase2");
+    let rows: Vec<_> = snap.vms.iter().map(|v| v.row).collect();
+    let table = text::list_table(&rows);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "{table}");
+    assert!(lines[0].starts_with("VM "), "{table}");
+    // Columns aligned: every row has STATE where the header has it.
+    let at = lines[0].find("STATE").unwrap();
+    for (line, (vm, mem, state)) in lines[1..].iter().zip([
+        ("72-4", "256 MiB", "sampling"),
+        ("85-4", "128 MiB", "sampling"),
+        ("96-4", "64 MiB", "detached"),
+    ]) {
+        assert!(line.starts_with(vm), "{table}");
+        assert!(line.contains(mem), "{table}");
+        assert_eq!(&line[at..], state, "{table}");
+    }
+    let json: Vec<text::VmJson> = serde_json::from_str(&text::list_json(&rows)).unwrap();
+    assert_eq!(json.len(), 3);
+    for (j, name) in json.iter().zip(["a.json", "b.json", "c.json"]) {
+        let t = truth(name);
+        assert_eq!(j.memory_bytes, t.mem_bytes);
+        assert_eq!(j.tdp, "npt");
+    }
+    assert_eq!(json[2].state, "detached");
+    assert_eq!(json[0].vm, "72-4");
+    assert_eq!((json[0].pid, json[0].fd), (72, 4));
+}
+
+#[test]
+fn status_shows_the_module_counters() {
+    let snap = snapshot("phase2");
+    let s = text::status(vm(&snap, "72-4"));
+    let stats = std::fs::read_to_string(fixture("phase2").join("72-4/stats")).unwrap();
+    let kv = |k: &str| {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k} ")))
+            .unwrap()
+            .to_string()
+    };
+    assert!(s.contains(&format!("rounds     {} ", kv("rounds"))), "{s}");
+    assert!(
+        s.contains(&format!("{} MiB accessed", kv("accessed_mib_last"))),
+        "{s}"
+    );
+    assert!(
+        s.contains(&format!("{} MiB dirty", kv("dirty_mib_last"))),
+        "{s}"
+    );
+    assert!(
+        s.contains(&format!("dirty rate {} MB/s", kv("dirty_mb_s"))),
+        "{s}"
+    );
+    assert!(
+        s.contains("period 100 ms, mode both, granule 4K, window 5"),
+        "{s}"
+    );
+    let s85 = text::status(vm(&snap, "85-4"));
+    assert!(s85.contains("dirty bits not sampled"), "{s85}");
+}
