@@ -10,8 +10,7 @@
 #   realvm.sh [SIZE READ COLD]     buffer sizes for guest-work (32M 8M 8M)
 #
 # Files (artefacts, see tests/vm/run --artefacts): the heat map of each
-# phase, the history, the guest's console, and PNG pictures when the tool
-# draws them.
+# phase (CSV and PNG from ept-sampler), the history, the guest's console.
 size=${1:-32M} read_size=${2:-8M} cold_size=${3:-8M}
 # Our output port runs at the kernel's default 9600 baud, which Bochs
 # honours in virtual time: 12 times faster for the artefacts.
@@ -45,7 +44,6 @@ fail() {
 }
 save() { echo "$1=$2" >>$state; }
 kv() { sed -n "s/^$2 //p" "$1"; }
-ctl() { echo "$*" >/proc/ept_sampler/control; }
 # artefact NAME FILE: hands FILE to the host (tests/vm/run decodes it).
 # Text goes gzipped (NAME.gz): Bochs sends the serial port at its baud rate
 # in virtual time, a few KB a second.
@@ -58,8 +56,6 @@ artefact_gz() {
 	gzip -9 -c "$2" >"/tmp/artefact.gz"
 	artefact "$1.gz" /tmp/artefact.gz
 }
-# The tool, once it is more than its skeleton.
-have_tool() { ept-sampler list >/dev/null 2>&1; }
 
 if grep -qw vmx /proc/cpuinfo; then
 	testbed=bochs-ept dirty_mode=written
@@ -107,9 +103,9 @@ echo "QEMU pid $qemu, inner guest tsc_early_khz=$mhz, buffer $size (read $read_s
 # 1. The guest boots and reports where its buffers are.
 s_boot() {
 	until_ 300 "guest-work's ranges" guest_says '^guest-work: ranges done'
-	tr -d '\r' <$gl | grep '^guest-work: range write' | awk '{ print $4, $5 }' >/tmp/r.write
-	tr -d '\r' <$gl | grep '^guest-work: range read' | awk '{ print $4, $5 }' >/tmp/r.read
-	tr -d '\r' <$gl | grep '^guest-work: range cold' | awk '{ print $4, $5 }' >/tmp/r.cold
+	for k in write read cold; do
+		tr -d '\r' <$gl | awk -v k=$k '$1 == "guest-work:" && $2 == "range" && $3 == k { print $4 "," $5 }' >/tmp/r.$k
+	done
 	t1=$(cut -d' ' -f1 /proc/uptime)
 	echo "guest booted and mapped its buffers $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s after QEMU started"
 	echo "write: $(wc -l </tmp/r.write) ranges, read: $(wc -l </tmp/r.read), cold: $(wc -l </tmp/r.cold)"
@@ -120,13 +116,17 @@ s_boot() {
 # 2. The VM is listed, with QEMU's memslots (RAM, ROMs, BIOS, SMM), and
 #    attaches by the QEMU pid.
 s_list_attach() {
-	if have_tool; then ept-sampler list; else cat /proc/ept_sampler/vms; fi
-	vm=$(awk -v p="$qemu" '$1 ~ "^" p "-" { print $1 }' /proc/ept_sampler/vms)
-	[ -n "$vm" ] || fail "no VM of pid $qemu in vms"
+	ept-sampler list | tee /tmp/list
+	vm=$(awk -v p="$qemu" '$1 ~ "^" p "-" { print $1 }' /tmp/list)
+	[ -n "$vm" ] || fail "ept-sampler list shows no VM of pid $qemu"
 	[ "$(echo "$vm" | wc -l)" = 1 ] || fail "QEMU has several VMs: $vm"
 	save vm "$vm"
-	ctl "attach pid=$qemu"
+	ept-sampler attach --pid "$qemu"
+	ept-sampler list | awk -v vm="$vm" '$1 == vm' | tee /tmp/list.vm
+	grep -q ' attached$' /tmp/list.vm || fail "$vm not attached after ept-sampler attach"
 	cat "/proc/ept_sampler/$vm/memslots"
+	slots=$(grep -vc '^#' "/proc/ept_sampler/$vm/memslots")
+	[ "$(awk '{ print $3 }' /tmp/list.vm)" = "$slots" ] || fail "list shows $(awk '{ print $3 }' /tmp/list.vm) memslots, memslots has $slots"
 	# "memory" counts every slot of address space 0: RAM and ROMs.
 	awk -v vm="$vm" '
 	$1 == vm { n = $3; mem = $4 }
@@ -153,7 +153,7 @@ snapshot() {
 	# round r+2 may still see the last phase: the window starts at r+3.
 	r=$(rounds)
 	until_ 120 "$window rounds in phase $1" rounds_at_least $((r + window + 2))
-	cp "/proc/ept_sampler/$vm/heatmap" "/tmp/heat.$1"
+	ept-sampler heatmap "$vm" --format csv >"/tmp/heat.$1"
 	cp "/proc/ept_sampler/$vm/stats" "/tmp/stats.$1"
 	echo "first=$((r + 3)) last=$(kv "/tmp/stats.$1" rounds)" >"/tmp/rounds.$1"
 	tr '\n' ' ' <"/tmp/stats.$1"
@@ -167,12 +167,12 @@ snapshot() {
 # kernel, its console, its page tables) reported as background.
 check() {
 	: >"/tmp/stale.$1"
-	awk -v phase="$1" -v win=$window -v dmode=$dirty_mode -v stale="/tmp/stale.$1" '
+	awk -F, -v phase="$1" -v win=$window -v dmode=$dirty_mode -v stale="/tmp/stale.$1" '
 	function lo(a, b) { return a > b ? a : b }
 	function hi(a, b) { return a < b ? a : b }
 	function ovl(kind, s, e,   i, t) { t = 0; for (i = 0; i < n[kind]; i++) if (hi(e, E[kind, i]) > lo(s, S[kind, i])) t += hi(e, E[kind, i]) - lo(s, S[kind, i]); return t }
 	FILENAME != ARGV[4] { k = FILENAME; sub(/.*\./, "", k); i = n[k]++; S[k, i] = $1 + 0; E[k, i] = $2 + 0; next }
-	/^#/ { next }
+	$1 == "start" { next }
 	{
 		s = $1 + 0; e = $2 + 0; leaf = $4; acc = $5; dirty = $6
 		w = ovl("write", s, e); r = ovl("read", s, e); c = ovl("cold", s, e)
@@ -212,16 +212,16 @@ next_phase() {
 }
 
 png() { # PHASE: the tool's picture of the heat map, kept as an artefact
-	if have_tool; then
-		ept-sampler heatmap "$vm" --png "/tmp/heat-$1.png"
-		[ -s "/tmp/heat-$1.png" ] || fail "no PNG written"
-		echo "heat-$1.png: $(wc -c <"/tmp/heat-$1.png") bytes"
-	fi
+	ept-sampler heatmap "$vm" --png "/tmp/heat-$1.png" --width 800 --height 400
+	[ -s "/tmp/heat-$1.png" ] || fail "no PNG written"
+	echo "heat-$1.png: $(wc -c <"/tmp/heat-$1.png") bytes"
 }
 
 # 3. Sampling while the guest rewrites its buffer: hot and dirty.
 s_write() {
-	ctl "start vm=$vm period_ms=$period_ms mode=both window=$window history=512"
+	ept-sampler start "$vm" --period-ms $period_ms --mode both --window $window --history 512
+	cat "/proc/ept_sampler/$vm/config" | tr '\n' ' '
+	echo
 	guest_says '^guest-work: phase write ' || fail "guest not in its write phase"
 	snapshot write
 	check write
@@ -257,8 +257,8 @@ near() { # WHAT GOT WANT
 #    (history: accessed and dirty pages of every round).
 s_working_set() {
 	cp "/proc/ept_sampler/$vm/history" /tmp/history
-	wp=$(awk '{ t += $2 - $1 } END { print t / 4096 }' /tmp/r.write)
-	rp=$(awk '{ t += $2 - $1 } END { print t / 4096 }' /tmp/r.read)
+	wp=$(awk -F, '{ t += $2 - $1 } END { print t / 4096 }' /tmp/r.write)
+	rp=$(awk -F, '{ t += $2 - $1 } END { print t / 4096 }' /tmp/r.read)
 	for p in write read idle; do
 		. "/tmp/rounds.$p"
 		awk -v p=$p -v a="$first" -v b="$last" '
@@ -290,7 +290,7 @@ s_untouched_clean() {
 	[ -z "${bad:-}" ] || fail "known-cold pages dirty in every round without being accessed: their D bits are not cleared"
 	echo "known-cold pages: neither accessed nor dirty in any phase"
 	[ -s /tmp/ws ] || fail "no working-set figures"
-	wp=$(awk '{ t += $2 - $1 } END { print t / 4096 }' /tmp/r.write)
+	wp=$(awk -F, '{ t += $2 - $1 } END { print t / 4096 }' /tmp/r.write)
 	near "write phase, dirty" $(($(mean write 2) - $(mean idle 2))) "$wp"
 	[ "$dirty_mode" != strict ] || near "read phase, dirty" $(($(mean read 2) - $(mean idle 2))) 0
 }
@@ -343,12 +343,8 @@ else
 	sed 's/^/    /' /tmp/qemu.out
 fi
 echo "QEMU ran $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s"
-if have_tool; then
-	for p in write read idle; do [ ! -s "/tmp/heat-$p.png" ] || artefact "realvm-heat-$p.png" "/tmp/heat-$p.png"; done
-else
-	echo "skip realvm-png: the ept-sampler tool is not built yet (only /proc was used)"
-fi
-for p in write read idle; do [ ! -f "/tmp/heat.$p" ] || artefact_gz "realvm-heatmap-$p.txt" "/tmp/heat.$p"; done
+for p in write read idle; do [ ! -s "/tmp/heat-$p.png" ] || artefact "realvm-heat-$p.png" "/tmp/heat-$p.png"; done
+for p in write read idle; do [ ! -f "/tmp/heat.$p" ] || artefact_gz "realvm-heatmap-$p.csv" "/tmp/heat.$p"; done
 [ ! -f /tmp/history ] || artefact_gz realvm-history.txt /tmp/history
 artefact_gz realvm-guest-console.txt $gl
 exit $failures
