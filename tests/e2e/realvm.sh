@@ -57,13 +57,10 @@ artefact_gz() {
 	artefact "$1.gz" /tmp/artefact.gz
 }
 
-# On Bochs, pages that are only read come back dirty (suite.sh); there the
-# read part's dirtiness is reported, not checked.
-if grep -qw vmx /proc/cpuinfo; then
-	testbed=bochs-ept dirty_mode=written
-else
-	testbed=qemu-npt dirty_mode=strict
-fi
+# Dirtiness is checked alike on both testbeds: suite.sh exempts pages that
+# are only read on Bochs, but this scenario on 6.12 x bochs-ept finds them
+# clean; what makes them dirty on 7.3 is KVM's A/D-type bits, which moved
+# (see realvm-untouched-not-dirty and the testbed notes).
 gl=/tmp/guest.console
 
 # until_ SECONDS WHAT COMMAND...: polls COMMAND every 0.2 s (guest-virtual
@@ -167,7 +164,7 @@ snapshot() {
 # kernel, its console, its page tables) reported as background.
 check() {
 	: >"/tmp/stale.$1"
-	awk -F, -v phase="$1" -v win=$window -v dmode=$dirty_mode -v stale="/tmp/stale.$1" '
+	awk -F, -v phase="$1" -v win=$window -v stale="/tmp/stale.$1" '
 	function lo(a, b) { return a > b ? a : b }
 	function hi(a, b) { return a < b ? a : b }
 	function ovl(kind, s, e,   i, t) { t = 0; for (i = 0; i < n[kind]; i++) if (hi(e, E[kind, i]) > lo(s, S[kind, i])) t += hi(e, E[kind, i]) - lo(s, S[kind, i]); return t }
@@ -177,7 +174,7 @@ check() {
 		s = $1 + 0; e = $2 + 0; leaf = $4; acc = $5; dirty = $6
 		w = ovl("write", s, e); r = ovl("read", s, e); c = ovl("cold", s, e)
 		if (phase == "write") { h = w; cold = c; dwant = "yes" }
-		else if (phase == "read") { h = r; cold = w - r + c; dwant = dmode == "strict" ? "no" : "any" }
+		else if (phase == "read") { h = r; cold = w - r + c; dwant = "no" }
 		else { h = 0; cold = w + c; dwant = "any" }
 		if (h > 0) {
 			want += h; leafb[leaf] += h
@@ -185,7 +182,6 @@ check() {
 			else { printf "hot %s..%s accessed in %s of %d rounds\n", $1, $2, acc, win; bad = 1 }
 			if (dwant == "yes" && dirty != win) { printf "written %s..%s dirty in %s of %d rounds\n", $1, $2, dirty, win; bad = 1 }
 			if (dwant == "no" && dirty != 0) { printf "read %s..%s dirty in %s rounds\n", $1, $2, dirty; bad = 1 }
-			if (dwant == "any" && dirty != 0) rdirty += h
 		}
 		if (cold > 0 && acc != 0) { printf "cold %s..%s accessed %s dirty %s\n", $1, $2, acc, dirty; bad = 1 }
 		# Dirty but not accessed: a D bit that was not cleared (checked
@@ -199,7 +195,6 @@ check() {
 		printf "%s phase: precision %.1f%% recall %.1f%% (over the pages whose truth is known: %d KiB hot, %d KiB cold);", phase, known ? 100 * tp / known : 100, want ? 100 * found / want : 100, want / 1024, (ovl("write", 0, 4503599627370496) + ovl("cold", 0, 4503599627370496) - want) / 1024
 		printf " leaves of the hot part:"; for (l in leafb) printf " %s=%d KiB", l, leafb[l] / 1024
 		printf "; background (guest kernel) %d KiB accessed, %d KiB dirty", bg / 1024, bgd / 1024
-		if (rdirty) printf "; read part dirty %d KiB (not checked on Bochs, see suite.sh)", rdirty / 1024
 		printf "\n"
 		# The buffers are whole 2 MiB guest frames and the host backs guest
 		# RAM with THP: KVM maps them with 2 MiB leaves, reported as such.
@@ -295,7 +290,7 @@ s_untouched_clean() {
 	[ -s /tmp/ws ] || fail "no working-set figures"
 	wp=$(awk -F, '{ t += $2 - $1 } END { print t / 4096 }' /tmp/r.write)
 	near "write phase, dirty" $(($(mean write 2) - $(mean idle 2))) "$wp"
-	[ "$dirty_mode" != strict ] || near "read phase, dirty" $(($(mean read 2) - $(mean idle 2))) 0
+	near "read phase, dirty" $(($(mean read 2) - $(mean idle 2))) 0
 }
 
 # 8. The guest powers off while sampled: QEMU exits 0, the VM is detached
