@@ -133,6 +133,9 @@ pub(crate) struct Sampling {
     history_bytes: u64,
     dirty: DirtyStatus,
     next_due_ns: u64,
+    /// `false` after `stop`: no more rounds, the heat map stays readable
+    /// until the next `start` or `detach`.
+    running: bool,
 }
 
 /// One attached VM.
@@ -149,7 +152,7 @@ pub(crate) struct Attached {
 
 impl Attached {
     fn state(&self) -> VmState {
-        if self.sampling.is_some() {
+        if self.sampling.as_ref().is_some_and(|s| s.running) {
             VmState::Sampling
         } else {
             VmState::Attached
@@ -391,6 +394,10 @@ impl Sampler {
         if let Some(s) = a.sampling.as_mut() {
             if s.geometry == geometry {
                 s.settings = settings;
+                if !s.running {
+                    s.running = true;
+                    s.next_due_ns = now;
+                }
                 return Ok(());
             }
         }
@@ -421,6 +428,7 @@ impl Sampler {
                 history_bytes,
                 dirty: DirtyStatus::Off,
                 next_due_ns: now,
+                running: true,
             },
             GFP_KERNEL,
         )
@@ -429,16 +437,19 @@ impl Sampler {
         Ok(())
     }
 
-    /// Stops sampling `key`; its heat map is freed, it stays attached.
+    /// Stops sampling `key`: no more rounds; it stays attached and its
+    /// heat map, history and stats stay readable (the results of the run)
+    /// until it is started again with another geometry or detached.
     fn stop(&self, key: VmId) -> core::result::Result<(), Failure> {
-        let sampling = {
-            let mut state = self.state.lock();
-            let a = state
-                .find(key)
-                .ok_or_else(|| failure(Errno::Enoent, format_args!("vm {key} is not attached")))?;
-            a.sampling.take()
-        };
-        drop(sampling);
+        let mut state = self.state.lock();
+        let a = state
+            .find(key)
+            .ok_or_else(|| failure(Errno::Enoent, format_args!("vm {key} is not attached")))?;
+        // Stopping a VM that is not sampling does nothing, like stopping
+        // it twice.
+        if let Some(s) = a.sampling.as_mut() {
+            s.running = false;
+        }
         Ok(())
     }
 
@@ -475,11 +486,11 @@ impl Sampler {
                     continue;
                 }
                 let Some(a) = slot.as_mut() else { continue };
-                let due = a.sampling.as_ref().map(|s| s.next_due_ns);
-                if due.is_some_and(|due| due <= now) {
+                let running = a.sampling.as_ref().filter(|s| s.running);
+                if running.is_some_and(|s| s.next_due_ns <= now) {
                     a.run_round(now);
                 }
-                if let Some(s) = a.sampling.as_ref() {
+                if let Some(s) = a.sampling.as_ref().filter(|s| s.running) {
                     next = next.min(s.next_due_ns);
                 }
             }

@@ -2,8 +2,38 @@
 # test kernel. Each s_* function is one scenario; `fail MSG` ends it.
 # Guests are testvm; testvm keeps its own pages below 1 MiB, so every page
 # at or above 1 MiB that a scenario does not name is untouched.
+#
+# The scenarios drive the module the way users do, through the ept-sampler
+# tool (attach, start, stop, detach, list, status, heatmap --format csv).
+# malformed-commands alone writes /proc/ept_sampler/control by hand: it
+# checks the documented interface itself.
 
+# ctl LINE: a raw control write (malformed-commands only).
 ctl() { echo "$*" >/proc/ept_sampler/control; }
+
+# es ARGS: ept-sampler; a failure ends the scenario with the tool's message.
+es() {
+	ept-sampler "$@" >/tmp/es.out 2>&1 || {
+		rc=$?
+		cat /tmp/es.out
+		fail "ept-sampler $* failed (exit $rc)"
+	}
+	cat /tmp/es.out
+}
+
+# es_fails CODE ARGS: ept-sampler must fail with exit status CODE; its
+# message is in /tmp/es.err.
+es_fails() {
+	want=$1
+	shift
+	if ept-sampler "$@" >/tmp/es.out 2>/tmp/es.err; then
+		fail "ept-sampler $* succeeded, expected exit $want"
+	else
+		got=$?
+	fi
+	cat /tmp/es.err
+	[ "$got" = "$want" ] || fail "ept-sampler $*: exit $got, expected $want"
+}
 
 # bytes SIZE: a size with an optional K/M/G suffix, in bytes.
 bytes() {
@@ -15,15 +45,18 @@ bytes() {
 	esac
 }
 
-# rounds VM: rounds finished so far.
-rounds() { kv "/proc/ept_sampler/$1/stats" rounds; }
+# rounds VM: rounds finished so far (from `ept-sampler status`).
+rounds() {
+	ept-sampler status "$1" >/tmp/status.out || fail "ept-sampler status $1 failed"
+	awk '$1 == "rounds" { print $2 }' /tmp/status.out
+}
 
 # wait_rounds VM N: waits until VM has done at least N rounds (60 s max).
 wait_rounds() {
 	i=0
 	while [ "$(rounds "$1")" -lt "$2" ]; do
 		i=$((i + 1))
-		[ $i -lt 600 ] || fail "$1: fewer than $2 rounds after 60 s (stats: $(tr '\n' ' ' <"/proc/ept_sampler/$1/stats"))"
+		[ $i -lt 600 ] || fail "$1: fewer than $2 rounds after 60 s (status: $(tr '\n' ' ' </tmp/status.out))"
 		sleep 0.1
 	done
 }
@@ -53,12 +86,17 @@ start_vm() {
 # (and never dirty with DIRTY=strict); every
 # other page at or above 1 MiB never accessed nor dirty. With LEAF, touched
 # pages must be mapped by leaves of that size. Prints precision and recall.
+# Reads `ept-sampler heatmap VM --format csv`: start,end,granule,leaf,
+# accessed,dirty,window,slot, addresses in decimal, untracked values empty.
 check_heat() {
-	awk -v win="$2" -v dmode="$3" -v ws="$(bytes "$4")" -v wl="$(bytes "$5")" -v rs="$(bytes "$6")" -v rl="$(bytes "$7")" -v leafwant="${8:-}" '
+	ept-sampler heatmap "$1" --format csv >/tmp/heat.csv || fail "ept-sampler heatmap $1 failed"
+	[ "$(head -1 /tmp/heat.csv)" = "start,end,granule,leaf,accessed,dirty,window,slot" ] || fail "heatmap csv header: $(head -1 /tmp/heat.csv)"
+	[ "$(wc -l </tmp/heat.csv)" -ge 2 ] || fail "heatmap csv has no runs"
+	awk -F, -v win="$2" -v dmode="$3" -v ws="$(bytes "$4")" -v wl="$(bytes "$5")" -v rs="$(bytes "$6")" -v rl="$(bytes "$7")" -v leafwant="${8:-}" '
 	function lo(a, b) { return a > b ? a : b }
 	function hi(a, b) { return a < b ? a : b }
 	function ov(s, e, x, y) { return hi(e, y) > lo(s, x) ? hi(e, y) - lo(s, x) : 0 }
-	/^#/ { next }
+	NR == 1 { next }
 	{
 		s = $1 + 0; e = $2 + 0; leaf = $4; acc = $5 + 0; dirty = $6 + 0
 		w = ov(s, e, ws, ws + wl); r = ov(s, e, rs, rs + rl)
@@ -83,7 +121,7 @@ check_heat() {
 		want = wl + rl
 		printf "module: precision %.1f%% recall %.1f%% (hot %d KiB, touched %d KiB)\n", hot ? 100 * tp / hot : 100, want ? 100 * found / want : 100, hot / 1024, want / 1024
 		exit bad
-	}' "/proc/ept_sampler/$1/heatmap" || fail "$1: the heat map does not match the truth"
+	}' /tmp/heat.csv || fail "$1: the heat map does not match the truth"
 }
 
 # 1. Accuracy at 4 KiB on a 1 GiB guest, and the page_idle baseline on the
@@ -91,11 +129,12 @@ check_heat() {
 #    cost of a page_idle mark-and-read pass over the same guest memory.
 s_accuracy() {
 	start_vm acc --mem 1G --backing anon --seconds 600 --write 16M+4M --read 64M+4M
-	ctl "attach pid=${vm%-*}"
-	ctl "start vm=$vm period_ms=100 mode=both window=5"
+	es attach --pid "${vm%-*}"
+	es start "$vm" --period-ms 100 --mode both --window 5
 	wait_rounds "$vm" 8
-	cat "/proc/ept_sampler/$vm/config"
+	es status "$vm"
 	check_heat "$vm" 5 "$dirty_mode" 16M 4M 64M 4M
+	# Costs in ns, as the module counts them (status rounds them for people).
 	round=$(kv "/proc/ept_sampler/$vm/stats" walk_ns_avg)
 	page-idle --truth /tmp/acc.json --wait-ms 100 >/dev/null
 	page-idle --truth /tmp/acc.json --wait-ms 500 >/tmp/idle.out
@@ -110,12 +149,12 @@ s_accuracy() {
 	# The same rounds without the TLB flush: what the walk and the
 	# clearing cost alone (on a one-CPU testbed the flush waits for the
 	# vCPU thread to be scheduled).
-	ctl "start vm=$vm period_ms=100 mode=both window=5 flush=none"
+	es start "$vm" --period-ms 100 --mode both --window 5 --flush none
 	r=$(rounds "$vm")
 	wait_rounds "$vm" $((r + 3))
 	walk=$(kv "/proc/ept_sampler/$vm/stats" walk_ns_last)
 	echo "1 GiB guest: round (walk+clear+flush) ${round} ns, walk+clear ${walk} ns; page_idle pass ${pass} ns: $((pass / (round + 1)))x with the flush, $((pass / (walk + 1)))x without"
-	ctl "detach vm=$vm"
+	es detach "$vm"
 	kill $vm_bg
 	wait $vm_bg || true
 }
@@ -123,11 +162,11 @@ s_accuracy() {
 # 2. THP backing: hot ranges reported at their 2 MiB leaf size.
 s_thp() {
 	start_vm thp --mem 128M --backing thp --seconds 600 --write 16M+4M --read 32M+4M
-	ctl "attach pid=${vm%-*}"
-	ctl "start vm=$vm period_ms=100 mode=accessed"
+	# start --pid attaches the VM first.
+	es start --pid "${vm%-*}" --period-ms 100 --mode accessed
 	wait_rounds "$vm" 7
 	check_heat "$vm" 5 off 16M 4M 32M 4M 2M
-	ctl "detach vm=$vm"
+	es detach "$vm"
 	kill $vm_bg
 	wait $vm_bg || true
 }
@@ -138,15 +177,27 @@ s_two_vms() {
 	one=$vm one_bg=$vm_bg
 	start_vm two --mem 64M --seconds 600 --write 32M+2M
 	two=$vm two_bg=$vm_bg
-	ctl "attach pid=${one%-*}"
-	ctl "attach pid=${two%-*}"
-	ctl "start vm=$one period_ms=100"
-	ctl "start vm=$two period_ms=100"
+	es attach --pid "${one%-*}"
+	es attach --pid "${two%-*}"
+	# A bare pid names the process's one VM.
+	es start "${one%-*}" --period-ms 100
+	es start "$two" --period-ms 100
 	wait_rounds "$one" 7
 	wait_rounds "$two" 7
+	es list
+	[ "$(grep -c ' sampling$' /tmp/es.out)" = 2 ] || fail "list does not show two VMs sampling"
 	check_heat "$one" 5 off 16M 2M 0 0
 	check_heat "$two" 5 off 32M 2M 0 0
-	ctl "detach all"
+	es stop "$one"
+	es status "$one"
+	grep -q "^$one  attached" /tmp/es.out || fail "$one not attached after stop"
+	# A stopped VM keeps its results: no more rounds, the same heat map.
+	r=$(rounds "$one")
+	sleep 0.5
+	[ "$(rounds "$one")" = "$r" ] || fail "$one still does rounds after stop ($r, then $(rounds "$one"))"
+	check_heat "$one" 5 off 16M 2M 0 0
+	wait_rounds "$two" $(($(rounds "$two") + 2))
+	es detach --all
 	kill $one_bg $two_bg
 	wait $one_bg $two_bg || true
 }
@@ -155,21 +206,23 @@ s_two_vms() {
 #    sampling is clean (the suite's unload scenario reloads afterwards).
 s_kill() {
 	start_vm kill --mem 64M --seconds 600 --write 16M+2M
-	ctl "attach pid=${vm%-*}"
-	ctl "start vm=$vm period_ms=50"
+	es start --pid "${vm%-*}" --period-ms 50
 	wait_rounds "$vm" 3
 	kill -9 $vm_bg
 	wait $vm_bg 2>/dev/null || true
 	i=0
-	while [ -e "/proc/ept_sampler/$vm" ]; do
+	while ept-sampler status "$vm" >/dev/null 2>&1; do
 		i=$((i + 1))
 		[ $i -lt 50 ] || fail "$vm still attached 5 s after its process died"
 		sleep 0.1
 	done
-	! grep -q "^$vm " /proc/ept_sampler/vms || fail "$vm still listed in vms"
+	es list
+	! grep -q "^$vm " /tmp/es.out || fail "$vm still listed"
+	# The VM is gone: the tool says so with its exit code for a missing VM.
+	es_fails 5 heatmap "$vm"
+	es_fails 5 stop "$vm"
 	start_vm kill2 --mem 64M --seconds 600 --write 16M+2M
-	ctl "attach pid=${vm%-*}"
-	ctl "start vm=$vm period_ms=10"
+	es start --pid "${vm%-*}" --period-ms 10
 	wait_rounds "$vm" 3
 	rmmod ept_sampler || fail "rmmod while sampling failed"
 	insmod "$EPT_SAMPLER_KO"
@@ -181,33 +234,59 @@ s_kill() {
 #    sampling still right.
 s_dirty_log() {
 	start_vm dlog --mem 64M --seconds 600 --dirty-log --write 16M+2M --read 32M+2M
-	ctl "attach pid=${vm%-*}"
-	grep "^$vm .* yes " /proc/ept_sampler/vms || fail "vms does not show dirty logging on"
-	if ctl "start vm=$vm period_ms=100 mode=both" 2>/dev/null; then fail "mode=both accepted with dirty logging on"; fi
-	cat /proc/ept_sampler/last_error
-	grep -q 'dirty logging' /proc/ept_sampler/last_error || fail "last_error does not name dirty logging"
-	ctl "start vm=$vm period_ms=100 mode=accessed"
+	es attach --pid "${vm%-*}"
+	es list
+	grep "^$vm .* on  *attached$" /tmp/es.out || fail "list does not show dirty logging on"
+	# Refused by the module (exit 6) with its reason.
+	es_fails 6 start "$vm" --period-ms 100 --mode both
+	grep -q 'dirty logging' /tmp/es.err || fail "the refusal does not name dirty logging"
+	es start "$vm" --period-ms 100 --mode accessed
 	wait_rounds "$vm" 7
 	check_heat "$vm" 5 off 16M 2M 32M 2M
-	ctl "detach vm=$vm"
+	es detach "$vm"
 	kill $vm_bg
 	wait $vm_bg || true
 }
 
-# 8. Nobody but root: every file refuses uid 1000.
+# as_uid1000 CMD: runs the shell command CMD as uid 1000 (busybox's setpriv
+# cannot change uids; su can, given a passwd entry).
+as_uid1000() {
+	grep -q '^t1000:' /etc/passwd 2>/dev/null || echo 't1000:x:1000:1000:test:/tmp:/bin/sh' >>/etc/passwd
+	grep -q '^t1000:' /etc/group 2>/dev/null || echo 't1000:x:1000:' >>/etc/group
+	su -s /bin/sh t1000 -c "$1"
+}
+
+# 8. Nobody but root: every file refuses uid 1000, and so does the tool.
 s_non_root() {
+	# Without this check every refusal below could be su failing.
+	[ "$(as_uid1000 'id -u')" = 1000 ] || fail "cannot run a command as uid 1000"
 	start_vm nr --mem 64M --seconds 600 --write 16M+2M
-	ctl "attach pid=${vm%-*}"
-	ctl "start vm=$vm period_ms=100"
+	es start --pid "${vm%-*}" --period-ms 100
+	n=0
 	for f in /proc/ept_sampler/* /proc/ept_sampler/$vm/*; do
 		[ -f "$f" ] || continue
-		if setpriv --reuid 1000 --regid 1000 --clear-groups cat "$f" >/dev/null 2>&1; then fail "uid 1000 can read $f"; fi
+		n=$((n + 1))
+		if as_uid1000 "cat $f" >/dev/null 2>&1; then fail "uid 1000 can read $f"; fi
 	done
-	if setpriv --reuid 1000 --regid 1000 --clear-groups sh -c "echo 'detach all' >/proc/ept_sampler/control" 2>/dev/null; then
+	[ $n -ge 10 ] || fail "only $n files checked"
+	if as_uid1000 "echo 'detach all' >/proc/ept_sampler/control" 2>/dev/null; then
 		fail "uid 1000 can write control"
 	fi
-	[ -e "/proc/ept_sampler/$vm" ] || fail "uid 1000 detached the VM"
-	ctl "detach all"
+	# The tool as uid 1000: permission denied (exit 4), saying root is needed.
+	bin=$(command -v ept-sampler)
+	for cmd in "list" "detach --all" "heatmap $vm" "stop $vm"; do
+		if as_uid1000 "$bin $cmd" >/dev/null 2>/tmp/es.err; then
+			fail "uid 1000 could run ept-sampler $cmd"
+		else
+			rc=$?
+		fi
+		cat /tmp/es.err
+		[ $rc = 4 ] || fail "uid 1000: ept-sampler $cmd: exit $rc, expected 4"
+		grep -q 'needs root' /tmp/es.err || fail "uid 1000: ept-sampler $cmd does not say it needs root"
+	done
+	es status "$vm"
+	grep -q "^$vm  sampling" /tmp/es.out || fail "uid 1000 changed the VM's state"
+	es detach --all
 	kill $vm_bg
 	wait $vm_bg || true
 }
@@ -260,8 +339,7 @@ s_fuzz() {
 #    reverse, in that order.
 s_phase() {
 	start_vm ph --mem 64M --seconds 600 --write 16M+2M --switch-after 3 --then-write 32M+2M
-	ctl "attach pid=${vm%-*}"
-	ctl "start vm=$vm period_ms=100 mode=accessed history=128"
+	es start --pid "${vm%-*}" --period-ms 100 --mode accessed --history 128
 	i=0
 	until grep -q '"started": *true' /tmp/ph.json && [ "$(grep -o '"started": *true' /tmp/ph.json | wc -l)" -ge 2 ]; do
 		i=$((i + 1))
@@ -278,7 +356,11 @@ s_phase() {
 		printf "last round with only 16M..18M hot: %s; first with only 32M..34M hot after it: %s\n", before, after
 		exit !(before && after)
 	}' "/proc/ept_sampler/$vm/history" || fail "history does not show the write range moving"
-	ctl "detach vm=$vm"
+	# The heat map a whole window later: the new range hot, the old one
+	# cold.
+	wait_rounds "$vm" $(($(rounds "$vm") + 5))
+	check_heat "$vm" 5 off 32M 2M 0 0
+	es detach "$vm"
 	kill $vm_bg
 	wait $vm_bg || true
 }

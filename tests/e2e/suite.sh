@@ -147,6 +147,13 @@ if [ -f "$EPT_FILES/sampler.sh" ]; then
 	scenario dirty-logging s_dirty_log
 	scenario non-root s_non_root
 	scenario malformed-commands s_fuzz
+	# record/report through the tool (uses sampler.sh's helpers); before
+	# the scenario that unloads the module.
+	if [ -f "$EPT_FILES/tool-record.sh" ]; then
+		. "$EPT_FILES/tool-record.sh"
+		scenario record-report s_record_report
+		scenario record-killed s_record_killed
+	fi
 	scenario process-exit-and-rmmod s_kill
 fi
 scenario unload s_unload

@@ -25,9 +25,6 @@ pub struct Bin {
     pub accessed: f64,
     /// Same for dirty rounds.
     pub dirty: f64,
-    /// Fraction of the bin's bytes accessed in at least one round of the
-    /// window.
-    pub touched: f64,
 }
 
 /// Folds `runs` onto `n` equal bins over `start..end` (`end > start`,
@@ -57,11 +54,6 @@ pub fn fold(runs: &[Run], start: u64, end: u64, n: usize) -> Vec<Bin> {
         let window = f64::from(run.window.max(1));
         let acc = run.accessed.map_or(0.0, |a| f64::from(a) / window);
         let dirty = run.dirty.map_or(0.0, |d| f64::from(d) / window);
-        let touched = if run.accessed.unwrap_or(0) > 0 {
-            1.0
-        } else {
-            0.0
-        };
         let (present, hole) = match run.state {
             State::Present(_) => (1.0, 0.0),
             State::Hole => (0.0, 1.0),
@@ -79,14 +71,77 @@ pub fn fold(runs: &[Run], start: u64, end: u64, n: usize) -> Vec<Bin> {
             bin.hole += hole * w;
             bin.accessed += acc * present * w;
             bin.dirty += dirty * present * w;
-            bin.touched += touched * present * w;
         }
     }
     bins
+}
+
+/// Bytes of mapped memory accessed (or, with `dirty`, dirtied) in at
+/// least one round of the heat map's window: `top`'s HOT and DIRTY MiB.
+pub fn hot_bytes(runs: &[Run], dirty: bool) -> u64 {
+    runs.iter()
+        .filter(|r| matches!(r.state, State::Present(_)))
+        .filter(|r| if dirty { r.dirty } else { r.accessed }.is_some_and(|n| n > 0))
+        .map(|r| r.end.saturating_sub(r.start))
+        .sum()
 }
 
 /// The address span a heat map covers: from its first run's start to its
 /// last run's end (`None` with no runs).
 pub fn span(runs: &[Run]) -> Option<(u64, u64)> {
     Some((runs.first()?.start, runs.last()?.end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runs(text: &str) -> Vec<Run> {
+        let (_, runs) = ept_core::procfs::heatmap::parse(text).expect("heatmap");
+        runs.collect::<Result<_, _>>().expect("runs")
+    }
+
+    #[test]
+    fn hot_bytes_count_mapped_runs_touched_in_the_window() {
+        // 1 MiB read, 2 MiB written, a 4 MiB hole, 1 MiB mapped and idle.
+        let r = runs(
+            "\
+# ept_sampler heatmap 1
+# vm 1-2
+# granule 4K
+# window 5
+# rounds 10
+# mode both
+# columns start end granule leaf accessed dirty window slot
+0x000000000000 0x000000100000 4K 4K 5 0 5 0
+0x000000100000 0x000000300000 4K 4K 3 2 5 0
+0x000000300000 0x000000700000 4K hole 0 0 5 -
+0x000000700000 0x000000800000 4K 4K 0 0 5 0
+",
+        );
+        assert_eq!(hot_bytes(&r, false), 3 << 20);
+        assert_eq!(hot_bytes(&r, true), 2 << 20);
+    }
+
+    #[test]
+    fn a_half_hot_bin_shows_half_the_heat() {
+        let r = runs(
+            "\
+# ept_sampler heatmap 1
+# vm 1-2
+# granule 4K
+# window 4
+# rounds 10
+# mode accessed
+# columns start end granule leaf accessed dirty window slot
+0x000000000000 0x000000001000 4K 4K 4 - 4 0
+0x000000001000 0x000000002000 4K 4K 0 - 4 0
+0x000000002000 0x000000004000 4K hole 0 - 4 -
+",
+        );
+        let b = fold(&r, 0, 0x4000, 2);
+        assert_eq!((b[0].start, b[0].end, b[1].end), (0, 0x2000, 0x4000));
+        assert_eq!((b[0].present, b[0].accessed), (1.0, 0.5));
+        assert_eq!((b[1].present, b[1].hole), (0.0, 1.0));
+    }
 }

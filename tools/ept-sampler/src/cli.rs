@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use ept_core::heat::{Granule, Track, MAX_HISTORY_ROUNDS};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use ept_core::heat::{Granule, Track, Width, MAX_HISTORY_ROUNDS};
 use ept_core::procfs::control::{Flush, Walk, PERIOD_MS_MAX, PERIOD_MS_MIN};
 
 use crate::record::{RecordArgs, ReportArgs};
@@ -22,12 +22,33 @@ Exit codes:
   2  bad command line: unknown flag, bad flag value
   3  the ept_sampler module is not loaded (/proc/ept_sampler is missing)
   4  permission denied: not root, or no CAP_SYS_ADMIN
-  5  no such VM, or the VM is not attached
+  5  no such VM, or the VM is not attached (or, for heatmap, not sampled)
   6  the module refused the command (its reason is printed)
   7  a file of the module or a recording could not be parsed
 
 VM names are <pid>-<fd> as in `ept-sampler list`; a bare <pid> names the
 one VM of that process.";
+
+/// The command line: [`Cli`] with the exit codes after every
+/// subcommand's help as well (clap does not pass `after_help` down), so
+/// that `ept-sampler stop --help` and `man ept-sampler-stop` say them too.
+/// Parsing, the man pages and the completions all use it.
+pub fn command() -> clap::Command {
+    Cli::command().mut_subcommands(|sub| {
+        let after = match sub.get_after_help() {
+            Some(own) => format!("{own}\n\n{EXIT_CODES}"),
+            None => EXIT_CODES.to_string(),
+        };
+        sub.after_help(after)
+    })
+}
+
+/// Parses the process's arguments with [`command`]; on a bad command
+/// line, prints clap's message and exits 2.
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
 
 /// Drive the ept_sampler kernel module: list KVM VMs, sample their EPT/NPT
 /// accessed and dirty bits, and show heat maps in the terminal, as
@@ -38,7 +59,15 @@ one VM of that process.";
 /// `ept-sampler heatmap 1234-12`, `ept-sampler top`,
 /// `ept-sampler detach --all`.
 #[derive(Debug, Parser)]
-#[command(name = "ept-sampler", version, after_help = EXIT_CODES, max_term_width = 100)]
+// No `help` subcommand: `--help` does it, and the man pages have no page
+// for it to point to.
+#[command(
+    name = "ept-sampler",
+    version,
+    after_help = EXIT_CODES,
+    max_term_width = 100,
+    disable_help_subcommand = true
+)]
 pub struct Cli {
     /// The module's directory (a copy of it works too, for tests and
     /// offline looks).
@@ -64,7 +93,11 @@ pub enum Command {
     /// With --pid, the VM is attached first when it is not. Settings not
     /// given take their defaults (those of the module).
     Start(StartArgs),
-    /// Stop sampling a VM; it stays attached and keeps its heat map.
+    /// Stop sampling a VM; it stays attached, its heat map, history and
+    /// statistics readable as the last round left them.
+    ///
+    /// They stay until `detach`, or a `start` with another granule, window
+    /// or history; a `start` with the same ones continues the same heat map.
     Stop(VmArgs),
     /// Settings and statistics of attached VMs, human-readable.
     Status(StatusArgs),
@@ -94,7 +127,7 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct AttachArgs {
     /// The process that owns the VM (e.g. the QEMU or Firecracker pid).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(ept_core::procfs::control::PID_MAX as u32)))]
+    #[arg(long, value_parser = pid_value)]
     pub pid: u32,
     /// The VM file's descriptor in that process; without it, every VM of
     /// the process.
@@ -181,6 +214,15 @@ impl WalkArg {
     }
 }
 
+/// A pid as the module accepts it (1..=PID_MAX).
+fn pid_value(word: &str) -> Result<u32, String> {
+    let max = ept_core::procfs::control::PID_MAX;
+    word.parse::<u32>()
+        .ok()
+        .filter(|&pid| pid >= 1 && u64::from(pid) <= max)
+        .ok_or_else(|| format!("not a pid: a whole number from 1 to {max}"))
+}
+
 /// Parses a granule with the module's own parser.
 fn granule(word: &str) -> Result<Granule, String> {
     Granule::parse(word).map_err(|e| e.to_string())
@@ -194,7 +236,7 @@ pub struct StartArgs {
     /// The VM (<pid>-<fd>, or a pid with one VM); it must be attached.
     pub vm: Option<String>,
     /// The process that owns the VM; attaches it first when needed.
-    #[arg(long)]
+    #[arg(long, value_parser = pid_value)]
     pub pid: Option<u32>,
     /// With --pid: the VM file's descriptor, when the process has several
     /// VMs.
@@ -212,7 +254,7 @@ pub struct StartArgs {
     pub granule: Granule,
     /// Rounds the heat map counts over: 1..5 at 4K, 1..13 at 8K, 1..29
     /// from 16K on [default: 5, or the most the granule allows].
-    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=29))]
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=i64::from(Width::MAX_WINDOW)))]
     pub window: Option<u8>,
     /// TLB flush after each round.
     #[arg(long, value_enum, default_value_t = FlushArg::Round)]
@@ -301,4 +343,36 @@ pub struct ManArgs {
     /// page into DIR instead of printing the main page.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use ept_core::heat::{Granule, StoreLayout};
+
+    /// `start --window`'s help names the largest window of a few
+    /// granules: they must be the module's.
+    #[test]
+    fn window_help_says_the_module_limits() {
+        let cmd = super::command();
+        let start = cmd.find_subcommand("start").expect("start");
+        let help = start
+            .get_arguments()
+            .find(|a| a.get_id() == "window")
+            .and_then(|a| a.get_help())
+            .expect("--window help")
+            .to_string();
+        for (granule, said) in [("4K", "at 4K"), ("8K", "at 8K"), ("16K", "from 16K on")] {
+            let max = StoreLayout::max_window(Granule::parse(granule).expect("granule"));
+            assert!(
+                help.contains(&format!("1..{max} {said}")),
+                "{granule}: {help}"
+            );
+        }
+        // "from 16K on": no larger granule allows more.
+        let largest = StoreLayout::max_window(Granule::parse("512G").expect("granule"));
+        assert_eq!(
+            largest,
+            StoreLayout::max_window(Granule::parse("16K").expect("granule"))
+        );
+    }
 }

@@ -4,7 +4,6 @@
 
 use std::io::Write;
 
-use clap::CommandFactory;
 use ept_core::heat::{StoreLayout, DEFAULT_WINDOW};
 use ept_core::procfs::control::{Command as Ctl, Settings, VmId};
 use ept_core::procfs::vms::VmState;
@@ -13,42 +12,41 @@ use crate::cli::{
     AttachArgs, Cli, ColorWhen, Command, DetachArgs, HeatFormat, HeatmapArgs, ListArgs, ManArgs,
     StartArgs, StatusArgs,
 };
-use crate::control::{resolve, resolve_in, send, state_of, vm_rows};
+use crate::control::{resolve, resolve_in, send, several_vms, state_of, vm_rows, vms_of};
 use crate::error::Error;
-use crate::model::{RawSnapshot, VmSnapshot, TOP_FILES, VM_FILES};
+use crate::model::{VmSnapshot, VM_FILES};
 use crate::picture::{self, PictureFormat};
 use crate::render::{data, term, text};
-use crate::source::ProcRoot;
+use crate::source::{io_error, ProcRoot};
 
 /// Runs the command line.
 pub fn run(cli: Cli) -> Result<(), Error> {
-    // Commands that need no module.
+    // Opened only by the commands that use the module: completions, the
+    // man page, report and top --replay work on a machine without it.
+    let root = || ProcRoot::open(&cli.proc_dir);
     match &cli.command {
-        Command::Completions(a) => {
-            let mut cmd = Cli::command();
-            clap_complete::generate(a.shell, &mut cmd, "ept-sampler", &mut std::io::stdout());
-            return Ok(());
-        }
-        Command::Man(a) => return man(a),
-        Command::Report(a) => return crate::record::report(a),
-        _ => {}
-    }
-    let root = ProcRoot::open(&cli.proc_dir)?;
-    match &cli.command {
-        Command::List(a) => list(&root, a),
-        Command::Attach(a) => attach(&root, a),
-        Command::Detach(a) => detach(&root, a),
-        Command::Start(a) => start(&root, a),
+        Command::List(a) => list(&root()?, a),
+        Command::Attach(a) => attach(&root()?, a),
+        Command::Detach(a) => detach(&root()?, a),
+        Command::Start(a) => start(&root()?, a),
         Command::Stop(a) => {
+            let root = root()?;
             let vm = resolve_in(&root, &a.vm)?;
             send(&root, &Ctl::Stop(vm))?;
             say(format_args!("stopped {vm}"))
         }
-        Command::Status(a) => status(&root, a),
-        Command::Heatmap(a) => heatmap(&root, a),
-        Command::Top(a) => crate::top::run(&root, a),
-        Command::Record(a) => crate::record::record(&root, a),
-        Command::Completions(_) | Command::Man(_) | Command::Report(_) => Ok(()),
+        Command::Status(a) => status(&root()?, a),
+        Command::Heatmap(a) => heatmap(&root()?, a),
+        Command::Top(a) if a.replay.is_some() => crate::top::run_replay(a),
+        Command::Top(a) => crate::top::run(&root()?, a),
+        Command::Record(a) => crate::record::record(&root()?, a),
+        Command::Report(a) => crate::record::report(a),
+        Command::Completions(a) => {
+            let mut cmd = crate::cli::command();
+            clap_complete::generate(a.shell, &mut cmd, "ept-sampler", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man(a) => man(a),
     }
 }
 
@@ -92,9 +90,8 @@ fn attach(root: &ProcRoot, a: &AttachArgs) -> Result<(), Error> {
     )?;
     // Name what was attached: the process's VMs now attached.
     let rows = vm_rows(root)?;
-    let names: Vec<String> = rows
-        .iter()
-        .filter(|r| r.vm.pid == a.pid && a.fd.is_none_or(|fd| r.vm.fd == fd))
+    let names: Vec<String> = vms_of(&rows, a.pid, a.fd)
+        .into_iter()
         .filter(|r| matches!(r.state, VmState::Attached | VmState::Sampling))
         .map(|r| r.vm.to_string())
         .collect();
@@ -147,49 +144,47 @@ fn start(root: &ProcRoot, a: &StartArgs) -> Result<(), Error> {
     let rows = vm_rows(root)?;
     let vm = match (a.pid, &a.vm) {
         (Some(pid), _) => {
-            let mine = |rows: &[ept_core::procfs::vms::VmRow]| -> Vec<(VmId, VmState)> {
-                rows.iter()
-                    .filter(|r| r.vm.pid == pid && a.fd.is_none_or(|fd| r.vm.fd == fd))
-                    .map(|r| (r.vm, r.state))
-                    .collect()
-            };
-            let found = mine(&rows);
-            match found.as_slice() {
+            match vms_of(&rows, pid, a.fd).as_slice() {
                 [] => {
                     // Not listed: let the module say why (no such process,
                     // not a VM file).
                     send(root, &Ctl::Attach { pid, fd: a.fd })?;
-                    let again = mine(&vm_rows(root)?);
-                    match again.as_slice() {
-                        [(vm, _)] => *vm,
+                    let again = vm_rows(root)?;
+                    match vms_of(&again, pid, a.fd).as_slice() {
+                        [one] => one.vm,
                         _ => return Err(Error::NoVm(format!("of pid {pid}"))),
                     }
                 }
-                [(vm, state)] => {
-                    if *state == VmState::Detached {
+                [one] => {
+                    // A refused VM is attached too, so that the module
+                    // says why it cannot be sampled.
+                    if matches!(one.state, VmState::Detached | VmState::Refused(_)) {
                         send(
                             root,
                             &Ctl::Attach {
                                 pid,
-                                fd: Some(vm.fd),
+                                fd: Some(one.vm.fd),
                             },
                         )?;
                     }
-                    *vm
+                    one.vm
                 }
-                many => {
-                    return Err(Error::Usage(format!(
-                        "pid {pid} has {} VMs ({}): pick one with --fd",
-                        many.len(),
-                        many.iter()
-                            .map(|(v, _)| v.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )))
-                }
+                many => return Err(several_vms(pid, many, "pick one with --fd")),
             }
         }
-        (None, Some(word)) => resolve(word, &rows)?,
+        (None, Some(word)) => {
+            let vm = resolve(word, &rows)?;
+            if state_of(&rows, vm) == Some(VmState::Detached) {
+                return Err(Error::NotAttached(vm.to_string()));
+            }
+            if let Some(VmState::Refused(why)) = state_of(&rows, vm) {
+                return Err(Error::Refused {
+                    command: format!("start {vm}"),
+                    reason: format!("the VM cannot be sampled: {}", text::refusal_text(why)),
+                });
+            }
+            vm
+        }
         (None, None) => return Err(Error::Usage("start: name a VM or --pid".into())),
     };
     let command = start_command(vm, a)?;
@@ -199,8 +194,9 @@ fn start(root: &ProcRoot, a: &StartArgs) -> Result<(), Error> {
     say(format_args!("started {vm}: {settings}"))
 }
 
-/// The parsed files of one attached VM.
-pub fn vm_snapshot(root: &ProcRoot, word: &str) -> Result<VmSnapshot, Error> {
+/// The parsed files of one attached VM: `files` of its directory (of
+/// [`VM_FILES`]; `status` polls often and needs no heat map).
+pub fn vm_snapshot(root: &ProcRoot, word: &str, files: &[&str]) -> Result<VmSnapshot, Error> {
     let rows = vm_rows(root)?;
     let vm = resolve(word, &rows)?;
     match state_of(&rows, vm) {
@@ -210,17 +206,7 @@ pub fn vm_snapshot(root: &ProcRoot, word: &str) -> Result<VmSnapshot, Error> {
         }
         Some(_) => {}
     }
-    let mut raw = RawSnapshot::default();
-    for name in TOP_FILES {
-        raw.files.insert(name.to_string(), root.read(name)?);
-    }
-    for name in VM_FILES {
-        let rel = format!("{vm}/{name}");
-        if let Some(t) = root.read_optional(&rel)? {
-            raw.files.insert(rel, t);
-        }
-    }
-    let snap = raw.parse()?;
+    let snap = root.snapshot_of(|id| id == vm, files)?.parse()?;
     let found = snap
         .vms
         .into_iter()
@@ -233,12 +219,16 @@ pub fn vm_snapshot(root: &ProcRoot, word: &str) -> Result<VmSnapshot, Error> {
     Ok(found)
 }
 
+/// The files of a VM `status` reads.
+const STATUS_FILES: &[&str] = &["config", "stats"];
+
 fn status(root: &ProcRoot, a: &StatusArgs) -> Result<(), Error> {
     if let Some(word) = &a.vm {
-        let vm = vm_snapshot(root, word)?;
+        let vm = vm_snapshot(root, word, STATUS_FILES)?;
         return out(&text::status(&vm));
     }
-    let snap = root.snapshot()?.parse()?;
+    // Only what status prints: heat maps and histories can be large.
+    let snap = root.snapshot_of(|_| true, STATUS_FILES)?.parse()?;
     let attached: Vec<&VmSnapshot> = snap.vms.iter().filter(|v| v.config.is_some()).collect();
     if attached.is_empty() {
         return say(format_args!(
@@ -251,19 +241,25 @@ fn status(root: &ProcRoot, a: &StatusArgs) -> Result<(), Error> {
 }
 
 fn heatmap(root: &ProcRoot, a: &HeatmapArgs) -> Result<(), Error> {
-    let vm = vm_snapshot(root, &a.vm)?;
+    let picture = a.png.is_some() || a.svg.is_some();
+    // Pictures draw the history and the stats too.
+    let files: &[&str] = if picture {
+        &VM_FILES
+    } else {
+        &["config", "heatmap", "memslots"]
+    };
+    let vm = vm_snapshot(root, &a.vm, files)?;
     let name = vm.row.vm.to_string();
     let (header, runs) = vm
         .heatmap
         .as_ref()
-        .ok_or_else(|| Error::NotAttached(name.clone()))?;
+        .ok_or_else(|| Error::NotSampling(name.clone()))?;
     if let Some(path) = &a.png {
         picture::write(&vm, path, PictureFormat::Png, a.width, a.height)?;
     }
     if let Some(path) = &a.svg {
         picture::write(&vm, path, PictureFormat::Svg, a.width, a.height)?;
     }
-    let picture = a.png.is_some() || a.svg.is_some();
     match a.format {
         None if picture => Ok(()),
         None | Some(HeatFormat::Text) => {
@@ -285,22 +281,18 @@ fn heatmap(root: &ProcRoot, a: &HeatmapArgs) -> Result<(), Error> {
 }
 
 fn man(a: &ManArgs) -> Result<(), Error> {
-    let cmd = Cli::command();
+    let cmd = crate::cli::command();
     match &a.dir {
         Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| control_io(dir, e))?;
-            clap_mangen::generate_to(cmd, dir).map_err(|e| control_io(dir, e))
+            std::fs::create_dir_all(dir).map_err(|e| io_error(dir.clone(), e))?;
+            clap_mangen::generate_to(cmd, dir).map_err(|e| io_error(dir.clone(), e))
         }
         None => {
             let mut buf = Vec::new();
             clap_mangen::Man::new(cmd)
                 .render(&mut buf)
-                .map_err(|e| control_io(std::path::Path::new("man page"), e))?;
+                .map_err(|e| io_error("man page".into(), e))?;
             out(&String::from_utf8_lossy(&buf))
         }
     }
-}
-
-fn control_io(path: &std::path::Path, e: std::io::Error) -> Error {
-    crate::source::io_error(path.to_path_buf(), e)
 }

@@ -9,17 +9,34 @@ use std::io::{ErrorKind, Write};
 
 use ept_core::procfs::control::{Command, VmId};
 use ept_core::procfs::last_error::{self, Errno};
-use ept_core::procfs::vms::{self, VmRow, VmState};
+use ept_core::procfs::vms::{VmRow, VmState};
 
 use crate::error::Error;
+use crate::model::parse_vms;
 use crate::source::{io_error, ProcRoot};
 
 /// Every row of `vms`.
 pub fn vm_rows(root: &ProcRoot) -> Result<Vec<VmRow>, Error> {
-    let text = root.read("vms")?;
-    vms::parse(&text)
-        .map(|r| r.map_err(|e| Error::format("vms", e)))
+    parse_vms(&root.read("vms")?)
+}
+
+/// The VMs of process `pid` in `rows`: all of them, or the one on
+/// descriptor `fd`.
+pub fn vms_of(rows: &[VmRow], pid: u32, fd: Option<u32>) -> Vec<&VmRow> {
+    rows.iter()
+        .filter(|r| r.vm.pid == pid && fd.is_none_or(|fd| r.vm.fd == fd))
         .collect()
+}
+
+/// The error for a pid that names several VMs; `how` says how to pick
+/// one (`name one as <pid>-<fd>`, `pick one with --fd`).
+pub fn several_vms(pid: u32, rows: &[&VmRow], how: &str) -> Error {
+    let names: Vec<String> = rows.iter().map(|r| r.vm.to_string()).collect();
+    Error::Other(format!(
+        "pid {pid} has {} VMs ({}): {how}",
+        names.len(),
+        names.join(", ")
+    ))
 }
 
 /// Resolves a VM argument: `<pid>-<fd>`, or a bare pid when that process
@@ -32,22 +49,10 @@ pub fn resolve(word: &str, rows: &[VmRow]) -> Result<VmId, Error> {
     let pid: u32 = word
         .parse()
         .map_err(|_| Error::Usage(format!("VM '{word}': not <pid>-<fd> nor a pid")))?;
-    let mine: Vec<VmId> = rows
-        .iter()
-        .filter(|r| r.vm.pid == pid)
-        .map(|r| r.vm)
-        .collect();
-    match mine.as_slice() {
+    match vms_of(rows, pid, None).as_slice() {
         [] => Err(Error::NoVm(format!("of pid {pid}"))),
-        [one] => Ok(*one),
-        many => Err(Error::Other(format!(
-            "pid {pid} has {} VMs ({}): name one as <pid>-<fd>",
-            many.len(),
-            many.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
+        [one] => Ok(one.vm),
+        many => Err(several_vms(pid, many, "name one as <pid>-<fd>")),
     }
 }
 

@@ -15,7 +15,8 @@ pub mod exit {
     pub const NO_MODULE: u8 = 3;
     /// Not allowed: not root, or no CAP_SYS_ADMIN for `control`.
     pub const PERMISSION: u8 = 4;
-    /// The VM does not exist (any more), or is not attached.
+    /// The VM does not exist (any more), is not attached, or (for what
+    /// needs a heat map) is not being sampled.
     pub const NO_VM: u8 = 5;
     /// The module refused the command (the VM cannot be sampled, or a
     /// setting is out of range); the module's reason is printed.
@@ -29,7 +30,7 @@ pub mod exit {
 pub enum Error {
     /// `/proc/ept_sampler` does not exist.
     #[error(
-        "the ept_sampler module is not loaded ({} is missing): load it with `insmod ept_sampler.ko` (or `modprobe ept_sampler` after `make install`)",
+        "the ept_sampler module is not loaded ({} is missing): as root, load it with `insmod out/<kernel>/ept_sampler.ko` (built by `make` in the source tree)",
         .0.display()
     )]
     NoModule(PathBuf),
@@ -50,6 +51,9 @@ pub enum Error {
     /// The VM is on the host but not attached, so it has no files.
     #[error("VM {0} is not attached: `ept-sampler attach --pid <pid>` or `ept-sampler start --pid <pid>` first")]
     NotAttached(String),
+    /// The VM is attached but not being sampled: it has no heat map.
+    #[error("VM {0} is not being sampled: `ept-sampler start {0}` first")]
+    NotSampling(String),
     /// A bad argument found after clap's checks (a VM name, a setting the
     /// module would refuse).
     #[error("{0}")]
@@ -84,11 +88,12 @@ pub enum Error {
 }
 
 impl Error {
-    /// A parse error of `file`.
-    pub fn format(file: &str, e: impl std::fmt::Debug) -> Error {
+    /// A parse error of `file`, in the parser's words ("missing rounds",
+    /// "bad granule"), not its Debug form.
+    pub fn format(file: &str, e: impl std::fmt::Display) -> Error {
         Error::Format {
             file: file.to_string(),
-            what: format!("{e:?}"),
+            what: e.to_string(),
         }
     }
 
@@ -97,7 +102,10 @@ impl Error {
         match self {
             Error::NoModule(_) => exit::NO_MODULE,
             Error::Permission(_) => exit::PERMISSION,
-            Error::NoVm(_) | Error::NoVmBecause { .. } | Error::NotAttached(_) => exit::NO_VM,
+            Error::NoVm(_)
+            | Error::NoVmBecause { .. }
+            | Error::NotAttached(_)
+            | Error::NotSampling(_) => exit::NO_VM,
             Error::Usage(_) => exit::USAGE,
             Error::Refused { .. } => exit::REFUSED,
             Error::Format { .. } => exit::FORMAT,

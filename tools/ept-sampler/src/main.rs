@@ -4,12 +4,10 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use ept_sampler::cli::Cli;
 use ept_sampler::error::Error;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = ept_sampler::cli::parse();
     match ept_sampler::commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

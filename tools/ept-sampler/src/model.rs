@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use ept_core::procfs::{config, heatmap, history, memslots, stats, vms};
+use ept_core::procfs::{config, fields, heatmap, history, memslots, stats, vms};
 
 use crate::error::Error;
 
@@ -87,20 +87,25 @@ impl RawSnapshot {
         self.files.get(path).map(String::as_str)
     }
 
-    /// Parses every file with the module's parsers.
-    pub fn parse(&self) -> Result<Snapshot, Error> {
+    /// The rows of `vms`.
+    pub fn vm_rows(&self) -> Result<Vec<vms::VmRow>, Error> {
         let text = self.file("vms").ok_or(Error::Format {
             file: "vms".into(),
             what: "missing".into(),
         })?;
-        let mut out = Vec::new();
-        for row in vms::parse(text) {
-            let row = row.map_err(|e| Error::format("vms", e))?;
-            out.push(self.parse_vm(row)?);
-        }
+        parse_vms(text)
+    }
+
+    /// Parses every file with the module's parsers.
+    pub fn parse(&self) -> Result<Snapshot, Error> {
+        let vms = self
+            .vm_rows()?
+            .into_iter()
+            .map(|row| self.parse_vm(row))
+            .collect::<Result<_, _>>()?;
         Ok(Snapshot {
             unix_ms: self.unix_ms,
-            vms: out,
+            vms,
         })
     }
 
@@ -110,13 +115,19 @@ impl RawSnapshot {
             let path = format!("{dir}/{name}");
             self.files.get(&path).map(|t| (path, t.as_str()))
         };
+        // A VM attached but never started has only a comment in `stats`,
+        // `heatmap` and `history` (`# vm P-F is not being sampled`): no
+        // data lines, as the module's formats define them, and not a
+        // format error.
+        let sampled =
+            |name: &str| get(name).filter(|(_, t)| fields::data_lines(t).next().is_some());
         let config = get("config")
             .map(|(p, t)| config::Config::parse(t).map_err(|e| Error::format(&p, e)))
             .transpose()?;
-        let stats = get("stats")
+        let stats = sampled("stats")
             .map(|(p, t)| stats::StatsFile::parse(t).map_err(|e| Error::format(&p, e)))
             .transpose()?;
-        let heatmap = get("heatmap")
+        let heatmap = sampled("heatmap")
             .map(|(p, t)| {
                 let (header, runs) = heatmap::parse(t).map_err(|e| Error::format(&p, e))?;
                 let runs = runs
@@ -131,7 +142,7 @@ impl RawSnapshot {
                 .map_err(|e| Error::format(&p, e))?,
             None => Vec::new(),
         };
-        let history = get("history")
+        let history = sampled("history")
             .map(|(p, t)| History::parse(t).map_err(|e| Error::format(&p, e)))
             .transpose()?;
         Ok(VmSnapshot {
@@ -195,6 +206,20 @@ impl History {
         }
         Ok(History { header, rounds })
     }
+}
+
+/// The rows of a `vms` text.
+pub fn parse_vms(text: &str) -> Result<Vec<vms::VmRow>, Error> {
+    vms::parse(text)
+        .map(|row| row.map_err(|e| Error::format("vms", e)))
+        .collect()
+}
+
+/// The guest-physical bytes a memslot covers, `start..end`, through the
+/// module's own frame-to-address conversion.
+pub fn slot_bytes(slot: &memslots::Memslot) -> std::ops::Range<u64> {
+    let gfns = slot.gfns();
+    gfns.start.gpa()..gfns.end.gpa()
 }
 
 impl Snapshot {

@@ -315,6 +315,12 @@ pub fn write_picture(
     width: u32,
     height: u32,
 ) -> Result<(), Error> {
+    if pic.heat.is_none() && pic.history.is_none() {
+        return Err(Error::Other(format!(
+            "{}: no heat map and no history to draw (is the VM being sampled? `ept-sampler start` it first)",
+            pic.title
+        )));
+    }
     let (bytes, _) = render(pic, format, width, height)?;
     std::fs::write(path, bytes).map_err(|e| crate::source::io_error(path.to_path_buf(), e))
 }
@@ -614,40 +620,112 @@ fn draw_time<DB: DrawingBackend>(
             (s, next.min(s + usual * 1.5))
         })
         .collect();
+    let (px, py) = chart.plotting_area().get_pixel_range();
+    let bands = bands(
+        t,
+        &rows,
+        top,
+        usize::try_from(py.end - py.start).unwrap_or(1).max(1),
+        usize::try_from(px.end - px.start).unwrap_or(1).max(1),
+    );
     chart.draw_series(
-        rows.iter()
-            .map(|&(s, e)| Rectangle::new([(hx0, s), (hx1, e)], heat_colour(0.0).filled())),
+        bands
+            .iter()
+            .map(|b| Rectangle::new([(hx0, b.s), (hx1, b.e)], heat_colour(0.0).filled())),
     )?;
     let mut rects = Vec::new();
-    for (round, &(s, e)) in t.rounds.iter().zip(&rows) {
-        // Consecutive regions of equal share are one rectangle.
-        let mut i = 0;
-        while i < round.accessed.len() {
-            let share = round.accessed[i];
-            let mut j = i + 1;
-            while j < round.accessed.len() && round.accessed[j] == share {
-                j += 1;
-            }
-            if share > 0 {
-                let x0 = t.base.saturating_add((i as u64).saturating_mul(t.region));
-                let x1 = t.base.saturating_add((j as u64).saturating_mul(t.region));
-                rects.push(Rectangle::new(
-                    [(x0, s), (x1, e)],
-                    heat_colour(f64::from(share) / 255.0).filled(),
-                ));
-            }
-            i = j;
+    for b in &bands {
+        for &(x0, x1, share) in &b.cells {
+            rects.push(Rectangle::new(
+                [(x0, b.s), (x1, b.e)],
+                heat_colour(f64::from(share) / 255.0).filled(),
+            ));
         }
     }
     chart.draw_series(rects)?;
     draw_slot_edges(&mut chart, pic, 0.0..top, false, sz)?;
-    let (px, py) = chart.plotting_area().get_pixel_range();
     Ok(PanelArea {
         x: px,
         y: py,
         gpa: xr,
         value: 0.0..top,
     })
+}
+
+/// One drawn row of the history panel: a time span (seconds since the
+/// first round) and its non-zero cells (first address, end address,
+/// share 1..=255).
+struct Band {
+    s: f64,
+    e: f64,
+    cells: Vec<(u64, u64, u8)>,
+}
+
+/// The history as rows and cells no finer than the pixels: rounds that
+/// fall in one pixel row, and regions in one pixel column, are drawn as
+/// their mean share. A long recording or a large guest then gives a
+/// picture (and an SVG file) the size of the plot, not of the data.
+fn bands(t: &TimePanel, rows: &[(f64, f64)], top: f64, height: usize, width: usize) -> Vec<Band> {
+    let regions = t.regions();
+    // Rounds grouped by pixel row (each round alone when they fit).
+    let mut groups: Vec<(f64, f64, Vec<&HistoryRound>)> = Vec::new();
+    let mut last_key = None;
+    for (round, &(s, e)) in t.rounds.iter().zip(rows) {
+        let key = if t.rounds.len() <= height {
+            None
+        } else {
+            Some((s / top.max(f64::MIN_POSITIVE) * height as f64) as usize)
+        };
+        match groups.last_mut() {
+            Some(g) if key.is_some() && key == last_key => {
+                g.0 = g.0.min(s);
+                g.1 = g.1.max(e);
+                g.2.push(round);
+            }
+            _ => groups.push((s, e, vec![round])),
+        }
+        last_key = key;
+    }
+    // Regions grouped by pixel column.
+    let columns = regions.min(width).max(1);
+    let column = |c: usize| (c * regions / columns)..((c + 1) * regions / columns);
+    groups
+        .into_iter()
+        .map(|(s, e, rounds)| {
+            let mut shares: Vec<u8> = Vec::with_capacity(columns);
+            for c in 0..columns {
+                let r = column(c);
+                let (mut sum, mut n) = (0u64, 0u64);
+                for round in &rounds {
+                    for share in round.accessed.get(r.clone()).unwrap_or(&[]) {
+                        sum += u64::from(*share);
+                        n += 1;
+                    }
+                }
+                // Rounded up: one accessed page in a column still shows.
+                shares.push(if n == 0 { 0 } else { sum.div_ceil(n) as u8 });
+            }
+            let addr = |c: usize| {
+                let region = column(c).start as u64;
+                t.base.saturating_add(region.saturating_mul(t.region))
+            };
+            let end = t.span().end;
+            let mut cells = Vec::new();
+            let mut i = 0;
+            while i < shares.len() {
+                let mut j = i + 1;
+                while j < shares.len() && shares[j] == shares[i] {
+                    j += 1;
+                }
+                if shares[i] > 0 {
+                    let x1 = if j < columns { addr(j) } else { end };
+                    cells.push((addr(i), x1, shares[i]));
+                }
+                i = j;
+            }
+            Band { s, e, cells }
+        })
+        .collect()
 }
 
 /// `bytes` as `4K`, `2M`, `1G` (the largest binary unit that divides it).
@@ -714,4 +792,70 @@ fn draw_legend<DB: DrawingBackend>(
         area.draw_text("memslot", &font, (pad + swatch + 4, y))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_power_of_two_multiples_inside_the_span() {
+        const M: u64 = 1 << 20;
+        assert_eq!(
+            x_ticks(&(0..256 * M)),
+            (0..=8).map(|i| i * 32 * M).collect::<Vec<_>>()
+        );
+        let t = x_ticks(&(3 * M..100 * M));
+        assert!(t.len() <= 9 && t.len() >= 4, "{t:?}");
+        assert!(t
+            .iter()
+            .all(|&x| (3 * M..=100 * M).contains(&x) && x % (16 * M) == 0));
+        assert_eq!(x_ticks(&(0..4096)), vec![0, 4096]);
+    }
+
+    #[test]
+    fn labels_use_the_unit_of_the_span() {
+        const M: f64 = 1048576.0;
+        assert_eq!(gpa_label(128.0 * M, 256.0 * M), "128M");
+        assert_eq!(gpa_label(1.5 * M, 256.0 * M), "1.5M");
+        assert_eq!(gpa_label(8192.0 * M, 16384.0 * M), "8G");
+        assert_eq!(size_label(2 << 20), "2M");
+        assert_eq!(size_label(4096), "4K");
+        assert_eq!(size_label(1 << 30), "1G");
+    }
+
+    #[test]
+    fn heat_colours_darken_with_heat() {
+        let luma = |c: RGBColor| 299 * u32::from(c.0) + 587 * u32::from(c.1) + 114 * u32::from(c.2);
+        let mut last = u32::MAX;
+        for i in 0..=100 {
+            let l = luma(heat_colour(f64::from(i) / 100.0));
+            assert!(l <= last, "heat {i}%: brighter than the step before");
+            last = l;
+        }
+        assert_eq!(heat_colour(-1.0), heat_colour(0.0));
+        assert_eq!(heat_colour(f64::NAN), heat_colour(0.0));
+        assert_eq!(heat_colour(2.0), heat_colour(1.0));
+        // The marks are not on the scale.
+        for c in [HOLE, DIRTY] {
+            assert!((0..=255).all(|i| heat_colour(f64::from(i) / 255.0) != c));
+        }
+    }
+
+    #[test]
+    fn an_empty_picture_is_refused() {
+        let pic = Picture {
+            title: "VM 1-2".into(),
+            ..Picture::default()
+        };
+        let err = write_picture(
+            &pic,
+            Path::new("/nonexistent/x.png"),
+            PictureFormat::Png,
+            800,
+            600,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("start"), "{err}");
+    }
 }

@@ -7,6 +7,8 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use ept_core::procfs::control::VmId;
+
 use crate::error::Error;
 use crate::model::{RawSnapshot, TOP_FILES, VM_FILES};
 
@@ -54,6 +56,18 @@ impl ProcRoot {
 
     /// The raw text of `version`, `vms` and every attached VM's files.
     pub fn snapshot(&self) -> Result<RawSnapshot, Error> {
+        self.snapshot_of(|_| true, &VM_FILES)
+    }
+
+    /// The raw text of `version`, `vms` and, of each VM in `vms` that
+    /// `which` picks, the `files` of its directory (those of
+    /// [`VM_FILES`] it has: a VM not attached has none). The one way the
+    /// tool reads the module's files together.
+    pub fn snapshot_of(
+        &self,
+        which: impl Fn(VmId) -> bool,
+        files: &[&str],
+    ) -> Result<RawSnapshot, Error> {
         let unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
@@ -64,12 +78,14 @@ impl ProcRoot {
         for name in TOP_FILES {
             raw.files.insert(name.to_string(), self.read(name)?);
         }
-        let vms = raw.files.get("vms").cloned().unwrap_or_default();
-        for row in ept_core::procfs::vms::parse(&vms) {
-            let row = row.map_err(|e| Error::format("vms", e))?;
-            let dir = row.vm.to_string();
-            for name in VM_FILES {
-                let rel = format!("{dir}/{name}");
+        for vm in raw
+            .vm_rows()?
+            .into_iter()
+            .map(|r| r.vm)
+            .filter(|&vm| which(vm))
+        {
+            for name in VM_FILES.iter().filter(|f| files.contains(f)) {
+                let rel = format!("{vm}/{name}");
                 if let Some(text) = self.read_optional(&rel)? {
                     raw.files.insert(rel, text);
                 }

@@ -9,18 +9,26 @@
 
 pub mod app;
 pub mod feed;
+pub mod tty;
 pub mod view;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{self, Event};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use self::app::{App, Effect, SourceKind};
 use self::feed::{Feed, Step};
+use crate::cli::ColorWhen;
 use crate::error::Error;
 use crate::source::ProcRoot;
+
+/// How long the loop may wait before it looks at the signal flag.
+const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 
 /// `ept-sampler top`.
 #[derive(Clone, Debug, clap::Args)]
@@ -30,10 +38,18 @@ a larger heat map, the history as address x time); + and - lengthen or shorten \
 the selected VM's sampling period (a `start` command keeping its other \
 settings); p pauses refreshing; q, Esc or Ctrl-C quits.
 
+Columns: HOT MiB is mapped memory accessed in at least one round of the heat \
+map's window, DIRTY MiB the same for dirty bits (`-` when the mode does not \
+track them); DIRTY MB/s is the last round's dirty pages over its interval; \
+WALK ms l/a the last and the mean walk of a round; COST the mean walk as a \
+share of the period. Under each VM: its heat strip over its whole address \
+span and `wss`, the pages accessed per round (newest right, across \
+refreshes). Not-attached VMs are listed dim.
+
 Heat is shown as a character ramp, coldest first: `.` mapped but not accessed \
 in the window, then `:-=+*#%` up to `@` accessed in every round; blank is a \
-hole (not mapped). Colour doubles the ramp unless NO_COLOR is set or \
---no-color is given.")]
+hole (not mapped). Colour doubles the ramp on a terminal unless NO_COLOR is \
+set or --color never is given.")]
 pub struct TopArgs {
     /// Screen refresh interval in milliseconds (with --replay: time
     /// between two recorded snapshots on screen).
@@ -45,10 +61,11 @@ pub struct TopArgs {
     /// cannot be changed).
     #[arg(long, value_name = "FILE")]
     pub replay: Option<PathBuf>,
-    /// No colour: the heat ramp and the dimmed rows still show
-    /// everything.
-    #[arg(long)]
-    pub no_color: bool,
+    /// Colour: `auto` (unless NO_COLOR is set or TERM is dumb),
+    /// `always` or `never`; without colour the heat ramp and the dimmed
+    /// rows still show everything.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
+    pub color: ColorWhen,
 }
 
 /// Runs `top`: against `root`, or against the recording given with
@@ -71,11 +88,13 @@ pub fn run_replay(args: &TopArgs) -> Result<(), Error> {
         .replay
         .as_ref()
         .ok_or_else(|| Error::Other("top: no recording given (--replay FILE)".into()))?;
-    run_feed(
-        Feed::replay(path)?,
-        SourceKind::Replay(path.display().to_string()),
-        args,
-    )
+    // The file's name: a long path would crowd out the title at 80
+    // columns.
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    run_feed(Feed::replay(path)?, SourceKind::Replay(name), args)
 }
 
 fn run_feed(mut feed: Feed, source: SourceKind, args: &TopArgs) -> Result<(), Error> {
@@ -85,7 +104,11 @@ fn run_feed(mut feed: Feed, source: SourceKind, args: &TopArgs) -> Result<(), Er
         ));
     }
     let mut app = App::new(source, args.interval_ms);
-    app.color = !args.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    app.color = match args.color {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => crate::render::term::color_wanted(),
+    };
     // The first snapshot is taken before the screen is switched, so that
     // "module not loaded" and the like are printed as ordinary errors
     // with their exit codes.
@@ -93,33 +116,57 @@ fn run_feed(mut feed: Feed, source: SourceKind, args: &TopArgs) -> Result<(), Er
 
     // try_init installs a panic hook that restores the terminal; the
     // guard restores it on every other way out of this function.
+    // SIGTERM, SIGHUP and SIGINT (from `kill`; Ctrl-C is a key in raw
+    // mode) would end the process without restoring the terminal: they
+    // only raise a flag, and the loop leaves through the normal path.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [SIGTERM, SIGHUP, SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .map_err(|e| Error::Other(format!("cannot handle signal {signal}: {e}")))?;
+    }
+    let tty = tty::Tty::open().map_err(terminal_error)?;
     let mut terminal = ratatui::try_init().map_err(terminal_error)?;
     let _restore = RestoreOnDrop;
     let interval = Duration::from_millis(args.interval_ms);
     let mut next = Instant::now() + interval;
-    loop {
+    while !stop.load(Ordering::Relaxed) {
         terminal
             .draw(|frame| view::draw(frame, &app))
             .map_err(terminal_error)?;
-        let timeout = next.saturating_duration_since(Instant::now());
-        if event::poll(timeout).map_err(terminal_error)? {
+        // Wake at least this often to see a signal's flag.
+        let timeout = next
+            .saturating_duration_since(Instant::now())
+            .min(SIGNAL_CHECK);
+        let input = match tty.wait(timeout).map_err(terminal_error)? {
+            tty::Wait::HangUp => break,
+            tty::Wait::Timeout => false,
+            tty::Wait::Input => true,
+        };
+        // Every event crossterm can hand out without waiting: one read of
+        // the terminal may hold several keys.
+        let mut quit = false;
+        while input && !quit && event::poll(Duration::ZERO).map_err(terminal_error)? {
             // Resizes and anything else only need the redraw above.
-            if let Event::Key(key) = event::read().map_err(terminal_error)? {
-                match app.apply(app::action(key)) {
-                    Effect::Quit => break,
-                    Effect::Write(command) => {
-                        let result = feed.control(&command).map_err(|e| refusal_text(&e));
-                        let ok = result.is_ok();
-                        app.command_done(result);
-                        if ok {
-                            // Show the new settings now, not an
-                            // interval later.
-                            next = Instant::now();
-                        }
+            let Event::Key(key) = event::read().map_err(terminal_error)? else {
+                continue;
+            };
+            match app.apply(app::action(key)) {
+                Effect::Quit => quit = true,
+                Effect::Write(command) => {
+                    let result = feed.control(&command);
+                    let ok = result.is_ok();
+                    app.command_done(result);
+                    if ok {
+                        // Show the new settings now, not an interval
+                        // later.
+                        next = Instant::now();
                     }
-                    Effect::None => {}
                 }
+                Effect::None => {}
             }
+        }
+        if quit {
+            break;
         }
         if Instant::now() >= next {
             if !app.paused {
@@ -162,15 +209,6 @@ fn refresh(feed: &mut Feed, app: &mut App, first: bool) -> Result<(), Error> {
             app.refresh_failed(e.to_string());
             Err(e)
         }
-    }
-}
-
-/// A failed write for the one status line: the module's reason first
-/// (the command is the one just asked for, and long).
-fn refusal_text(e: &Error) -> String {
-    match e {
-        Error::Refused { reason, .. } => format!("refused by the module: {reason}"),
-        e => e.to_string(),
     }
 }
 

@@ -13,10 +13,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 const BIN: &str = env!("CARGO_BIN_EXE_ept-sampler");
 
 /// Exit codes as documented in `--help`.
+const FAILURE: i32 = 1;
 const USAGE: i32 = 2;
 const NO_MODULE: i32 = 3;
 const NO_VM: i32 = 5;
 const REFUSED: i32 = 6;
+const FORMAT: i32 = 7;
 
 fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/npt-7.3/phase2")
@@ -58,6 +60,16 @@ fn run(proc_dir: &Path, args: &[&str]) -> Output {
         .env("NO_COLOR", "1")
         .output()
         .unwrap()
+}
+
+/// Rewrites `file` of a fixture copy with `f`; the rewrite must change it
+/// (else the fixture no longer holds what the test edits).
+fn edit(dir: &Path, file: &str, f: impl FnOnce(&str) -> String) {
+    let path = dir.join(file);
+    let old = std::fs::read_to_string(&path).unwrap();
+    let new = f(&old);
+    assert_ne!(new, old, "{file}: the edit changed nothing");
+    std::fs::write(path, new).unwrap();
 }
 
 fn control(dir: &Path) -> String {
@@ -190,6 +202,8 @@ fn unknown_or_unattached_vm() {
         (&["stop", "12345"], "no VM of pid 12345"),
         (&["heatmap", "96-4"], "not attached"),
         (&["status", "96"], "not attached"),
+        // start VM needs it attached; start --pid would attach it.
+        (&["start", "96-4"], "start --pid"),
     ] {
         let o = run(&dir, args);
         assert_eq!(o.status.code(), Some(NO_VM), "{args:?}: {}", stderr(&o));
@@ -232,6 +246,125 @@ fn refusals_carry_the_module_reason() {
 }
 
 #[test]
+fn a_refused_vm_is_not_started_and_says_why() {
+    let dir = proc_copy();
+    edit(&dir, "vms", |vms| {
+        vms.replace(
+            "96-4 1 1 67108864 npt no detached",
+            "96-4 1 1 67108864 shadow no refused:shadow-paging",
+        )
+    });
+    let o = run(&dir, &["start", "96-4"]);
+    assert_eq!(o.status.code(), Some(REFUSED), "{}", stderr(&o));
+    assert!(stderr(&o).contains("shadow paging"), "{}", stderr(&o));
+    assert_eq!(control(&dir), "");
+    let out = stdout(&run(&dir, &["list"]));
+    assert!(
+        out.contains("refused (shadow-paging: KVM uses shadow paging for it)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_vm_attached_but_never_started_has_a_status_but_no_heat_map() {
+    // What the module shows for a VM attached but never started: a
+    // comment in place of stats, heatmap and history (kvm/sampler.rs; a
+    // stopped VM keeps its files).
+    let dir = proc_copy();
+    edit(&dir, "vms", |vms| {
+        vms.replace(
+            "85-4 1 1 134217728 npt no sampling",
+            "85-4 1 1 134217728 npt no attached",
+        )
+    });
+    std::fs::write(dir.join("85-4/config"), "vm 85-4\nstate attached\n").unwrap();
+    for f in ["stats", "heatmap", "history"] {
+        std::fs::write(dir.join("85-4").join(f), "# vm 85-4 is not being sampled\n").unwrap();
+    }
+    let o = run(&dir, &["status", "85-4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("85-4  attached"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("not being sampled"), "{}", stdout(&o));
+    let o = run(&dir, &["status"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&dir, &["heatmap", "85-4"]);
+    assert_eq!(o.status.code(), Some(NO_VM), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not being sampled"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_pid_with_two_vms_is_ambiguous_and_nothing_is_written() {
+    // A second VM of process 72, detached (as a second VM file of one
+    // QEMU would be).
+    let dir = proc_copy();
+    edit(&dir, "vms", |vms| {
+        format!("{vms}72-9 1 1 67108864 npt no detached\n")
+    });
+    for args in [
+        &["stop", "72"][..],
+        &["status", "72"],
+        &["heatmap", "72"],
+        &["start", "--pid", "72"],
+    ] {
+        let o = run(&dir, args);
+        assert_eq!(o.status.code(), Some(FAILURE), "{args:?}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains("72-4") && e.contains("72-9"), "{args:?}: {e}");
+    }
+    assert_eq!(control(&dir), "");
+    // --fd picks one.
+    let o = run(&dir, &["start", "--pid", "72", "--fd", "4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        control(&dir).starts_with("start vm=72-4 "),
+        "{}",
+        control(&dir)
+    );
+}
+
+#[test]
+fn a_garbled_module_file_is_a_format_error_in_words() {
+    let dir = proc_copy();
+    edit(&dir, "72-4/stats", |stats| {
+        stats
+            .lines()
+            .map(|l| match l.split_once(' ') {
+                Some(("rounds", _)) => "rounds many\n".to_string(),
+                _ => format!("{l}\n"),
+            })
+            .collect()
+    });
+    let o = run(&dir, &["status", "72-4"]);
+    assert_eq!(o.status.code(), Some(FORMAT), "{}", stderr(&o));
+    let e = stderr(&o);
+    // The file, and the parser's words rather than a Debug dump.
+    assert!(e.contains("72-4/stats: cannot parse"), "{e}");
+    assert!(
+        e.contains("rounds") && !e.contains("Bad(") && !e.contains('"'),
+        "{e}"
+    );
+}
+
+#[test]
+fn status_reads_no_heat_map() {
+    // status polls often (the e2e scenarios): a heat map or history it
+    // does not print is not read, so a garbled one does not matter.
+    let dir = proc_copy();
+    for vm in ["72-4", "85-4"] {
+        for f in ["heatmap", "history"] {
+            std::fs::write(dir.join(vm).join(f), "garbage\n").unwrap();
+        }
+    }
+    for args in [&["status"][..], &["status", "72-4"]] {
+        let o = run(&dir, args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    }
+    // heatmap does read it.
+    let o = run(&dir, &["heatmap", "72-4"]);
+    assert_eq!(o.status.code(), Some(FORMAT), "{}", stderr(&o));
+}
+
+#[test]
 fn reading_commands() {
     let dir = proc_copy();
     let o = run(&dir, &["list"]);
@@ -260,14 +393,67 @@ fn reading_commands() {
     let o = run(&dir, &["heatmap", "72-4", "--color", "always"]);
     assert!(stdout(&o).contains("\x1b["));
 
+    // One CSV record per run line of the module's file; the JSON header
+    // is the file's.
     let o = run(&dir, &["heatmap", "72-4", "--format", "csv"]);
     let text = stdout(&o);
     let mut r = csv::Reader::from_reader(text.as_bytes());
-    assert_eq!(r.records().count(), 13, "{text}");
+    let file = std::fs::read_to_string(dir.join("72-4/heatmap")).unwrap();
+    let runs = file.lines().filter(|l| !l.starts_with('#')).count();
+    assert!(runs > 1);
+    assert_eq!(r.records().count(), runs, "{text}");
     let o = run(&dir, &["heatmap", "85-4", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["granule"], "2M");
+    let file = std::fs::read_to_string(dir.join("85-4/heatmap")).unwrap();
+    let granule = file
+        .lines()
+        .find_map(|l| l.strip_prefix("# granule "))
+        .unwrap();
+    assert_eq!(v["granule"], granule);
     assert_eq!(control(&dir), "");
+}
+
+#[test]
+fn pictures_are_written_where_asked_and_nothing_else_is_printed() {
+    let dir = proc_copy();
+    let png = dir.join("out.png");
+    let svg = dir.join("out.svg");
+    let o = run(
+        &dir,
+        &[
+            "heatmap",
+            "72-4",
+            "--png",
+            png.to_str().unwrap(),
+            "--svg",
+            svg.to_str().unwrap(),
+            "--width",
+            "400",
+            "--height",
+            "300",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+    let bytes = std::fs::read(&png).unwrap();
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"));
+    // IHDR: width and height as asked.
+    assert_eq!(u32::from_be_bytes(bytes[16..20].try_into().unwrap()), 400);
+    assert_eq!(u32::from_be_bytes(bytes[20..24].try_into().unwrap()), 300);
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+    // With --format too, the data is printed as well.
+    let o = run(
+        &dir,
+        &[
+            "heatmap",
+            "72-4",
+            "--png",
+            png.to_str().unwrap(),
+            "--format",
+            "csv",
+        ],
+    );
+    assert!(stdout(&o).starts_with("start,end,"), "{}", stdout(&o));
 }
 
 const SUBCOMMANDS: [&str; 12] = [
@@ -301,22 +487,86 @@ fn completions_name_every_subcommand() {
     }
 }
 
+/// The `Exit codes:` table of a help text: code -> meaning.
+fn exit_table(text: &str) -> std::collections::BTreeMap<u8, String> {
+    text.lines()
+        .skip_while(|l| !l.starts_with("Exit codes:"))
+        .skip(1)
+        .map_while(|l| {
+            let (code, what) = l.trim().split_once("  ")?;
+            Some((code.parse().ok()?, what.trim().to_string()))
+        })
+        .collect()
+}
+
+/// Checks that `text` documents every exit code, each with the meaning
+/// of the tool's constant for it.
+fn documents_exit_codes(text: &str, what: &str) {
+    use ept_sampler::error::exit;
+    let table = exit_table(text);
+    assert_eq!(
+        table.keys().copied().collect::<Vec<_>>(),
+        (0..=exit::FORMAT).collect::<Vec<_>>(),
+        "{what}: {text}"
+    );
+    for (code, words) in [
+        (0, "success"),
+        (exit::FAILURE, "failure"),
+        (exit::USAGE, "command line"),
+        (exit::NO_MODULE, "not loaded"),
+        (exit::PERMISSION, "permission denied"),
+        (exit::NO_VM, "no such VM"),
+        (exit::REFUSED, "refused"),
+        (exit::FORMAT, "could not be parsed"),
+    ] {
+        assert!(
+            table[&code].contains(words),
+            "{what}: code {code}: {table:?}"
+        );
+    }
+}
+
 #[test]
 fn help_and_man_page_describe_every_subcommand_and_the_exit_codes() {
     let help = stdout(&Command::new(BIN).arg("--help").output().unwrap());
+    // The "Commands:" list: every subcommand, each with a description.
+    let listed: Vec<(String, String)> = help
+        .lines()
+        .skip_while(|l| l.trim() != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| {
+            let l = l.strip_prefix("  ")?;
+            let (name, what) = l.split_once(' ')?;
+            (!name.is_empty()).then(|| (name.to_string(), what.trim().to_string()))
+        })
+        .collect();
+    assert_eq!(
+        listed.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        SUBCOMMANDS,
+        "{help}"
+    );
+    assert!(listed.iter().all(|(_, what)| what.len() > 10), "{help}");
+    documents_exit_codes(&help, "--help");
+    for sub in SUBCOMMANDS {
+        let o = Command::new(BIN).args([sub, "--help"]).output().unwrap();
+        assert!(o.status.success(), "{sub} --help");
+        documents_exit_codes(&stdout(&o), &format!("{sub} --help"));
+    }
+
     let man = Command::new(BIN).arg("man").output().unwrap();
     assert!(man.status.success());
     let man = stdout(&man);
-    assert!(man.starts_with(".ie") || man.contains(".TH"), "{man}");
-    for text in [&help, &man] {
-        for sub in SUBCOMMANDS {
-            assert!(text.contains(sub), "lacks {sub}: {text}");
-        }
-        for code in ["not loaded", "permission denied", "not attached", "refused"] {
-            assert!(text.contains(code), "lacks {code}: {text}");
-        }
+    assert!(man.contains(".TH ept-sampler 1"), "{man}");
+    // The main page points at every subcommand's page.
+    for sub in SUBCOMMANDS {
+        assert!(
+            man.contains(&format!("ept\\-sampler\\-{sub}(1)")),
+            "lacks {sub}: {man}"
+        );
     }
-    // One page per subcommand with --dir.
+    // One page per subcommand with --dir, each with its synopsis, its
+    // options and the exit codes.
     let dir =
         PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("man-{}", std::process::id()));
     let o = Command::new(BIN)
@@ -327,11 +577,17 @@ fn help_and_man_page_describe_every_subcommand_and_the_exit_codes() {
     assert!(o.status.success(), "{}", stderr(&o));
     for sub in SUBCOMMANDS {
         let page = std::fs::read_to_string(dir.join(format!("ept-sampler-{sub}.1"))).unwrap();
-        assert!(!page.is_empty());
+        assert!(page.contains(".SH SYNOPSIS"), "{sub}: {page}");
+        assert!(page.contains("Exit codes:"), "{sub}: {page}");
+        assert!(page.contains("not loaded"), "{sub}: {page}");
     }
     let start = std::fs::read_to_string(dir.join("ept-sampler-start.1")).unwrap();
-    assert!(
-        start.contains("period") && start.contains("granule"),
-        "{start}"
-    );
+    for flag in [
+        "period", "mode", "granule", "window", "flush", "walk", "history",
+    ] {
+        assert!(
+            start.contains(&format!("\\-\\-{flag}")),
+            "lacks --{flag}: {start}"
+        );
+    }
 }

@@ -86,3 +86,68 @@ fn svg_carries_axis_text() {
         assert!(words.contains(&word), "{word:?} missing from {words:?}");
     }
 }
+
+#[test]
+fn a_long_history_of_a_large_guest_gives_a_picture_the_size_of_the_plot() {
+    use ept_core::heat::{RoundRecord, Track};
+    use ept_sampler::model::HistoryRound;
+    use ept_sampler::picture::TimePanel;
+
+    // 8 GiB in 2 MiB regions, 4000 rounds 100 ms apart: the first half
+    // touches 200M..600M, the second half 6000M..6400M.
+    let (regions, rounds) = (4096usize, 4000u64);
+    let early = 200 * MIB..600 * MIB;
+    let late = 6000 * MIB..6400 * MIB;
+    let region = 2 * MIB;
+    let rounds: Vec<HistoryRound> = (0..rounds)
+        .map(|i| {
+            let hot = if i < 2000 { &early } else { &late };
+            let accessed = (0..regions as u64)
+                .map(|r| if hot.contains(&(r * region)) { 255 } else { 0 })
+                .collect();
+            HistoryRound {
+                record: RoundRecord {
+                    round: i + 1,
+                    start_ns: 1_000_000_000 + i * 100_000_000,
+                    walk_ns: 1,
+                    leaves: 1,
+                    accessed_pages: 1,
+                    dirty_pages: 0,
+                    cleared: 1,
+                    yields: 0,
+                    flushed: true,
+                    track: Track::Accessed,
+                },
+                accessed,
+                dirty: Vec::new(),
+            }
+        })
+        .collect();
+    let pic = Picture {
+        title: "synthetic".into(),
+        history: Some(TimePanel {
+            base: 0,
+            region,
+            rounds,
+        }),
+        ..Picture::default()
+    };
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("long.svg");
+    picture::write_picture(&pic, &path, PictureFormat::Svg, 800, 500).unwrap();
+    let len = std::fs::metadata(&path).unwrap().len();
+    // 16 million region-rounds; drawn per pixel, a few hundred rows of a
+    // few cells.
+    assert!(len < 1 << 20, "SVG of {len} bytes");
+    let img = rasterize(&path);
+    let layout = picture::layout(&pic, 800, 500).unwrap();
+    let area = layout.history.as_ref().unwrap();
+    let first_half = rows(area, 0.02, 0.45);
+    let second_half = rows(area, 0.55, 0.98);
+    let e1 = mean_heat(&img, area, &early, first_half.clone());
+    let l1 = mean_heat(&img, area, &late, first_half);
+    let e2 = mean_heat(&img, area, &early, second_half.clone());
+    let l2 = mean_heat(&img, area, &late, second_half);
+    assert!(e1 > 0.9 && l1 < 0.05, "first half: early {e1} late {l1}");
+    assert!(e2 < 0.05 && l2 > 0.9, "second half: early {e2} late {l2}");
+    assert!(mean_heat(&img, area, &(1000 * MIB..5000 * MIB), rows(area, 0.0, 1.0)) < 0.05);
+}

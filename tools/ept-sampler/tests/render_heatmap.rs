@@ -428,3 +428,66 @@ fn status_shows_the_module_counters() {
     let s85 = text::status(vm(&snap, "85-4"));
     assert!(s85.contains("dirty bits not sampled"), "{s85}");
 }
+
+#[test]
+fn memslot_boundaries_are_marked_on_their_rows() {
+    // A QEMU-like layout: low memory and memory above 4 GiB, a gap between
+    // (the module writes such a gap as a hole outside every slot).
+    let text = "\
+# ept_sampler heatmap 1
+# vm 1-2
+# granule 4K
+# window 5
+# rounds 10
+# mode accessed
+# columns start end granule leaf accessed dirty window slot
+0x000000000000 0x000000100000 4K 4K 5 - 5 0
+0x000000100000 0x000100000000 4K hole 0 - 5 -
+0x000100000000 0x000100100000 4K 4K 0 - 5 1
+";
+    let (header, runs) = ept_core::procfs::heatmap::parse(text).unwrap();
+    let runs: Vec<_> = runs.map(Result::unwrap).collect();
+    let slot = |id: u16, base: u64, bytes: u64| ept_core::procfs::memslots::Memslot {
+        as_id: 0,
+        id,
+        base_gfn: base / 4096,
+        npages: bytes / 4096,
+        flags: Default::default(),
+    };
+    let slots = [slot(0, 0, 1 << 20), slot(1, 1 << 32, 1 << 20)];
+    let view = term::heatmap(
+        &header,
+        &runs,
+        &slots,
+        &term::Options {
+            columns: 80,
+            rows: 8,
+            palette: Palette::Ramp,
+        },
+    );
+    let g = grids(&view);
+    assert_eq!(g.len(), 1, "{view}");
+    let rows: Vec<&str> = view.lines().filter(|l| l.contains(" |")).collect();
+    assert!(rows[0].ends_with("<slot 0"), "{view}");
+    // The row holding 4 GiB marks slot 1, and no other row marks anything.
+    let cells = cells(&g[0].1);
+    let per_row = cells.len().div_ceil(rows.len());
+    let at = cells
+        .iter()
+        .position(|(c, _)| c.0 <= 1 << 32 && 1 << 32 < c.1)
+        .unwrap();
+    for (i, row) in rows.iter().enumerate() {
+        let marked = row.contains("<slot");
+        assert_eq!(marked, i == 0 || i == at / per_row, "row {i}: {view}");
+    }
+    assert!(rows[at / per_row].ends_with("<slot 1"), "{view}");
+    // Low memory (accessed in every round, a sixteenth of a 16 MiB cell
+    // here) is the only warm cell; slot 1 is mapped and cold.
+    assert!(rank(g[0].1[0].1[0]) > 0, "{view}");
+    assert!(cells.iter().skip(1).all(|(_, c)| rank(*c) <= 0), "{view}");
+    assert_eq!(cells[at].1, RAMP[0], "{view}");
+    assert!(
+        view.contains("memslot 1: 0x100000000..0x100100000 (1 MiB)"),
+        "{view}"
+    );
+}

@@ -31,7 +31,8 @@ if [ ! -x "$bin" ]; then
 	exit 1
 fi
 
-work=$(mktemp -d)
+# Short, so that the title (cut at 80 columns) shows everything.
+work=$(mktemp -d /tmp/et.XXXX)
 sock=ept-top-test-$$
 tm() { tmux -L "$sock" "$@"; }
 cleanup() {
@@ -46,19 +47,34 @@ cp -r "$fixtures/phase2" "$work/proc"
 
 screen() { tm capture-pane -p -t "$1"; }
 
-# wait_for SESSION SECONDS PATTERN: polls the screen for a grep -E pattern.
+# wait_for SESSION SECONDS PATTERN [absent]: polls the screen until the
+# grep -E pattern is there (or, with "absent", gone).
 wait_for() {
-	local s=$1 t=$2 pat=$3 i
+	local s=$1 t=$2 pat=$3 want=${4:-present} i
+	local out
 	for ((i = 0; i < t * 10; i++)); do
-		screen "$s" | grep -Eq -- "$pat" && return 0
+		# A pane that cannot be read proves nothing either way.
+		if ! out=$(screen "$s"); then
+			sleep 0.1
+			continue
+		fi
+		if grep -Eq -- "$pat" <<<"$out"; then
+			[ "$want" = present ] && return 0
+		else
+			[ "$want" = absent ] && return 0
+		fi
 		sleep 0.1
 	done
 	return 1
 }
 
-# check SESSION NAME PATTERN: one check, waiting up to 5 s for the pattern.
+# Generous: a check that passes returns at once; only a failure waits this
+# long (make check may run this while testbeds load the machine).
+timeout=10
+
+# check SESSION NAME PATTERN: the pattern comes on screen.
 check() {
-	if wait_for "$1" 5 "$3"; then
+	if wait_for "$1" $timeout "$3"; then
 		ok "$2"
 	else
 		fail "$2: no /$3/ on screen:"
@@ -66,15 +82,13 @@ check() {
 	fi
 }
 
-# check_not SESSION NAME PATTERN: the pattern is not on screen (after the
-# screen has had time to change).
+# check_not SESSION NAME PATTERN: the pattern goes from the screen.
 check_not() {
-	sleep 0.5
-	if screen "$1" | grep -Eq -- "$3"; then
+	if wait_for "$1" $timeout "$3" absent; then
+		ok "$2"
+	else
 		fail "$2: /$3/ still on screen:"
 		screen "$1" | sed 's/^/     | /'
-	else
-		ok "$2"
 	fi
 }
 
@@ -106,7 +120,13 @@ expected_start() {
 # --- a session: look, move, open the detail pane, change the period, quit
 s=main
 start $s --proc "$work/proc" top --interval-ms 200
-check $s "title bar" '^ept-sampler top \|'
+check $s "title bar" '^ept-sampler top [0-9:]+Z \| /tmp/.* \| 3 VMs, 2 attached \| every 200ms'
+if [ "$failed" -gt 0 ]; then
+	echo "FAIL top did not come up; nothing else can be checked"
+	echo
+	echo "$passed passed, $((failed + 1)) failed"
+	exit 1
+fi
 # README: 72-4 and 85-4 sampled, 96-4 detached.
 check $s "72-4 listed, selected, sampling" '^> 72-4 +sampling'
 check $s "85-4 listed, sampling" '^  85-4 +sampling'
@@ -133,7 +153,7 @@ check $s "k selects 72-4 again" '^> 72-4 '
 
 keys $s +
 want=$(expected_start 72-4 200)
-check $s "+ reports the new period" '72-4: period set to 200 ms'
+check $s "+ reports the new period" '72-4: period 200 ms: done'
 if [ "$(cat "$work/proc/control")" = "${want%$'\n'}" ]; then
 	ok "+ wrote: ${want%$'\n'}"
 else
@@ -147,17 +167,83 @@ ln -s /dev/full "$work/proc/control"
 reason=$(cat "$work/proc/last_error")
 keys $s -
 check $s "a refused write shows the module's reason" "${reason#* }"
-check $s "top still runs after a refusal" '^ept-sampler top \|'
+check $s "top still runs after a refusal" '^ept-sampler top [0-9:]+Z \|'
 
 keys $s p
-check $s "p pauses" '^ept-sampler top \| [0-9:]+Z \| PAUSED'
+check $s "p pauses" '^ept-sampler top [0-9:]+Z \| PAUSED'
 keys $s p
 check_not $s "p resumes" 'PAUSED'
 
 keys $s q
 check $s "q quits with status 0" '^top exited 0$'
-check_not $s "the terminal is restored (not raw)" '^-icanon$'
-check_not $s "the alternate screen is left" '^ept-sampler top \|'
+check $s "the terminal is restored (not raw)" '^icanon$'
+check_not $s "the alternate screen is left" '^ept-sampler top [0-9:]+Z \|'
+
+# --- a live directory that changes under top, as /proc does: phase1, then
+# phase2, then VM 85-4 gone, then the module gone and back (the directory
+# is a symlink swapped atomically, so a refresh never sees half a copy)
+s=live
+cp -r "$fixtures/phase1" "$work/p1"
+cp -r "$fixtures/phase2" "$work/p2"
+cp -r "$fixtures/phase2" "$work/p3"
+rm -r "$work/p3/85-4"
+grep -v '^85-4 ' "$fixtures/phase2/vms" >"$work/p3/vms"
+swap() { ln -sfn "$1" "$work/live.new" && mv -T "$work/live.new" "$work/live"; }
+swap "$work/p1"
+rounds() { awk '$1=="rounds"{print $2}' "$fixtures/$1/72-4/stats"; }
+start $s --proc "$work/live" top --interval-ms 300
+check $s "live: phase1 read ($(rounds phase1) rounds)" "^-- 72-4 .*\\| $(rounds phase1) rounds"
+keys $s Down
+check $s "live: 85-4 selected" '^> 85-4 '
+swap "$work/p2"
+check $s "live: refreshed to phase2 ($(rounds phase2) rounds)" "^-- 72-4 .*\\| $(rounds phase2) rounds"
+swap "$work/p3"
+check $s "live: a VM that went away leaves the table" '\| 2 VMs, 1 attached \|'
+check_not $s "live: no 85-4 row" '^[ >] 85-4 '
+check $s "live: the selection moves to a VM still there" '^> 72-4 '
+swap "$work/gone"
+check $s "live: module gone: said on the status line" 'refresh failed: .*module is not loaded'
+check $s "live: module gone: last good read stays" '^> 72-4 '
+swap "$work/p2"
+check $s "live: back: 85-4 again" '^  85-4 +sampling'
+check_not $s "live: back: the failure is no longer shown" 'refresh failed'
+keys $s q
+check $s "live: q quits with status 0" '^top exited 0$'
+
+# --- colour: on by default, off with --color never (the ramp stays)
+s=color
+start $s --proc "$work/proc" top
+check $s "colour session draws" '^> 72-4 '
+heat_line() { tm capture-pane -p -e -t "$s" | grep -a -- '  heat 0|' | head -1; }
+if heat_line | grep -q $'\e\\['; then ok "heat strip is coloured"; else fail "heat strip has no colour: $(heat_line | cat -v)"; fi
+keys $s q
+check $s "colour session quits" '^top exited 0$'
+s=nocolor
+start $s --proc "$work/proc" top --color never
+check $s "--color never: heat ramp still drawn" '^  heat 0\|.*@.*\|256M$'
+# A foreground colour (30-38, 90-97); 39 is "default" and stays.
+if heat_line | grep -Eq $'\e\\[([0-9]+;)*(3[0-8]|9[0-7])[;m]'; then
+	fail "--color never: heat strip has colour: $(heat_line | cat -v)"
+else
+	ok "--color never: no colour on the heat strip"
+fi
+keys $s q
+
+# --- a recording (phase1 then phase2 of the fixtures, see
+# fixtures/recordings/README.md), one snapshot every 5 s
+s=replay
+rec=$here/fixtures/recordings/npt-7.3.rec.gz
+start $s --proc "$work/proc" top --replay "$rec" --interval-ms 5000
+check $s "replay: first snapshot is phase1 ($(rounds phase1) rounds)" "^-- 72-4 .*\| $(rounds phase1) rounds"
+check $s "replay: title names the recording" '\| replay npt-7\.3\.rec\.gz'
+keys $s +
+check $s "replay: + is refused with a message" 'the period cannot be changed'
+check $s "replay: second snapshot is phase2 ($(rounds phase2) rounds)" "^-- 72-4 .*\| $(rounds phase2) rounds"
+check $s "replay: the end is said" 'end of the recording \(2 snapshots shown\)'
+keys $s Down Enter
+check $s "replay: keys work (detail of 85-4)" '^-- 85-4 detail'
+keys $s q
+check $s "replay: q quits with status 0" '^top exited 0$'
 
 # --- Ctrl-C leaves cleanly too
 s=ctrlc
@@ -165,13 +251,50 @@ start $s --proc "$work/proc" top
 check $s "second session draws" '^> 72-4 '
 keys $s C-c
 check $s "Ctrl-C quits with status 0" '^top exited 0$'
-check_not $s "the terminal is restored after Ctrl-C" '^-icanon$'
+check $s "the terminal is restored after Ctrl-C" '^icanon$'
+
+# --- kill (SIGTERM) leaves cleanly: the terminal is restored
+s=sigterm
+start $s --proc "$work/proc" top
+check $s "third session draws" '^> 72-4 '
+shell=$(tm display-message -p -t $s '#{pane_pid}')
+pid=$(pgrep -P "$shell" | head -1)
+if [ -n "$pid" ]; then
+	kill -TERM "$pid"
+	check $s "SIGTERM: top exits with status 0" '^top exited 0$'
+	check $s "the terminal is restored after SIGTERM" '^icanon$'
+else
+	fail "SIGTERM: no top process under the pane's shell $shell"
+fi
 
 # --- no module: an ordinary error before the screen is taken
 s=nomodule
 start $s --proc "$work/missing" top
 check $s "no module: exit status 3" '^top exited 3$'
 check $s "no module: says how to load it" 'module is not loaded'
+
+# --- the terminal goes away (ssh dropped, tmux killed): top leaves too,
+# instead of spinning on a dead terminal (crossterm's reader would)
+s=hangup
+start $s --proc "$work/proc" top
+check $s "fifth session draws" '^> 72-4 '
+shell=$(tm display-message -p -t $s '#{pane_pid}')
+pid=$(pgrep -P "$shell" | head -1)
+if [ -n "$pid" ]; then
+	tm kill-session -t $s
+	for ((i = 0; i < 30; i++)); do
+		[ -d /proc/$pid ] && [ "$(awk '{print $3}' /proc/$pid/stat 2>/dev/null)" != Z ] || break
+		sleep 0.1
+	done
+	if [ -d /proc/$pid ] && [ "$(awk '{print $3}' /proc/$pid/stat 2>/dev/null)" != Z ]; then
+		fail "hangup: top (pid $pid) still runs 3 s after its terminal went away"
+		kill -9 "$pid" 2>/dev/null
+	else
+		ok "hangup: top exits when its terminal goes away"
+	fi
+else
+	fail "hangup: no top process under the pane's shell $shell"
+fi
 
 echo
 echo "$passed passed, $failed failed"

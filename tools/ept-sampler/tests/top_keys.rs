@@ -5,11 +5,12 @@
 
 mod top_support;
 
+use clap::Parser;
 use ept_core::procfs::control::{Command, PERIOD_MS_MAX, PERIOD_MS_MIN};
+use ept_sampler::control::send as write_control;
 use ept_sampler::error::Error;
 use ept_sampler::source::ProcRoot;
 use ept_sampler::top::app::{self, next_period, Action, App, Effect, SourceKind, PERIOD_STEPS};
-use ept_sampler::top::feed::write_control;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use top_support::*;
 
@@ -154,10 +155,16 @@ fn plus_and_minus_write_start_keeping_the_other_settings() {
     };
     assert_eq!(cmd.to_string(), expected_start("phase2", "85-4", 100));
     // A refusal goes to the status line.
-    app.command_done(Err("the module refused it: EINVAL because".into()));
+    app.command_done(Err(Error::Refused {
+        command: cmd.to_string(),
+        reason: "because (EINVAL)".into(),
+    }));
     let status = app.status.clone().unwrap();
     assert!(
-        status.error && status.text.contains("EINVAL because"),
+        status.error
+            && status
+                .text
+                .contains("refused by the module: because (EINVAL)"),
         "{status:?}"
     );
     // 96-4 is not attached: nothing is written, the status says why.
@@ -165,6 +172,16 @@ fn plus_and_minus_write_start_keeping_the_other_settings() {
     assert_eq!(press(&mut app, KeyCode::Char('+')), Effect::None);
     let status = app.status.clone().unwrap();
     assert!(status.error && status.text.contains("96-4"), "{status:?}");
+    // The advice in backquotes is a command line the tool accepts.
+    let advice = status
+        .text
+        .split('`')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no command in {status:?}"));
+    let words: Vec<&str> = advice.split_whitespace().collect();
+    if let Err(e) = ept_sampler::cli::Cli::try_parse_from(&words) {
+        panic!("`{advice}` is not a valid command line: {e}");
+    }
 }
 
 #[test]
@@ -237,12 +254,20 @@ fn a_refused_write_carries_the_module_reason() {
         panic!("{err:?}")
     };
     assert_eq!(command, &cmd.to_string());
-    assert_eq!(reason, reason_text.trim());
+    // "EINVAL period_ms: 0 is below 10": the message and the errno.
+    let (errno, message) = reason_text.trim().split_once(' ').unwrap();
+    assert!(
+        reason.contains(message) && reason.contains(errno),
+        "{reason}"
+    );
     // And the status line shows it.
-    app.command_done(Err(err.to_string()));
+    app.command_done(Err(err));
     let status = app.status.clone().unwrap();
     assert!(
-        status.error && status.text.contains(reason_text.trim()),
+        status.error
+            && status
+                .text
+                .contains(&format!("refused by the module: {message}")),
         "{status:?}"
     );
     // No control file at all: an error, no file made.
@@ -250,4 +275,20 @@ fn a_refused_write_carries_the_module_reason() {
     assert!(write_control(&ProcRoot::open(&dir).unwrap(), &cmd).is_err());
     assert!(!dir.join("control").exists());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_failed_refresh_is_shown_until_the_next_good_one() {
+    let mut app = app("phase1");
+    app.refresh_failed("the module is gone".into());
+    let status = app.status.clone().unwrap();
+    assert!(status.error && status.text.contains("the module is gone"));
+    // The last good read stays.
+    assert_eq!(app.vms().len(), 3);
+    app.update(snapshot("phase2"));
+    assert_eq!(app.status, None);
+    // Any other message is not cleared by a refresh.
+    press(&mut app, KeyCode::Char('p'));
+    app.update(snapshot("phase2"));
+    assert!(app.status.is_some());
 }

@@ -169,6 +169,26 @@ fn the_hot_range_of_phase2_is_hotter_than_200m_and_up() {
         let cold_fg = buf[(x0 + cold_cols.start as u16, row as u16)].fg;
         assert!(!matches!(hot_fg, Color::Reset | Color::DarkGray));
         assert_ne!(hot_fg, cold_fg);
+        // ... and in the colours `heatmap` paints the same heat with.
+        let Color::Indexed(hot_index) = hot_fg else {
+            panic!("hot cell colour {hot_fg:?} is not a 256-colour index");
+        };
+        let vm = app.selected_vm().unwrap();
+        let (header, runs) = vm.heatmap.as_ref().unwrap();
+        let painted = ept_sampler::render::term::heatmap(
+            header,
+            runs,
+            &vm.memslots,
+            &ept_sampler::render::term::Options {
+                columns: 80,
+                rows: 8,
+                palette: ept_sampler::render::term::Palette::Ansi256,
+            },
+        );
+        assert!(
+            painted.contains(&format!("\x1b[48;5;{hot_index}m")),
+            "top's hot colour {hot_index} is not among heatmap's: {painted:?}"
+        );
     }
 }
 
@@ -327,10 +347,24 @@ fn working_set_series_grows_across_refreshes() {
     app.update(p1.clone());
     let id = p1.vm("72-4").unwrap().row.vm;
     assert_eq!(app.wss[&id].len(), rounds(&p1, "72-4").len());
-    // The sparkline line shows the last round's size: 4101 pages (stats
-    // accessed_pages_last) is 16.0M.
+    // The sparkline line shows the last round's size: the stats file's
+    // accessed_pages_last, in MiB to the label's one decimal.
+    let stats = std::fs::read_to_string(fixtures().join("phase1/72-4/stats")).unwrap();
+    let pages: u64 = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("accessed_pages_last "))
+        .unwrap()
+        .parse()
+        .unwrap();
     let text = lines_text(&app, 80, 24);
-    assert!(text.contains("wss  16.0M"), "{text}");
+    let label = text
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("wss "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no wss line:\n{text}"));
+    let shown: f64 = label.strip_suffix('M').unwrap().parse().unwrap();
+    let want = (pages * 4096) as f64 / MIB as f64;
+    assert!((shown - want).abs() <= 0.05, "{label} for {pages} pages");
 }
 
 #[test]
@@ -342,4 +376,74 @@ fn a_tiny_terminal_does_not_panic() {
         screen(&app, w, h);
         app.apply(Action::Detail);
     }
+}
+
+#[test]
+fn many_vms_scroll_and_keep_a_panel_at_80x24() {
+    // 30 copies of VM 72-4 under other pids: more rows than the screen.
+    let mut snap = snapshot("phase2");
+    let proto = snap.vm("72-4").unwrap().clone();
+    snap.vms = (0..30)
+        .map(|i| {
+            let mut vm = proto.clone();
+            vm.row.vm.pid = 1000 + i;
+            vm
+        })
+        .collect();
+    let mut app = ept_sampler::top::app::App::new(
+        ept_sampler::top::app::SourceKind::Live("many".into()),
+        1000,
+    );
+    app.update(snap);
+    for i in 0..30u32 {
+        let lines = lines(&screen(&app, 80, 24));
+        let text = lines.join("\n");
+        let want = format!("> {}-4 ", 1000 + i);
+        assert!(
+            lines.iter().any(|l| l.starts_with(&want)),
+            "row {i} not on screen:\n{text}"
+        );
+        // The header stays, and the selected VM's panel is shown.
+        assert!(lines[1].contains("HOT MiB"), "{text}");
+        assert!(text.contains(&format!("-- {}-4 ", 1000 + i)), "{text}");
+        app.apply(Action::Down);
+    }
+}
+
+#[test]
+fn the_detail_pane_shows_dirty_where_the_guest_writes_not_where_it_reads() {
+    let a = truth("a.json");
+    // README: in phase 2 VM 72-4 writes 128M+8M and reads 64M+8M.
+    let (written, read) = (a.written[1], a.read[0]);
+    for (w, h) in [(80, 24), (120, 40)] {
+        let mut app = app("phase2");
+        app.apply(Action::Detail);
+        let lines = lines(&screen(&app, w, h));
+        let line = lines
+            .iter()
+            .find(|l| l.trim_start().starts_with("dirty 0|"))
+            .unwrap_or_else(|| panic!("no dirty strip at {w}x{h}:\n{}", lines.join("\n")));
+        let a0 = line.find('|').unwrap();
+        let b0 = line.rfind('|').unwrap();
+        assert_eq!(label_bytes(line[b0 + 1..].trim()), a.mem_bytes);
+        let strip = &line[a0 + 1..b0];
+        let n = strip.chars().count();
+        let w_rank = mean_rank(
+            strip,
+            columns(n, a.mem_bytes, written.gpa, written.gpa + written.len),
+        );
+        let r_rank = mean_rank(
+            strip,
+            columns(n, a.mem_bytes, read.gpa, read.gpa + read.len),
+        );
+        assert_eq!(r_rank, rank('.') as f64, "read, not written: {strip:?}");
+        assert!(w_rank > r_rank + 4.0, "{strip:?}");
+    }
+    // 85-4 records accessed bits only: no dirty strip.
+    let mut app = app("phase2");
+    app.apply(Action::Down);
+    app.apply(Action::Detail);
+    let text = lines(&screen(&app, 120, 40)).join("\n");
+    assert!(text.contains("-- 85-4 detail"), "{text}");
+    assert!(!text.contains("dirty 0|"), "{text}");
 }

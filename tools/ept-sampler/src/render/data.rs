@@ -9,6 +9,7 @@ use ept_core::procfs::heatmap::{Header, Run};
 use ept_core::procfs::memslots::Memslot;
 
 use crate::error::Error;
+use crate::model::slot_bytes;
 
 /// One run of equal granules.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -92,8 +93,8 @@ pub fn json(header: &Header, runs: &[Run], slots: &[Memslot]) -> Result<String, 
             .iter()
             .map(|s| SlotRecord {
                 slot: s.slot(),
-                start: s.base_gfn.saturating_mul(4096),
-                end: s.base_gfn.saturating_add(s.npages).saturating_mul(4096),
+                start: slot_bytes(s).start,
+                end: slot_bytes(s).end,
                 dirty_log: s.flags.dirty_log,
                 readonly: s.flags.readonly,
             })

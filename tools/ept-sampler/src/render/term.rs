@@ -14,6 +14,7 @@ use ept_core::procfs::memslots::Memslot;
 
 use super::human_bytes;
 use crate::bins::{self, Bin};
+use crate::model::slot_bytes;
 
 /// Characters for heat without colour: [`RAMP`]`[0]` is mapped and never
 /// touched, the last is touched in every round of the window. Unmapped
@@ -108,7 +109,13 @@ impl Grid {
     pub fn new(start: u64, end: u64, cols: usize, rows: u16) -> Grid {
         let span = end.saturating_sub(start).max(1);
         let capacity = (cols as u64).saturating_mul(u64::from(rows.max(1))).max(1);
-        let cell_bytes = span.div_ceil(capacity).next_power_of_two().max(4096);
+        // A span past 2^63 (only a garbled file has one) has no next power
+        // of two: the largest one serves.
+        let cell_bytes = span
+            .div_ceil(capacity)
+            .checked_next_power_of_two()
+            .unwrap_or(1 << 63)
+            .max(4096);
         let cells = usize::try_from(span.div_ceil(cell_bytes)).unwrap_or(usize::MAX);
         Grid {
             start,
@@ -147,6 +154,18 @@ pub fn level_index(level: f64, steps: usize) -> usize {
 /// Cold to hot, xterm 256 colours: 236 is mapped but cold, then blue,
 /// purple, red, orange, yellow.
 const ANSI: [u8; 12] = [236, 17, 19, 21, 57, 93, 129, 165, 197, 202, 208, 226];
+
+/// The xterm 256-colour index of heat `level` (0..=1): the one colour
+/// ramp of the terminal views (`heatmap` backgrounds, `top` foregrounds).
+pub fn ansi256(level: f64) -> u8 {
+    ANSI[level_index(level, ANSI.len())]
+}
+
+/// The character of heat `level` ([`UNMAPPED`] for `None`, nothing
+/// mapped).
+pub fn ramp_char(level: Option<f64>) -> char {
+    level.map_or(UNMAPPED, |l| RAMP[level_index(l, RAMP.len())])
+}
 
 /// Cold to hot, 24-bit (after matplotlib's "inferno").
 const RGB: [(u8, u8, u8); 6] = [
@@ -192,11 +211,10 @@ impl Painter {
     /// One cell of heat `level` (`None`: nothing mapped).
     fn cell(&mut self, out: &mut String, level: Option<f64>) {
         let escape = match (self.palette, level) {
-            (Palette::Ramp, None) => return out.push(UNMAPPED),
-            (Palette::Ramp, Some(l)) => return out.push(RAMP[level_index(l, RAMP.len())]),
+            (Palette::Ramp, _) => return out.push(ramp_char(level)),
             (_, None) => ResetColor.to_string(),
             (Palette::Ansi256, Some(l)) => {
-                SetBackgroundColor(Color::AnsiValue(ANSI[level_index(l, ANSI.len())])).to_string()
+                SetBackgroundColor(Color::AnsiValue(ansi256(l))).to_string()
             }
             (Palette::TrueColor, Some(l)) => SetBackgroundColor(rgb(l)).to_string(),
         };
@@ -215,8 +233,9 @@ impl Painter {
     }
 }
 
-/// The level a bin shows: `None` when nothing in it is mapped.
-fn bin_level(bin: &Bin, dirty: bool) -> Option<f64> {
+/// The level a bin shows, of its dirty bits or its accessed bits: `None`
+/// when nothing in it is mapped.
+pub fn bin_level(bin: &Bin, dirty: bool) -> Option<f64> {
     (bin.present > 0.0).then_some(if dirty { bin.dirty } else { bin.accessed })
 }
 
@@ -276,10 +295,7 @@ pub fn heatmap(header: &Header, runs: &[Run], slots: &[Memslot], opts: &Options)
             // Memslot boundaries: the slots that begin in this row.
             let starting: Vec<String> = slots
                 .iter()
-                .filter(|s| {
-                    let base = s.base_gfn.saturating_mul(4096);
-                    base >= first.start && base < last.end
-                })
+                .filter(|s| (first.start..last.end).contains(&slot_bytes(s).start))
                 .map(|s| s.slot().to_string())
                 .collect();
             if !starting.is_empty() {
@@ -290,14 +306,14 @@ pub fn heatmap(header: &Header, runs: &[Run], slots: &[Memslot], opts: &Options)
     }
     legend(&mut o, opts.palette);
     for s in slots {
-        let base = s.base_gfn.saturating_mul(4096);
-        let size = s.npages.saturating_mul(4096);
+        let bytes = slot_bytes(s);
         let _ = writeln!(
             o,
-            "memslot {}: {base:#x}..{:#x} ({}){}{}",
+            "memslot {}: {:#x}..{:#x} ({}){}{}",
             s.slot(),
-            base.saturating_add(size),
-            human_bytes(size),
+            bytes.start,
+            bytes.end,
+            human_bytes(bytes.end - bytes.start),
             if s.flags.dirty_log {
                 ", dirty logging"
             } else {
@@ -325,4 +341,26 @@ fn legend(o: &mut String, palette: Palette) {
         }
     }
     o.push_str(" of rounds\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Grid;
+
+    #[test]
+    fn a_span_past_2_63_gets_the_largest_cell_not_a_wrapped_one() {
+        let g = Grid::new(0, u64::MAX, 1, 1);
+        assert_eq!(g.cell_bytes, 1 << 63);
+        assert_eq!(g.cells, 2);
+    }
+
+    #[test]
+    fn cells_are_powers_of_two_of_at_least_a_page() {
+        // 256 MiB in 8 rows of 64 cells: 512 KiB a cell, 512 cells.
+        let g = Grid::new(0, 256 << 20, 64, 8);
+        assert_eq!((g.cell_bytes, g.cells), (512 << 10, 512));
+        // 64 KiB in 8 rows of 64: a 4 KiB cell, not less.
+        let g = Grid::new(0, 64 << 10, 64, 8);
+        assert_eq!((g.cell_bytes, g.cells), (4096, 16));
+    }
 }

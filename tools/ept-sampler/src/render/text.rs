@@ -169,7 +169,7 @@ pub fn status(vm: &VmSnapshot) -> String {
             );
         }
         None if vm.config.is_some() => {
-            let _ = writeln!(o, "  settings   none (never started)");
+            let _ = writeln!(o, "  settings   none: not being sampled");
         }
         None => {
             let _ = writeln!(o, "  not attached");

@@ -11,6 +11,7 @@ use ept_core::procfs::control::{Command, VmId, PERIOD_MS_MAX, PERIOD_MS_MIN};
 use ept_core::procfs::vms::VmState;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
+use crate::error::Error;
 use crate::model::{Snapshot, VmSnapshot};
 
 /// The periods `+` and `-` step through, ms: round numbers a person would
@@ -164,8 +165,6 @@ pub struct App {
     pub interval_ms: u64,
     /// The latest snapshot (none before the first read succeeds).
     pub snapshot: Option<Snapshot>,
-    /// Snapshots taken so far.
-    pub refreshes: u64,
     /// The selected VM, by id, so that it stays selected when VMs come
     /// and go.
     pub selected: Option<VmId>,
@@ -181,6 +180,9 @@ pub struct App {
     pub wss: BTreeMap<VmId, WssSeries>,
     /// The command being written, for [`App::command_done`].
     pending: Option<Command>,
+    /// Whether the status line says that the last refresh failed (the
+    /// next good one clears it).
+    refresh_failing: bool,
 }
 
 impl App {
@@ -190,7 +192,6 @@ impl App {
             source,
             interval_ms,
             snapshot: None,
-            refreshes: 0,
             selected: None,
             detail: false,
             paused: false,
@@ -198,6 +199,7 @@ impl App {
             status: None,
             wss: BTreeMap::new(),
             pending: None,
+            refresh_failing: false,
         }
     }
 
@@ -216,12 +218,15 @@ impl App {
             self.selected = snapshot.vms.first().map(|v| v.row.vm);
         }
         self.snapshot = Some(snapshot);
-        self.refreshes += 1;
+        if std::mem::take(&mut self.refresh_failing) {
+            self.status = None;
+        }
     }
 
     /// Reports a failed refresh; the last snapshot stays on screen.
     pub fn refresh_failed(&mut self, what: String) {
         self.set_error(format!("refresh failed: {what}"));
+        self.refresh_failing = true;
     }
 
     /// Every VM of the latest snapshot.
@@ -242,6 +247,7 @@ impl App {
 
     /// Sets an informational status line.
     pub fn set_info(&mut self, text: impl Into<String>) {
+        self.refresh_failing = false;
         self.status = Some(Status {
             text: text.into(),
             error: false,
@@ -250,6 +256,7 @@ impl App {
 
     /// Sets an error status line.
     pub fn set_error(&mut self, text: impl Into<String>) {
+        self.refresh_failing = false;
         self.status = Some(Status {
             text: text.into(),
             error: true,
@@ -317,7 +324,7 @@ impl App {
         if vm.row.state != VmState::Sampling {
             let state = vm.row.state;
             self.set_error(format!(
-                "{id} is {state}, not sampling: start it with `ept-sampler start --vm {id}` first"
+                "{id} is {state}, not sampling: start it with `ept-sampler start {id}` first"
             ));
             return Effect::None;
         }
@@ -342,19 +349,26 @@ impl App {
         Effect::Write(command)
     }
 
-    /// Reports how the write of the last [`Effect::Write`] went: `Err`
-    /// carries a sentence (with the module's `last_error` when it refused).
-    pub fn command_done(&mut self, result: Result<(), String>) {
+    /// Reports how the write of the last [`Effect::Write`] went; a
+    /// refusal shows the module's reason first (the command is the one
+    /// just asked for, and long).
+    pub fn command_done(&mut self, result: Result<(), Error>) {
         let command = self.pending.take();
-        match (result, command) {
-            (Ok(()), Some(Command::Start { vm, settings })) => {
-                self.set_info(format!("{vm}: period set to {} ms", settings.period_ms))
+        let what = match command {
+            Some(Command::Start { vm, settings }) => {
+                format!("{vm}: period {} ms", settings.period_ms)
             }
-            (Ok(()), _) => self.set_info("done"),
-            (Err(e), Some(Command::Start { vm, settings })) => {
-                self.set_error(format!("{vm}: period {} ms: {e}", settings.period_ms))
+            _ => "the command".to_string(),
+        };
+        match result {
+            Ok(()) => self.set_info(format!("{what}: done")),
+            Err(Error::Refused { reason, .. }) => {
+                self.set_error(format!("{what}: refused by the module: {reason}"))
             }
-            (Err(e), _) => self.set_error(e),
+            Err(Error::NoVmBecause { reason, .. }) => {
+                self.set_error(format!("{what}: no such VM: {reason}"))
+            }
+            Err(e) => self.set_error(format!("{what}: {e}")),
         }
     }
 }

@@ -3,16 +3,14 @@
 //! Where `top` gets its snapshots: the module's directory, read at every
 //! refresh, or a recording, stepped one snapshot per refresh.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ept_core::procfs::control::Command;
-use ept_core::procfs::last_error;
 
 use crate::error::Error;
 use crate::model::Snapshot;
 use crate::record::Reader;
-use crate::source::{io_error, ProcRoot};
+use crate::source::ProcRoot;
 
 /// A source of snapshots.
 pub enum Feed {
@@ -53,7 +51,13 @@ impl Feed {
     /// The next snapshot.
     pub fn step(&mut self) -> Result<Step, Error> {
         match self {
-            Feed::Live(root) => Ok(Step::Snapshot(root.snapshot()?.parse()?)),
+            Feed::Live(root) => match root.snapshot() {
+                Ok(raw) => Ok(Step::Snapshot(raw.parse()?)),
+                // The directory went away under us: the module was
+                // unloaded, which deserves its own sentence.
+                Err(_) if !root.path().exists() => Err(Error::NoModule(root.path().to_path_buf())),
+                Err(e) => Err(e),
+            },
             Feed::Replay {
                 reader,
                 shown,
@@ -87,52 +91,14 @@ impl Feed {
         }
     }
 
-    /// Writes `command` to `control`. When the module refuses it, the
-    /// error carries the module's `last_error` message.
+    /// Writes `command` to `control` (with the tool's one writer, which
+    /// turns a refusal into the module's `last_error` reason).
     pub fn control(&self, command: &Command) -> Result<(), Error> {
         let Feed::Live(root) = self else {
             return Err(Error::Other(
                 "replaying a recording: nothing to write to".into(),
             ));
         };
-        write_control(root, command)
-    }
-}
-
-/// Writes one command as one `write(2)`, as the control file requires.
-pub fn write_control(root: &ProcRoot, command: &Command) -> Result<(), Error> {
-    let path = root.path().join("control");
-    let line = format!("{command}\n");
-    // No `create`: the file is the module's; a missing one is an error,
-    // not something to make.
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .map_err(|e| io_error(path.clone(), e))?;
-    match file.write(line.as_bytes()) {
-        Ok(n) if n == line.len() => Ok(()),
-        Ok(n) => Err(Error::Other(format!(
-            "{}: short write ({n} of {} bytes)",
-            path.display(),
-            line.len()
-        ))),
-        Err(e) => {
-            // The module says why in last_error; without it, the errno
-            // is all there is.
-            let reason = root
-                .read("last_error")
-                .ok()
-                .and_then(|text| {
-                    last_error::parse(&text)
-                        .ok()
-                        .flatten()
-                        .map(|l| format!("{} {}", l.errno.name(), l.message))
-                })
-                .unwrap_or_else(|| e.to_string());
-            Err(Error::Refused {
-                command: command.to_string(),
-                reason,
-            })
-        }
+        crate::control::send(root, command)
     }
 }

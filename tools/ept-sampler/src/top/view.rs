@@ -8,7 +8,6 @@
 //! colour (heat is a character ramp, colour only doubles it) and degrades
 //! by dropping columns and panels, not by wrapping, in a small terminal.
 
-use ept_core::procfs::heatmap::Run;
 use ept_core::procfs::vms::VmState;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
@@ -18,24 +17,13 @@ use ratatui::Frame;
 
 use super::app::{App, SourceKind};
 use crate::bins::{self, Bin};
-use crate::model::VmSnapshot;
+use crate::model::{slot_bytes, VmSnapshot};
+use crate::render::size_label;
 
-/// The heat ramp, coldest first: a mapped granule never accessed in the
-/// window is `.`; ramp[8] is accessed in every round. Holes are blank.
-pub const RAMP: [char; 9] = ['.', ':', '-', '=', '+', '*', '#', '%', '@'];
-
-/// The colour of each ramp step.
-const RAMP_COLORS: [Color; 9] = [
-    Color::DarkGray,
-    Color::Blue,
-    Color::Blue,
-    Color::Cyan,
-    Color::Green,
-    Color::Yellow,
-    Color::LightRed,
-    Color::Red,
-    Color::Red,
-];
+// The characters and colours of `heatmap` in the terminal, so that both
+// views read alike: `.` mapped and idle in the window .. `@` accessed in
+// every round; unmapped is blank.
+use crate::render::term::{ansi256, bin_level, ramp_char};
 
 /// Terminal width from which the VM table shows the settings columns.
 pub const WIDE: u16 = 110;
@@ -73,7 +61,16 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
     lines_left -= bottom;
 
     let table_lines = table_lines(app, area.width);
-    let table_height = (table_lines.len() as u16).min(lines_left);
+    // A long table (many VMs) leaves room below it: for one panel, or
+    // for half the screen when the detail pane is open.
+    let reserve = if app.detail {
+        lines_left / 2
+    } else if lines_left >= PANEL_LINES + 3 {
+        PANEL_LINES
+    } else {
+        0
+    };
+    let table_height = (table_lines.len() as u16).min(lines_left - reserve);
     // Keep the selected row on screen when the table is taller than the
     // space (many VMs in a small terminal): scroll it under the header.
     let scroll = app
@@ -115,11 +112,15 @@ fn title_line(app: &App, width: u16) -> Line<'static> {
     let attached = vms.iter().filter(|v| v.config.is_some()).count();
     let mut text = String::from("ept-sampler top");
     if let Some(s) = &app.snapshot {
-        text.push_str(&format!(" | {}", clock(s.unix_ms)));
+        text.push_str(&format!(" {}", clock(s.unix_ms)));
     }
-    // Before the path, which may be long and cut.
+    // Most important first: what is cut at 80 columns is the tail.
     if app.paused {
         text.push_str(" | PAUSED");
+    }
+    match &app.source {
+        SourceKind::Live(path) => text.push_str(&format!(" | {path}")),
+        SourceKind::Replay(path) => text.push_str(&format!(" | replay {path}")),
     }
     let interval = if app.interval_ms.is_multiple_of(1000) {
         format!("{}s", app.interval_ms / 1000)
@@ -127,13 +128,9 @@ fn title_line(app: &App, width: u16) -> Line<'static> {
         format!("{}ms", app.interval_ms)
     };
     text.push_str(&format!(
-        " | {} VMs, {attached} attached | every {interval} | ",
+        " | {} VMs, {attached} attached | every {interval}",
         vms.len()
     ));
-    match &app.source {
-        SourceKind::Live(path) => text.push_str(path),
-        SourceKind::Replay(path) => text.push_str(&format!("replay {path}")),
-    }
     Line::from(Span::styled(
         pad_with(&text, width as usize, ' '),
         Style::default().add_modifier(Modifier::REVERSED),
@@ -288,18 +285,10 @@ impl Metrics {
     pub fn of(vm: &VmSnapshot) -> Metrics {
         let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
         let (hot, dirty) = match &vm.heatmap {
-            Some((h, runs)) => {
-                let sum = |f: fn(&Run) -> Option<u8>| {
-                    runs.iter()
-                        .filter(|r| f(r).is_some_and(|n| n > 0))
-                        .map(|r| r.end.saturating_sub(r.start))
-                        .sum::<u64>()
-                };
-                (
-                    h.mode.accessed().then(|| mib(sum(|r| r.accessed))),
-                    h.mode.dirty().then(|| mib(sum(|r| r.dirty))),
-                )
-            }
+            Some((h, runs)) => (
+                h.mode.accessed().then(|| mib(bins::hot_bytes(runs, false))),
+                h.mode.dirty().then(|| mib(bins::hot_bytes(runs, true))),
+            ),
             None => (None, None),
         };
         let stats = vm.stats.as_ref().filter(|s| s.rounds > 0);
@@ -384,7 +373,7 @@ fn draw_panel(frame: &mut Frame<'_>, app: &App, vm: &VmSnapshot, area: Rect) {
         Style::default().add_modifier(Modifier::DIM)
     };
     let mut lines = vec![Line::from(Span::styled(title, title_style))];
-    lines.push(strip_line(app, vm, width));
+    lines.push(strip_line(app, vm, width, Bits::Heat));
     frame.render_widget(Paragraph::new(lines), Rect { height: 2, ..area });
     draw_wss(
         frame,
@@ -398,50 +387,54 @@ fn draw_panel(frame: &mut Frame<'_>, app: &App, vm: &VmSnapshot, area: Rect) {
     );
 }
 
+/// Which bits a strip shows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Bits {
+    /// Accessed bits (dirty bits when the mode records no accessed bits).
+    Heat,
+    /// Dirty bits.
+    Dirty,
+}
+
 /// `heat 0|<ramp>|256M`: the heat map folded across the line.
-fn strip_line(app: &App, vm: &VmSnapshot, width: usize) -> Line<'static> {
+fn strip_line(app: &App, vm: &VmSnapshot, width: usize, bits: Bits) -> Line<'static> {
+    let name = match bits {
+        Bits::Heat => "heat",
+        Bits::Dirty => "dirty",
+    };
     let Some((header, runs)) = &vm.heatmap else {
-        return Line::from("  heat: no heat map yet");
+        return Line::from(format!("  {name}: no heat map yet"));
     };
     let Some((start, end)) = bins::span(runs) else {
-        return Line::from("  heat: empty heat map");
+        return Line::from(format!("  {name}: empty heat map"));
     };
-    let left = format!("  heat {}|", size_label(start));
+    let left = format!("  {name} {}|", size_label(start));
     let right = format!("|{}", size_label(end));
     let n = width.saturating_sub(left.len() + right.len());
     if n == 0 {
         return Line::default();
     }
     let bins = bins::fold(runs, start, end, n);
+    let accessed = bits == Bits::Heat && header.mode.accessed();
     let mut spans = vec![Span::raw(left)];
-    spans.extend(heat_spans(app, &bins, header.mode.accessed()));
+    spans.extend(heat_spans(app, &bins, accessed));
     spans.push(Span::raw(right));
     Line::from(spans)
 }
 
-/// The ramp character of a bin and its step (`None` for a bin with no
-/// mapped byte).
-pub fn ramp_step(bin: &Bin, accessed: bool) -> Option<usize> {
-    if bin.present <= 0.0 {
-        return None;
+/// One character of heat `level` (`None`: nothing mapped), coloured.
+fn heat_span(app: &App, level: Option<f64>) -> Span<'static> {
+    let ch = ramp_char(level).to_string();
+    match level {
+        None => Span::raw(ch),
+        Some(l) => Span::styled(ch, color(app, Color::Indexed(ansi256(l)))),
     }
-    let v = if accessed { bin.accessed } else { bin.dirty };
-    if v <= 0.0 {
-        return Some(0);
-    }
-    let last = RAMP.len() - 1;
-    // Anything above zero is at least step 1, so one touched page in a
-    // wide bin still shows.
-    Some((1 + (v * (last as f64 - 1.0)).floor() as usize).min(last))
 }
 
 /// One styled character per bin.
 fn heat_spans(app: &App, bins: &[Bin], accessed: bool) -> Vec<Span<'static>> {
     bins.iter()
-        .map(|b| match ramp_step(b, accessed) {
-            None => Span::raw(" "),
-            Some(step) => Span::styled(RAMP[step].to_string(), color(app, RAMP_COLORS[step])),
-        })
+        .map(|b| heat_span(app, bin_level(b, !accessed)))
         .collect()
 }
 
@@ -553,7 +546,7 @@ fn draw_detail(frame: &mut Frame<'_>, app: &App, vm: &VmSnapshot, area: Rect) {
         .memslots
         .iter()
         .map(|m| {
-            let base = m.base_gfn.saturating_mul(4096);
+            let bytes = slot_bytes(m);
             let mut flags = String::new();
             if m.flags.dirty_log {
                 flags.push_str(" dirty-log");
@@ -564,8 +557,8 @@ fn draw_detail(frame: &mut Frame<'_>, app: &App, vm: &VmSnapshot, area: Rect) {
             format!(
                 "{}:{}..{}{}",
                 m.slot(),
-                size_label(base),
-                size_label(base.saturating_add(m.npages.saturating_mul(4096))),
+                size_label(bytes.start),
+                size_label(bytes.end),
                 flags
             )
         })
@@ -574,15 +567,25 @@ fn draw_detail(frame: &mut Frame<'_>, app: &App, vm: &VmSnapshot, area: Rect) {
         &format!("  memslots {}", slots.join("  ")),
         width,
     )));
+    // Dirty bits beside the accessed ones, when the mode records both
+    // (with dirty alone, the heat map is already the dirty one).
+    if vm
+        .heatmap
+        .as_ref()
+        .is_some_and(|(h, _)| h.mode.accessed() && h.mode.dirty())
+    {
+        lines.push(strip_line(app, vm, width, Bits::Dirty));
+    }
 
     // Split what is left between the heat map and the history grid.
     let used = lines.len() as u16;
     let left = area.height.saturating_sub(used);
     let heat_rows = (left.saturating_sub(2) / 2).min(8);
-    let history_rows = left.saturating_sub(heat_rows + 2);
     if heat_rows > 0 {
         heat_block(app, vm, width, heat_rows as usize, &mut lines);
     }
+    // The heat map may take fewer lines than offered (round sizes a line).
+    let history_rows = area.height.saturating_sub(lines.len() as u16);
     if history_rows > 0 {
         history_block(app, vm, width, history_rows as usize, &mut lines);
     }
@@ -625,8 +628,8 @@ fn heat_block(app: &App, vm: &VmSnapshot, width: usize, rows: usize, out: &mut V
         let mut cells = heat_spans(app, &bins, header.mode.accessed());
         // Mark the memslot boundaries that fall in this line.
         for m in &vm.memslots {
-            let base = m.base_gfn.saturating_mul(4096);
-            if base >= s && base < e {
+            let base = slot_bytes(m).start;
+            if (s..e).contains(&base) {
                 let c = ((base - s) as f64 / (e - s) as f64 * cols as f64) as usize;
                 if let Some(cell) = cells.get_mut(c.min(cols - 1)) {
                     *cell = Span::styled("^", Style::default().add_modifier(Modifier::BOLD));
@@ -677,17 +680,12 @@ fn history_block(
             // The regions under this column; the hottest one shows.
             let a = c * regions / cols;
             let b = ((c + 1) * regions / cols).max(a + 1).min(regions);
-            let share = round.accessed[a..b].iter().copied().max().unwrap_or(0);
-            let step = if share == 0 {
-                0
-            } else {
-                (1 + (f64::from(share) / 255.0 * (RAMP.len() as f64 - 2.0)).floor() as usize)
-                    .min(RAMP.len() - 1)
-            };
-            spans.push(Span::styled(
-                RAMP[step].to_string(),
-                color(app, RAMP_COLORS[step]),
-            ));
+            let share = round
+                .accessed
+                .get(a..b)
+                .and_then(|s| s.iter().copied().max())
+                .unwrap_or(0);
+            spans.push(heat_span(app, Some(f64::from(share) / 255.0)));
         }
         spans.push(Span::raw("|"));
         out.push(Line::from(spans));
@@ -705,29 +703,6 @@ fn pad_with(text: &str, width: usize, fill: char) -> String {
     let n = s.chars().count();
     s.extend(std::iter::repeat_n(fill, width.saturating_sub(n)));
     s
-}
-
-/// A size as a short label: `0`, `4K`, `256M`, `1.5G`.
-pub fn size_label(bytes: u64) -> String {
-    const UNITS: [(u64, &str); 4] = [
-        (1 << 40, "T"),
-        (1 << 30, "G"),
-        (1 << 20, "M"),
-        (1 << 10, "K"),
-    ];
-    if bytes == 0 {
-        return "0".into();
-    }
-    for (unit, name) in UNITS {
-        if bytes >= unit {
-            return if bytes.is_multiple_of(unit) {
-                format!("{}{name}", bytes / unit)
-            } else {
-                format!("{:.1}{name}", bytes as f64 / unit as f64)
-            };
-        }
-    }
-    format!("{bytes}B")
 }
 
 /// `HH:MM:SS` UTC of a Unix time in ms.

@@ -1,0 +1,92 @@
+# `ept-sampler record` and `report` end to end (issue 5), sourced by
+# suite.sh inside a test kernel after sampler.sh (whose helpers es,
+# start_vm and wait_rounds it uses). `fail MSG` ends a scenario.
+#
+# s_record_report records a testvm guest and checks
+# the offline report against testvm's truth: sizes per row, no round
+# counted twice, the pictures written at the size asked for.
+# s_record_killed kills a recording and reports what it had.
+
+# csv_col FILE NAME: the values of column NAME of a CSV file (no quoting
+# in report's CSV: every field is a number or a VM id).
+csv_col() {
+	awk -F, -v name="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == name) c = i; next } { print $c }' "$1"
+}
+
+# png_size FILE: "WIDTHxHEIGHT" from the PNG's IHDR.
+png_size() {
+	set -- $(od -An -tu1 -j16 -N8 "$1")
+	echo "$(($1 * 16777216 + $2 * 65536 + $3 * 256 + $4))x$(($5 * 16777216 + $6 * 65536 + $7 * 256 + $8))"
+}
+
+s_record_report() {
+	start_vm rec --mem 256M --backing anon --seconds 600 --write 16M+8M --read 64M+8M
+	es start --pid "${vm%-*}" --period-ms 100 --mode both
+	wait_rounds "$vm" 3
+	# Not a terminal here: no progress bar, one closing line on stderr.
+	ept-sampler record --duration 6s --interval-ms 500 --vm "$vm" -o /tmp/run.rec.gz 2>/tmp/rec.err ||
+		{ cat /tmp/rec.err; fail "record failed"; }
+	cat /tmp/rec.err
+	grep -q "recorded 13 snapshots" /tmp/rec.err || fail "expected 13 snapshots (6 s / 500 ms + 1)"
+	[ "$(wc -l </tmp/rec.err)" = 1 ] || fail "record printed more than its closing line"
+	zcat /tmp/run.rec.gz | head -1 | grep -q '^{"format":"ept-sampler-record","version":1,' ||
+		fail "header line: $(zcat /tmp/run.rec.gz | head -c 120)"
+	[ "$(zcat /tmp/run.rec.gz | wc -l)" = 14 ] || fail "expected a header and 13 snapshot lines"
+	es detach "$vm"
+	kill $vm_bg
+	wait $vm_bg || true
+	# Offline: report never looks at the module's files.
+	es --proc /nonexistent report /tmp/run.rec.gz
+	es --proc /nonexistent report /tmp/run.rec.gz --format csv
+	cp /tmp/es.out /tmp/run.csv
+	[ "$(csv_col /tmp/run.csv vm | sort -u)" = "$vm" ] || fail "rows of other VMs than $vm"
+	[ "$(csv_col /tmp/run.csv vm | wc -l)" = 13 ] || fail "expected 13 rows"
+	# 8 MiB written and 8 MiB read every round, plus testvm's own pages.
+	csv_col /tmp/run.csv hot_mib | awk '$1 < 16 || $1 > 16.1 { print "hot " $1 " MiB not 16..16.1"; bad = 1 } END { exit bad }' ||
+		fail "hot MiB does not follow the truth"
+	# Dirty: the written 8 MiB; on Bochs read pages come back dirty too
+	# (see dirty_mode in suite.sh), so there up to all 16 MiB.
+	max=8.1
+	[ "$dirty_mode" = strict ] || max=16.1
+	csv_col /tmp/run.csv dirty_mib | awk -v max=$max '$1 < 8 || $1 > max { print "dirty " $1 " MiB not 8.." max; bad = 1 } END { exit bad }' ||
+		fail "dirty MiB does not follow the truth"
+	# Working set per round, in rows that saw new rounds.
+	csv_col /tmp/run.csv ws_mib | awk '$1 != "" && ($1 < 15.5 || $1 > 16.1) { print "ws " $1 " MiB not about 16"; bad = 1 } END { exit bad }' ||
+		fail "working set does not follow the truth"
+	# Each round once: the new rounds after the first row add up to the
+	# rounds done between the first and the last row (the 64-round ring
+	# outlasts the 500 ms between snapshots).
+	first=$(csv_col /tmp/run.csv rounds | head -1)
+	last=$(csv_col /tmp/run.csv rounds | tail -1)
+	new=$(csv_col /tmp/run.csv new_rounds | tail -n +2 | awk '{ s += $1 } END { print s }')
+	echo "rounds $first..$last, $new new after the first row"
+	[ $((new - (last - first))) -ge -2 ] && [ $((new - (last - first))) -le 2 ] ||
+		fail "new rounds $new, rounds done $((last - first))"
+	es report /tmp/run.rec.gz --vm "$vm" --png /tmp/run.png --svg /tmp/run.svg --width 800 --height 500
+	[ "$(png_size /tmp/run.png)" = 800x500 ] || fail "PNG is $(png_size /tmp/run.png), asked 800x500"
+	grep -q 'width="800" height="500"' /tmp/run.svg || fail "SVG size: $(head -c 200 /tmp/run.svg)"
+}
+
+s_record_killed() {
+	start_vm killed --mem 64M --seconds 600 --write 16M+2M
+	es start --pid "${vm%-*}" --period-ms 100
+	wait_rounds "$vm" 2
+	ept-sampler record --duration 1m --interval-ms 200 -o /tmp/killed.rec.gz 2>/dev/null &
+	rec=$!
+	sleep 3
+	kill -9 $rec
+	wait $rec || true
+	ept-sampler report /tmp/killed.rec.gz --format csv >/tmp/killed.csv 2>/tmp/rep.err ||
+		{ cat /tmp/rep.err; fail "report of a killed recording failed"; }
+	cat /tmp/rep.err /tmp/killed.csv
+	grep -q interrupted /tmp/rep.err || fail "report does not say the recording was interrupted"
+	n=$(csv_col /tmp/killed.csv vm | grep -c "^$vm\$" || true)
+	echo "$n snapshots before the kill"
+	[ "$n" -ge 5 ] || fail "only $n snapshots of $vm in 3 s at 200 ms"
+	# testvm writes 2 MiB (and its own pages, below 1 MiB).
+	csv_col /tmp/killed.csv hot_mib | awk '$1 < 2 || $1 > 2.1 { print "hot " $1 " MiB not 2..2.1"; bad = 1 } END { exit bad }' ||
+		fail "hot MiB does not follow the truth"
+	es detach "$vm"
+	kill $vm_bg
+	wait $vm_bg || true
+}
