@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use ept_core::procfs::control::VmId;
+use ept_core::procfs::vms::VmRow;
+
+use crate::control;
 use crate::error::Error;
 use crate::model::{RawSnapshot, Snapshot, TOP_FILES};
 use crate::picture::{self, PictureFormat};
@@ -92,32 +96,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// `want` resolved among `ids`: an exact `<pid>-<fd>`, or a pid that
-/// names exactly one of them.
-pub fn resolve_vm(want: &str, ids: &[String]) -> Result<String, Error> {
-    if ids.iter().any(|i| i == want) {
-        return Ok(want.to_string());
+/// `want` (`<pid>-<fd>`, or a pid with one VM) resolved among `rows`
+/// by the shared resolver, and required to be one of them: a recording
+/// of a VM that is not there would be empty.
+pub fn resolve_vm(want: &str, rows: &[VmRow]) -> Result<VmId, Error> {
+    let vm = control::resolve(want, rows)?;
+    if control::state_of(rows, vm).is_none() {
+        return Err(Error::NoVm(vm.to_string()));
     }
-    let by_pid: Vec<&String> = ids
-        .iter()
-        .filter(|i| i.split('-').next() == Some(want))
-        .collect();
-    match by_pid.as_slice() {
-        [one] => Ok((*one).clone()),
-        [] => Err(Error::NoVm(want.to_string())),
-        _ => Err(Error::Other(format!(
-            "pid {want} has several VMs ({}): name one as <pid>-<fd>",
-            by_pid
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
-    }
+    Ok(vm)
 }
 
 /// Keeps the top-level files and those of the `vms` (all when empty).
-fn keep_only(raw: &mut RawSnapshot, vms: &[String]) {
+fn keep_only(raw: &mut RawSnapshot, vms: &[VmId]) {
     if vms.is_empty() {
         return;
     }
@@ -125,36 +116,26 @@ fn keep_only(raw: &mut RawSnapshot, vms: &[String]) {
         TOP_FILES.contains(&path.as_str())
             || path
                 .split_once('/')
-                .is_some_and(|(dir, _)| vms.iter().any(|v| v == dir))
+                .and_then(|(dir, _)| VmId::parse(dir).ok())
+                .is_some_and(|dir| vms.contains(&dir))
     });
-}
-
-/// Ids of the VMs in a raw snapshot's `vms`.
-fn vm_ids(raw: &RawSnapshot) -> Result<Vec<String>, Error> {
-    let text = raw.file("vms").unwrap_or_default();
-    ept_core::procfs::vms::parse(text)
-        .map(|r| {
-            r.map(|row| row.vm.to_string())
-                .map_err(|e| Error::format("vms", e))
-        })
-        .collect()
 }
 
 /// Runs `record`.
 pub fn record(root: &ProcRoot, args: &RecordArgs) -> Result<(), Error> {
     let interval = Duration::from_millis(args.interval_ms);
     let first = root.snapshot()?;
-    let ids = vm_ids(&first)?;
+    let rows = first.vm_rows()?;
     let vms = args
         .vms
         .iter()
-        .map(|v| resolve_vm(v, &ids))
+        .map(|v| resolve_vm(v, &rows))
         .collect::<Result<Vec<_>, _>>()?;
     let header = Header::new(
         first.unix_ms,
         args.interval_ms,
         u64::try_from(args.duration.as_millis()).unwrap_or(u64::MAX),
-        vms.clone(),
+        vms.iter().map(VmId::to_string).collect(),
         first.file("version").unwrap_or_default().to_string(),
     );
     let mut out = Writer::create(&args.output, &header)?;
@@ -234,8 +215,13 @@ pub fn report(args: &ReportArgs) -> Result<(), Error> {
     }
     let all = report::series(&snaps, &[]);
     let ids: Vec<String> = all.iter().map(|s| s.vm.clone()).collect();
+    // The recording's VMs as `vms` last listed them, for the resolver.
+    let rows: Vec<VmRow> = all
+        .iter()
+        .filter_map(|s| s.last.as_ref().map(|v| v.row.clone()))
+        .collect();
     let only = match &args.vm {
-        Some(v) => vec![resolve_vm(v, &ids)?],
+        Some(v) => vec![resolve_vm(v, &rows)?.to_string()],
         None => Vec::new(),
     };
     let series: Vec<_> = all
@@ -419,6 +405,7 @@ fn render_text(header: &Header, series: &[report::VmSeries]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::parse_vms;
 
     #[test]
     fn durations_read_as_people_write_them() {
@@ -432,12 +419,23 @@ mod tests {
     }
 
     #[test]
-    fn vms_resolve_by_id_or_by_a_pid_with_one_vm() {
-        let ids = ["72-4".to_string(), "85-4".to_string(), "85-9".to_string()];
-        assert_eq!(resolve_vm("72-4", &ids).unwrap(), "72-4");
-        assert_eq!(resolve_vm("72", &ids).unwrap(), "72-4");
-        assert!(matches!(resolve_vm("7", &ids), Err(Error::NoVm(_))));
-        let err = resolve_vm("85", &ids).unwrap_err().to_string();
+    fn vms_resolve_by_id_or_by_a_pid_with_one_vm_and_must_exist() {
+        let rows = parse_vms(
+            "# vm vcpus memslots memory tdp dirty_logging state\n\
+             72-4 1 2 268435456 npt no sampling\n\
+             85-4 1 2 268435456 npt no attached\n\
+             85-9 1 2 268435456 npt no detached\n",
+        )
+        .unwrap();
+        let id = |s: &str| VmId::parse(s).unwrap();
+        assert_eq!(resolve_vm("72-4", &rows).unwrap(), id("72-4"));
+        assert_eq!(resolve_vm("72", &rows).unwrap(), id("72-4"));
+        assert_eq!(resolve_vm("85-9", &rows).unwrap(), id("85-9"));
+        assert!(matches!(resolve_vm("7", &rows), Err(Error::NoVm(_))));
+        // Well formed, but not on the host.
+        assert!(matches!(resolve_vm("72-5", &rows), Err(Error::NoVm(_))));
+        assert!(matches!(resolve_vm("x-1", &rows), Err(Error::Usage(_))));
+        let err = resolve_vm("85", &rows).unwrap_err().to_string();
         assert!(err.contains("85-4, 85-9"), "{err}");
     }
 
@@ -454,7 +452,7 @@ mod tests {
         ] {
             raw.files.insert(p.to_string(), String::new());
         }
-        keep_only(&mut raw, &["72-4".to_string()]);
+        keep_only(&mut raw, &[VmId::parse("72-4").unwrap()]);
         let kept: Vec<&str> = raw.files.keys().map(String::as_str).collect();
         assert_eq!(kept, ["72-4/heatmap", "72-4/stats", "version", "vms"]);
     }

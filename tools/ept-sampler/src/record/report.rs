@@ -5,14 +5,16 @@
 
 use std::collections::BTreeMap;
 
-use ept_core::heat::State;
-use ept_core::procfs::heatmap::Run;
 use serde::Serialize;
 
+use crate::bins::hot_bytes;
 use crate::model::{HistoryRound, Snapshot, VmSnapshot};
 use crate::picture::{HeatPanel, Picture, TimePanel};
 
-const MIB: f64 = 1024.0 * 1024.0;
+/// Bytes in MiB, as the rows show them.
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / f64::from(1u32 << 20)
+}
 
 /// One row of a VM's table: the VM in one snapshot.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -56,14 +58,6 @@ pub struct VmSeries {
     pub last: Option<VmSnapshot>,
 }
 
-/// Bytes of the runs for which `pick` holds, over present leaves.
-fn bytes_where(runs: &[Run], pick: impl Fn(&Run) -> bool) -> u64 {
-    runs.iter()
-        .filter(|r| matches!(r.state, State::Present(_)) && pick(r))
-        .map(|r| r.end.saturating_sub(r.start))
-        .sum()
-}
-
 /// The series of every VM with a directory in some snapshot, in order of
 /// first appearance; `only` keeps the named VMs.
 pub fn series(snaps: &[Snapshot], only: &[String]) -> Vec<VmSeries> {
@@ -97,12 +91,8 @@ pub fn series(snaps: &[Snapshot], only: &[String]) -> Vec<VmSeries> {
             }
             new.sort_by_key(|r| r.record.start_ns);
             let ws_mib = (!new.is_empty()).then(|| {
-                new.iter()
-                    .map(|r| r.record.accessed_pages as f64)
-                    .sum::<f64>()
-                    * 4096.0
-                    / MIB
-                    / new.len() as f64
+                let pages: u64 = new.iter().map(|r| r.record.accessed_pages).sum();
+                mib(pages.saturating_mul(4096)) / new.len() as f64
             });
             let walk_ms = (!new.is_empty()).then(|| {
                 new.iter().map(|r| r.record.walk_ns as f64).sum::<f64>() / 1e6 / new.len() as f64
@@ -123,15 +113,10 @@ pub fn series(snaps: &[Snapshot], only: &[String]) -> Vec<VmSeries> {
             }
             let dirty_mb_s = (dirty_tracked && ns > 0).then(|| bytes as f64 * 1e3 / ns as f64);
             let (hot_mib, dirty_mib) = match &vm.heatmap {
+                // The same figures as `top`'s HOT and DIRTY.
                 Some((header, runs)) => (
-                    header
-                        .mode
-                        .accessed()
-                        .then(|| bytes_where(runs, |r| r.accessed.unwrap_or(0) > 0) as f64 / MIB),
-                    header
-                        .mode
-                        .dirty()
-                        .then(|| bytes_where(runs, |r| r.dirty.unwrap_or(0) > 0) as f64 / MIB),
+                    header.mode.accessed().then(|| mib(hot_bytes(runs, false))),
+                    header.mode.dirty().then(|| mib(hot_bytes(runs, true))),
                 ),
                 None => (None, None),
             };
