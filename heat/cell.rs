@@ -18,6 +18,16 @@
 //! with `h` = 5, 13 or 29 history bits for 16, 32 or 64-bit cells. A heat
 //! map with a window of `w` rounds keeps the `w` low bits of each history.
 //!
+//! State codes are 0 to 6 ([`State::code`]); code 7 never comes out of
+//! [`Cell::pack`]. The store uses it to mark a block of equal cells kept as
+//! one (see [`store`](super::store), "Uniform blocks"); [`Cell::unpack`]
+//! reads it as [`State::Unknown`] wherever else it appears.
+//!
+//! Every operation on a cell ([`Cell::observe`], [`Cell::next_round`]) is a
+//! function of the cell and its arguments only, never of its neighbours or
+//! its position: that is what lets the store apply one operation to a whole
+//! block of equal cells at once.
+//!
 //! Keeping the round's observations apart from the state (rather than
 //! overwriting the state as visits come in) is what makes the result
 //! independent of the order of visits: a granule seen as a hole in one root

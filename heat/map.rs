@@ -6,7 +6,8 @@
 //! The glue's round, with the calls in order:
 //!
 //! ```text
-//! map.begin_round(now_ns, track)        outside mmu_lock: O(cells)
+//! map.begin_round(now_ns, track)        outside mmu_lock: O(blocks + cells
+//!                                       of blocks that differ inside)
 //! for each valid root (normal, SMM):
 //!     map.begin_root()                  O(regions)
 //!     loop {                            mmu_lock (read) + RCU held
@@ -113,7 +114,8 @@ where
     }
 
     /// Opens a round that began at `start_ns` and records `track`. Settles
-    /// the previous round and slides every window: O(cells), outside
+    /// the previous round and slides every window: O(blocks) plus the cells
+    /// of blocks that differ inside ([`HeatStore::begin_round`]), outside
     /// `mmu_lock`.
     pub fn begin_round(&mut self, start_ns: u64, track: Track) {
         self.store.begin_round();
@@ -212,10 +214,11 @@ pub struct MapView<'a> {
 
 /// Records what the walker reports into a [`HeatMap`]'s running round.
 ///
-/// Runs on the walker's hot path, under `mmu_lock`: every call is
-/// O(granules + regions touched), allocation-free and never sleeps. A
-/// 2 MiB leaf at a 4 KiB granule touches 512 cells; a 1 GiB leaf 262144
-/// (about as long as the walker takes to read 64 tables of idle entries).
+/// Runs on the walker's hot path, under `mmu_lock`: allocation-free, never
+/// sleeps, and every call is O(blocks + regions touched) plus the cells it
+/// changes in blocks that differ inside ([`HeatStore::observe`]). A hole,
+/// idle run or large leaf covering whole blocks of equal cells costs O(1)
+/// per block (512 cells at 4 KiB); a cold range costs nothing.
 pub struct RoundVisitor<'a, C, H> {
     store: &'a mut HeatStore<C>,
     history: &'a mut History<H>,
