@@ -54,7 +54,7 @@
 use core::ops::DerefMut;
 
 use super::cell::{Cell, Observation, Width};
-use super::error::HeatError;
+use super::error::{zero_prefix, HeatError};
 use super::granule::Granule;
 use super::MAX_GFN;
 use crate::ept_walk::{Gfn, GfnRange};
@@ -396,15 +396,8 @@ impl<S: DerefMut<Target = [u16]>> HeatStore<S> {
     /// [`Cell::EMPTY`] (every block uniform). Writes the whole storage once
     /// (O(cells)).
     pub fn new(layout: StoreLayout, mut storage: S) -> Result<Self, HeatError> {
-        let got = storage.len();
-        let Some(words) = storage.get_mut(..layout.words()) else {
-            return Err(HeatError::StorageTooSmall {
-                needed: layout.words(),
-                got,
-            });
-        };
         // All-zero words are `Cell::EMPTY`, dense.
-        words.fill(0);
+        zero_prefix(&mut storage, layout.words())?;
         let mut store = HeatStore {
             layout,
             words: storage,
