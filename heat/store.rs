@@ -531,7 +531,8 @@ pub struct StoreView<'a> {
 impl<'a> StoreView<'a> {
     /// A view of `words` laid out as `layout`, `rounds` rounds in: what a
     /// reader of a saved store would build. [`StoreView::cell`] is `None`
-    /// for cells beyond `words`.
+    /// for cells beyond `words`; the words are read as the store writes
+    /// them, uniform blocks included (module docs).
     pub fn new(layout: StoreLayout, words: &'a [u16], rounds: u64) -> StoreView<'a> {
         StoreView {
             layout,
@@ -569,10 +570,14 @@ impl<'a> StoreView<'a> {
         if index >= self.layout.cells() {
             return None;
         }
+        // A block cut short by the end of `words` is still read by its
+        // first two slots.
         let uniform = self
             .layout
             .block_words(index / BLOCK_CELLS)
-            .and_then(|(from, to)| uniform_of(self.words.get(from..to)?, width));
+            .and_then(|(from, to)| {
+                uniform_of(self.words.get(from..to.min(self.words.len()))?, width)
+            });
         Some(uniform.unwrap_or_else(|| Cell::unpack(load(chunk), width)))
     }
 
