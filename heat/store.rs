@@ -270,43 +270,40 @@ fn store(chunk: &mut [u16], raw: u64) {
     }
 }
 
-/// Applies `f` to every cell of `words` (whole cells of `width`).
+/// Replaces every packed cell `raw` of `words` (whole cells of `width`)
+/// with `f(raw)`.
 #[inline]
-fn for_each_cell(words: &mut [u16], width: Width, mut f: impl FnMut(&mut Cell)) {
+fn for_each_cell(words: &mut [u16], width: Width, mut f: impl FnMut(u64) -> u64) {
     match width {
         // The common case gets a loop over plain words.
         Width::W16 => {
             for w in words {
-                let mut cell = Cell::unpack(u64::from(*w), width);
-                f(&mut cell);
-                *w = cell.pack(width) as u16;
+                *w = f(u64::from(*w)) as u16;
             }
         }
         Width::W32 | Width::W64 => {
             for chunk in words.chunks_exact_mut(width.words()) {
-                let mut cell = Cell::unpack(load(chunk), width);
-                f(&mut cell);
-                store(chunk, cell.pack(width));
+                store(chunk, f(load(chunk)));
             }
         }
     }
 }
 
-/// The cell a uniform block holds, if `block` (a block's words) is
+/// The packed cell a uniform block holds, if `block` (a block's words) is
 /// uniform: its first slot is [`UNIFORM_MARK`] and its second the cell.
 #[inline]
-fn uniform_of(block: &[u16], width: Width) -> Option<Cell> {
+fn uniform_of(block: &[u16], width: Width) -> Option<u64> {
     let n = width.words();
     let mark = load(block.get(..n)?);
     let cell = block.get(n..n.checked_mul(2)?)?;
-    (mark & STATE_MASK == UNIFORM_MARK).then(|| Cell::unpack(load(cell), width))
+    (mark & STATE_MASK == UNIFORM_MARK).then(|| load(cell))
 }
 
 /// Makes `block` uniform with every cell `cell`. O(1): the other slots are
 /// left as they are and mean nothing until the block is made dense again.
 /// Blocks of one cell stay dense.
 #[inline]
-fn set_uniform(block: &mut [u16], width: Width, cell: Cell) -> bool {
+fn set_uniform(block: &mut [u16], width: Width, raw: u64) -> bool {
     let n = width.words();
     let two = n.wrapping_mul(2);
     if block.len() < two {
@@ -316,16 +313,15 @@ fn set_uniform(block: &mut [u16], width: Width, cell: Cell) -> bool {
         store(mark, UNIFORM_MARK);
     }
     if let Some(slot) = block.get_mut(n..two) {
-        store(slot, cell.pack(width));
+        store(slot, raw);
     }
     true
 }
 
-/// Writes `cell` into every slot of `block`: the dense form of a uniform
-/// block. O(block).
+/// Writes the packed cell `raw` into every slot of `block`: the dense form
+/// of a uniform block. O(block).
 #[inline]
-fn make_dense(block: &mut [u16], width: Width, cell: Cell) {
-    let raw = cell.pack(width);
+fn make_dense(block: &mut [u16], width: Width, raw: u64) {
     match width {
         Width::W16 => block.fill(raw as u16),
         Width::W32 | Width::W64 => {
@@ -337,40 +333,23 @@ fn make_dense(block: &mut [u16], width: Width, cell: Cell) {
 }
 
 /// Opens a round in a dense block: [`Cell::next_round`] on every cell.
-/// Returns the cell they all are if they are now all equal (and the block
-/// has at least two cells), so the caller can make the block uniform.
+/// Returns the packed cell they all are if they are now all equal (and the
+/// block has at least two cells), so the caller can make the block uniform.
 #[inline]
-fn next_round_dense(block: &mut [u16], width: Width, window: u8) -> Option<Cell> {
+fn next_round_dense(block: &mut [u16], width: Width, window: u8) -> Option<u64> {
     let mut first: Option<u64> = None;
     let mut same = true;
     let mut count = 0usize;
-    let mut settle = |raw: u64| -> u64 {
-        let mut cell = Cell::unpack(raw, width);
-        cell.next_round(window);
-        let raw = cell.pack(width);
+    for_each_cell(block, width, |raw| {
+        let raw = Cell::next_round_packed(raw, width, window);
         match first {
             None => first = Some(raw),
             Some(f) => same &= f == raw,
         }
         count = count.wrapping_add(1);
         raw
-    };
-    match width {
-        Width::W16 => {
-            for w in block.iter_mut() {
-                *w = settle(u64::from(*w)) as u16;
-            }
-        }
-        Width::W32 | Width::W64 => {
-            for chunk in block.chunks_exact_mut(width.words()) {
-                store(chunk, settle(load(chunk)));
-            }
-        }
-    }
-    match first {
-        Some(raw) if same && count >= 2 => Some(Cell::unpack(raw, width)),
-        _ => None,
-    }
+    });
+    first.filter(|_| same && count >= 2)
 }
 
 /// One cell per granule of a span, in caller-supplied storage `S` (a `Vec`
@@ -406,7 +385,7 @@ impl<S: DerefMut<Target = [u16]>> HeatStore<S> {
         let width = layout.width();
         for b in 0..layout.blocks() {
             if let Some(block) = store.block_mut(b) {
-                set_uniform(block, width, Cell::EMPTY);
+                set_uniform(block, width, Cell::EMPTY.pack(width));
             }
         }
         // INVARIANT: checked just above.
@@ -443,11 +422,10 @@ impl<S: DerefMut<Target = [u16]>> HeatStore<S> {
             let Some(block) = self.block_mut(b) else {
                 continue;
             };
-            if let Some(mut cell) = uniform_of(block, width) {
-                cell.next_round(window);
-                set_uniform(block, width, cell);
-            } else if let Some(cell) = next_round_dense(block, width, window) {
-                set_uniform(block, width, cell);
+            if let Some(raw) = uniform_of(block, width) {
+                set_uniform(block, width, Cell::next_round_packed(raw, width, window));
+            } else if let Some(raw) = next_round_dense(block, width, window) {
+                set_uniform(block, width, raw);
             }
         }
         self.rounds = self.rounds.wrapping_add(1);
@@ -466,6 +444,11 @@ impl<S: DerefMut<Target = [u16]>> HeatStore<S> {
             return;
         }
         let (first, end) = self.layout.indices(range);
+        if end == first.wrapping_add(1) {
+            // One granule: a 4 KiB leaf at 4 KiB, the hot path.
+            self.observe_one(first, obs);
+            return;
+        }
         let width = self.layout.width();
         let n = width.words();
         let mut i = first;
@@ -482,28 +465,53 @@ impl<S: DerefMut<Target = [u16]>> HeatStore<S> {
                 i.wrapping_sub(bs).wrapping_mul(n),
                 to.wrapping_sub(bs).wrapping_mul(n),
             );
+            let seen = |raw| Cell::observe_packed(raw, width, obs);
             match uniform_of(block, width) {
-                Some(cell) => {
-                    let mut after = cell;
-                    after.observe(obs);
-                    if after == cell {
+                Some(raw) => {
+                    let after = seen(raw);
+                    if after == raw {
                         // Nothing changes in any of its cells.
                     } else if i == bs && to == be {
                         set_uniform(block, width, after);
                     } else {
-                        make_dense(block, width, cell);
+                        make_dense(block, width, raw);
                         if let Some(part) = block.get_mut(from_w..to_w) {
-                            for_each_cell(part, width, |c| c.observe(obs));
+                            for_each_cell(part, width, seen);
                         }
                     }
                 }
                 None => {
                     if let Some(part) = block.get_mut(from_w..to_w) {
-                        for_each_cell(part, width, |c| c.observe(obs));
+                        for_each_cell(part, width, seen);
                     }
                 }
             }
             i = to;
+        }
+    }
+
+    /// [`HeatStore::observe`] of one granule, `index < cells`.
+    #[inline]
+    fn observe_one(&mut self, index: usize, obs: Observation) {
+        let width = self.layout.width();
+        let n = width.words();
+        let Some((from, to)) = self.layout.block_words(index / BLOCK_CELLS) else {
+            return;
+        };
+        let Some(block) = self.words.get_mut(from..to) else {
+            return;
+        };
+        let seen = |raw| Cell::observe_packed(raw, width, obs);
+        if let Some(raw) = uniform_of(block, width) {
+            if seen(raw) == raw {
+                return;
+            }
+            // A uniform block has at least two cells: this one is a part.
+            make_dense(block, width, raw);
+        }
+        let at = (index % BLOCK_CELLS).wrapping_mul(n);
+        if let Some(chunk) = block.get_mut(at..at.wrapping_add(n)) {
+            store(chunk, seen(load(chunk)));
         }
     }
 
@@ -578,7 +586,7 @@ impl<'a> StoreView<'a> {
             .and_then(|(from, to)| {
                 uniform_of(self.words.get(from..to.min(self.words.len()))?, width)
             });
-        Some(uniform.unwrap_or_else(|| Cell::unpack(load(chunk), width)))
+        Some(Cell::unpack(uniform.unwrap_or_else(|| load(chunk)), width))
     }
 
     /// Number of dense blocks (the rest are uniform): how much a round

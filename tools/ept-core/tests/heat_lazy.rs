@@ -12,7 +12,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 use ept_core::ept_walk::{Gfn, GfnRange, PageSize};
-use ept_core::heat::{Cell, Granule, HeatStore, Observation, StoreLayout};
+use ept_core::heat::{Cell, Granule, HeatStore, Observation, StoreLayout, Width};
 
 const BLOCK: u64 = ept_core::heat::store::BLOCK_CELLS as u64;
 
@@ -108,6 +108,30 @@ proptest! {
             }
             prop_assert_eq!(view.cell(plain.len()), None);
         }
+    }
+}
+
+fn width_of(code: usize) -> Width {
+    [Width::W16, Width::W32, Width::W64][code]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+
+    /// The packed operations the store's loops use are the unpacked ones.
+    #[test]
+    fn packed_operations_are_the_cell_operations(
+        raw in any::<u64>(), w in 0usize..3, window in 1u8..=29, obs in gen_obs(),
+    ) {
+        let width = width_of(w);
+        let raw = if width.bits() == 64 { raw } else { raw & ((1u64 << width.bits()) - 1) };
+        let window = window.min(width.history_bits() as u8);
+        let mut seen = Cell::unpack(raw, width);
+        seen.observe(obs);
+        prop_assert_eq!(Cell::observe_packed(raw, width, obs), seen.pack(width));
+        let mut next = Cell::unpack(raw, width);
+        next.next_round(window);
+        prop_assert_eq!(Cell::next_round_packed(raw, width, window), next.pack(width));
     }
 }
 
