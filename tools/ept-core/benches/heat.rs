@@ -44,10 +44,15 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use arena::Arena;
+use std::cell::RefCell;
+
 use ept_core::ept_walk::{
-    Descent, Format, GfnRange, Leaf, Mode, Root, Skip, Stop, Visitor, Walker,
+    Descent, Format, Gfn, GfnRange, Leaf, Mode, PageSize, Root, Skip, Spte, Stop, Visitor, Walker,
 };
-use ept_core::heat::{Geometry, Granule, HeatMap, RoundEnd, Track, DEFAULT_REGION};
+use ept_core::heat::{
+    Geometry, Granule, HeatMap, HeatStore, History, HistoryLayout, Observation, RoundEnd,
+    StoreLayout, Track, DEFAULT_REGION,
+};
 
 const PAGES: u64 = 1 << 18; // 1 GiB of 4 KiB pages
 const REGIONS: usize = 512; // 2 MiB regions in 1 GiB
@@ -166,7 +171,7 @@ type Map = HeatMap<Vec<u16>, Vec<u64>>;
 
 fn new_map() -> Map {
     let layout = Geometry {
-        span: GfnRange::new(ept_core::ept_walk::Gfn(0), ept_core::ept_walk::Gfn(PAGES)),
+        span: GfnRange::new(Gfn(0), Gfn(PAGES)),
         granule: Granule::SIZE_4K,
         window: 5,
         region: DEFAULT_REGION,
@@ -287,4 +292,81 @@ fn main() {
             assert_eq!(hot, HOT.len() * 512, "{} {}: hot pages", g.name, name);
         }
     }
+    hot_leaf_costs(runs);
+}
+
+/// What one hot 4 KiB leaf costs the heat map, without the walker: the
+/// store's part, the history ring's, and the whole `RoundVisitor::leaf`.
+fn hot_leaf_costs(runs: usize) {
+    let span = GfnRange::new(Gfn(0), Gfn(PAGES));
+    let obs = Observation::Leaf {
+        size: PageSize::Size4K,
+        accessed: true,
+        dirty: true,
+    };
+    let layout = StoreLayout::new(span, Granule::SIZE_4K, 5).expect("layout");
+    let store = RefCell::new(HeatStore::new(layout, vec![0u16; layout.words()]).expect("store"));
+    let store_ns = per_hot_page(
+        runs,
+        || store.borrow_mut().begin_round(),
+        |gfn| {
+            store
+                .borrow_mut()
+                .observe(GfnRange::new(Gfn(gfn), Gfn(gfn + 1)), obs)
+        },
+    );
+    let hl = HistoryLayout::new(span, DEFAULT_REGION, 64).expect("layout");
+    let ring = RefCell::new(History::new(hl, vec![0u64; hl.words()]).expect("ring"));
+    let ring_ns = per_hot_page(
+        runs,
+        || ring.borrow_mut().begin_round(),
+        |gfn| {
+            ring.borrow_mut()
+                .count(GfnRange::new(Gfn(gfn), Gfn(gfn + 1)), true, true)
+        },
+    );
+    let map = RefCell::new(new_map());
+    let mut n = 0;
+    let visitor_ns = per_hot_page(
+        runs,
+        || {
+            n += 1;
+            let mut m = map.borrow_mut();
+            m.end_round(&RoundEnd::default());
+            m.begin_round(n, Track::Both);
+            m.begin_root();
+        },
+        |gfn| {
+            map.borrow_mut().visitor().leaf(Leaf {
+                gfn: Gfn(gfn),
+                size: PageSize::Size4K,
+                spte: Spte(0),
+                pfn: 0,
+                accessed: true,
+                dirty: true,
+                cleared_accessed: true,
+                cleared_dirty: true,
+            })
+        },
+    );
+    println!(
+        "\nper hot 4K leaf, without the walker (ns): store {store_ns:.1}, history ring {ring_ns:.1}, RoundVisitor::leaf {visitor_ns:.1}"
+    );
+}
+
+/// ns per call of `f` over the 2048 hot pages, best of `runs` rounds, each
+/// round opened with `begin` (untimed).
+fn per_hot_page(runs: usize, mut begin: impl FnMut(), mut f: impl FnMut(u64)) -> f64 {
+    let mut best = Duration::MAX;
+    for _ in 0..runs {
+        begin();
+        let t = Instant::now();
+        for r in HOT {
+            for i in 0..512u64 {
+                f(r as u64 * 512 + i);
+            }
+        }
+        best = best.min(t.elapsed());
+    }
+    best.as_nanos() as f64 / (HOT.len() * 512) as f64
 }
