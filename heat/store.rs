@@ -523,6 +523,7 @@ impl<S: DerefMut<Target = [u16]>> HeatStore<S> {
             layout: self.layout,
             words: self.words.get(..n).unwrap_or(&[]),
             rounds: self.rounds,
+            pending: None,
         }
     }
 }
@@ -534,6 +535,9 @@ pub struct StoreView<'a> {
     layout: StoreLayout,
     words: &'a [u16],
     rounds: u64,
+    /// A visit of the running round not in the words yet: the cells it
+    /// covers, `first..end`, and what it says.
+    pending: Option<(usize, usize, Observation)>,
 }
 
 impl<'a> StoreView<'a> {
@@ -546,6 +550,20 @@ impl<'a> StoreView<'a> {
             layout,
             words,
             rounds,
+            pending: None,
+        }
+    }
+
+    /// The view with `visit` (a range and what it says) applied to the
+    /// cells it covers when they are read, as [`HeatStore::observe`] would
+    /// apply it: how a heat map shows a visit it has not recorded yet.
+    pub fn with_pending(self, visit: Option<(GfnRange, Observation)>) -> StoreView<'a> {
+        StoreView {
+            pending: visit.map(|(range, obs)| {
+                let (first, end) = self.layout.indices(range);
+                (first, end, obs)
+            }),
+            ..self
         }
     }
 
@@ -586,7 +604,14 @@ impl<'a> StoreView<'a> {
             .and_then(|(from, to)| {
                 uniform_of(self.words.get(from..to.min(self.words.len()))?, width)
             });
-        Some(Cell::unpack(uniform.unwrap_or_else(|| load(chunk)), width))
+        let raw = uniform.unwrap_or_else(|| load(chunk));
+        let raw = match self.pending {
+            Some((first, end, obs)) if first <= index && index < end => {
+                Cell::observe_packed(raw, width, obs)
+            }
+            _ => raw,
+        };
+        Some(Cell::unpack(raw, width))
     }
 
     /// Number of dense blocks (the rest are uniform): how much a round

@@ -6,13 +6,18 @@
 //! it overlaps. Random rounds whose visits mostly start and end on block
 //! boundaries or cover whole blocks (where the store takes its shortcuts),
 //! and otherwise anywhere; every cell compared, round field included,
-//! after every operation. Plus the cost claim: uniform blocks stay uniform.
+//! after every operation. Plus the cost claim: uniform blocks stay uniform;
+//! the packed cell operations against the unpacked ones; and the heat
+//! map's runs of leaves against one visit per leaf.
 
 use proptest::collection::vec;
 use proptest::prelude::*;
 
-use ept_core::ept_walk::{Gfn, GfnRange, PageSize};
-use ept_core::heat::{Cell, Granule, HeatStore, Observation, StoreLayout, Width};
+use ept_core::ept_walk::{Gfn, GfnRange, Leaf, PageSize, Spte, Visitor};
+use ept_core::heat::{
+    Cell, Geometry, Granule, HeatMap, HeatStore, Observation, RoundEnd, StoreLayout, Track, Width,
+    DEFAULT_REGION,
+};
 
 const BLOCK: u64 = ept_core::heat::store::BLOCK_CELLS as u64;
 
@@ -177,4 +182,129 @@ fn uniform_blocks_stay_uniform() {
     }
     store.begin_round();
     assert_eq!(store.view().dense_blocks(), 1);
+}
+
+/// One step of a round fed to a heat map: runs of leaves (each leaf
+/// starting where the previous one ended, or after a gap), idle and hole
+/// ranges, a new root.
+#[derive(Clone, Debug)]
+enum Step {
+    Leaf {
+        gap: u64,
+        size: usize,
+        a: bool,
+        d: bool,
+    },
+    Idle(u64, u64),
+    Hole(u64, u64),
+    Root,
+    Round,
+}
+
+fn gen_step(span: u64) -> impl Strategy<Value = Step> {
+    prop_oneof![
+        12 => (prop_oneof![6 => Just(0u64), 1 => 0..span], prop_oneof![8 => Just(0usize), 1 => 1usize..3], any::<bool>(), any::<bool>())
+            .prop_map(|(gap, size, a, d)| Step::Leaf { gap, size, a, d }),
+        2 => (0..span, 1..2 * BLOCK).prop_map(|(s, n)| Step::Idle(s, s + n)),
+        2 => (0..span, 1..2 * BLOCK).prop_map(|(s, n)| Step::Hole(s, s + n)),
+        1 => Just(Step::Root),
+        2 => Just(Step::Round),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Leaves recorded in runs read back, at every step (mid-round
+    /// included), as one visit per leaf would leave the cells; and each
+    /// round's page counts are those of its leaves.
+    #[test]
+    fn leaf_runs_match_one_visit_per_leaf(
+        cells in 1u64..(3 * BLOCK), window in 1u8..=5, both in any::<bool>(),
+        steps in vec(gen_step(3 * BLOCK), 1..120),
+    ) {
+        let span = r(0, cells);
+        let track = if both { Track::Both } else { Track::Accessed };
+        let layout = Geometry { span, granule: Granule::SIZE_4K, window, region: DEFAULT_REGION, rounds: 4 }
+            .layout()
+            .unwrap();
+        let mut m = HeatMap::new(&layout, vec![0u16; layout.store.words()], vec![0u64; layout.history.words()]).unwrap();
+        let mut plain = vec![Cell::EMPTY; layout.store.cells()];
+        // Accessed and dirty pages per region, per root and for the round.
+        let regions = cells.div_ceil(512) as usize;
+        let mut root = (vec![0u64; regions], vec![0u64; regions]);
+        let mut round = (vec![0u64; regions], vec![0u64; regions]);
+        let fold = |root: &mut (Vec<u64>, Vec<u64>), round: &mut (Vec<u64>, Vec<u64>)| {
+            for i in 0..regions {
+                let pages = ((i as u64 + 1) * 512).min(cells) - i as u64 * 512;
+                round.0[i] = round.0[i].max(root.0[i].min(pages));
+                round.1[i] = round.1[i].max(root.1[i].min(pages));
+            }
+            *root = (vec![0; regions], vec![0; regions]);
+        };
+        let apply = |plain: &mut Vec<Cell>, s: u64, e: u64, obs: Observation| {
+            for (i, c) in plain.iter_mut().enumerate() {
+                if (i as u64) < e && s < i as u64 + 1 {
+                    c.observe(obs);
+                }
+            }
+        };
+        let mut next = 0u64;
+        m.begin_round(0, track);
+        m.begin_root();
+        for c in &mut plain {
+            c.next_round(window);
+        }
+        for (k, step) in steps.iter().enumerate() {
+            match *step {
+                Step::Leaf { gap, size, a, d } => {
+                    let size = [PageSize::Size4K, PageSize::Size2M, PageSize::Size1G][size];
+                    let pages = size.pages();
+                    let gfn = (next + gap) / pages * pages;
+                    next = gfn + pages;
+                    m.visitor().leaf(Leaf {
+                        gfn: Gfn(gfn), size, spte: Spte(0), pfn: 0,
+                        accessed: a, dirty: d, cleared_accessed: a, cleared_dirty: d,
+                    });
+                    let (a, d) = (a && track.accessed(), d && track.dirty());
+                    apply(&mut plain, gfn, gfn + pages, Observation::Leaf { size, accessed: a, dirty: d });
+                    for i in 0..regions {
+                        let o = (gfn + pages).min((i as u64 + 1) * 512).min(cells).saturating_sub(gfn.max(i as u64 * 512));
+                        if a { root.0[i] += o; }
+                        if d { root.1[i] += o; }
+                    }
+                }
+                Step::Idle(s, e) => {
+                    m.visitor().idle(r(s, e));
+                    apply(&mut plain, s, e, Observation::Idle);
+                }
+                Step::Hole(s, e) => {
+                    m.visitor().hole(r(s, e));
+                    apply(&mut plain, s, e, Observation::Hole);
+                }
+                Step::Root => {
+                    m.begin_root();
+                    fold(&mut root, &mut round);
+                    next = 0;
+                }
+                Step::Round => {
+                    let rec = m.end_round(&RoundEnd::default());
+                    fold(&mut root, &mut round);
+                    prop_assert_eq!(rec.accessed_pages, round.0.iter().sum::<u64>(), "step {}", k);
+                    prop_assert_eq!(rec.dirty_pages, round.1.iter().sum::<u64>(), "step {}", k);
+                    round = (vec![0; regions], vec![0; regions]);
+                    m.begin_round(0, track);
+                    m.begin_root();
+                    for c in &mut plain {
+                        c.next_round(window);
+                    }
+                    next = 0;
+                }
+            }
+            let view = m.view();
+            for (i, want) in plain.iter().enumerate() {
+                prop_assert_eq!(view.store.cell(i), Some(*want), "cell {} after step {} {:?}", i, k, step);
+            }
+        }
+    }
 }
