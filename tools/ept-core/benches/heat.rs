@@ -8,7 +8,7 @@
 //! guests (262144 pages at 4 KiB), EPT format, 4 levels:
 //!
 //! - *full*: every page mapped by a 4 KiB leaf (512 leaf tables);
-//! - *sparse*: only 16 MiB mapped (8 leaf tables), the rest holes at the
+//! - *sparse*: 24 MiB mapped (12 leaf tables), the rest holes at the
 //!   level-2 table: what the e2e accuracy scenario's anonymous-memory guest
 //!   looks like, since KVM maps only the pages the guest touched.
 //!
@@ -30,6 +30,9 @@
 //! - *end*: `HeatMap::end_round` alone;
 //! - *round*: the three together, and the store's share: round minus
 //!   walker.
+//!
+//! Last, one hot 4 KiB leaf without the walker: through the store alone,
+//! the history ring alone, and `RoundVisitor::leaf`.
 //!
 //! Each figure is the best of several passes (`--runs N`, default 9), the
 //! measures interleaved so that a burst of load spoils one pass of each.
