@@ -446,8 +446,8 @@ impl Cell {
     #[inline]
     pub fn next_round_packed(raw: u64, width: Width, window: u8) -> u64 {
         let h = width.history_bits();
-        let hist = low_bits(h) as u64;
-        let keep = low_bits(u32::from(window)) as u64;
+        let hist = u64::from(low_bits(h));
+        let keep = u64::from(low_bits(u32::from(window)));
         let state = SETTLED
             .get((raw & 7) as usize)
             .and_then(|row| row.get(((raw >> 3) & 7) as usize))
