@@ -299,9 +299,10 @@ fn uniform_of(block: &[u16], width: Width) -> Option<u64> {
     (mark & STATE_MASK == UNIFORM_MARK).then(|| load(cell))
 }
 
-/// Makes `block` uniform with every cell `cell`. O(1): the other slots are
-/// left as they are and mean nothing until the block is made dense again.
-/// Blocks of one cell stay dense.
+/// Makes `block` uniform, every cell the packed `raw`. O(1): the other
+/// slots are left as they are and mean nothing until the block is made
+/// dense again. Returns `false` (and changes nothing) for a block of one
+/// cell, which stays dense.
 #[inline]
 fn set_uniform(block: &mut [u16], width: Width, raw: u64) -> bool {
     let n = width.words();
