@@ -18,6 +18,16 @@
 //! with `h` = 5, 13 or 29 history bits for 16, 32 or 64-bit cells. A heat
 //! map with a window of `w` rounds keeps the `w` low bits of each history.
 //!
+//! State codes are 0 to 6 ([`State::code`]); code 7 never comes out of
+//! [`Cell::pack`]. The store uses it to mark a block of equal cells kept as
+//! one (see [`store`](super::store), "Uniform blocks"); [`Cell::unpack`]
+//! reads it as [`State::Unknown`] wherever else it appears.
+//!
+//! Every operation on a cell ([`Cell::observe`], [`Cell::next_round`]) is a
+//! function of the cell and its arguments only, never of its neighbours or
+//! its position: that is what lets the store apply one operation to a whole
+//! block of equal cells at once.
+//!
 //! Keeping the round's observations apart from the state (rather than
 //! overwriting the state as visits come in) is what makes the result
 //! independent of the order of visits: a granule seen as a hole in one root
@@ -280,6 +290,60 @@ pub const fn low_bits(n: u32) -> u32 {
     }
 }
 
+/// The state a state field holds (code 7, unused by cells, reads as
+/// unknown, as in [`Cell::unpack`]).
+const fn state_of(code: usize) -> State {
+    match State::from_code(code as u8) {
+        Some(s) => s,
+        None => State::Unknown,
+    }
+}
+
+/// What a round field holds: 0 nothing, 1 to 7 a state code plus one.
+const fn round_of(code: usize) -> Option<State> {
+    if code == 0 {
+        None
+    } else {
+        State::from_code((code as u8).wrapping_sub(1))
+    }
+}
+
+/// `ROUND_SEEN[round][seen]`: the round field after a visit saying state
+/// code `seen`, from [`State::combine`].
+const ROUND_SEEN: [[u8; 7]; 8] = {
+    let mut t = [[0u8; 7]; 8];
+    let mut r = 0;
+    while r < 8 {
+        let mut seen = 0;
+        while seen < 7 {
+            let now = match round_of(r) {
+                None => state_of(seen),
+                Some(before) => before.combine(state_of(seen)),
+            };
+            t[r][seen] = now.code() + 1;
+            seen += 1;
+        }
+        r += 1;
+    }
+    t
+};
+
+/// `SETTLED[state][round]`: the state field once the round closes, from
+/// [`State::resolve`].
+const SETTLED: [[u8; 8]; 8] = {
+    let mut t = [[0u8; 8]; 8];
+    let mut st = 0;
+    while st < 8 {
+        let mut r = 0;
+        while r < 8 {
+            t[st][r] = State::resolve(state_of(st), round_of(r)).code();
+            r += 1;
+        }
+        st += 1;
+    }
+    t
+};
+
 /// One granule's record, unpacked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Cell {
@@ -349,6 +413,50 @@ impl Cell {
         self.round = None;
         self.accessed = self.accessed.wrapping_shl(1) & mask;
         self.dirty = self.dirty.wrapping_shl(1) & mask;
+    }
+
+    /// [`Cell::observe`] on a packed cell: `pack(unpack(raw).observe(obs))`
+    /// computed on the bits (a table lookup and two ORs), for the store's
+    /// loops. `raw` holds `width` bits.
+    #[inline]
+    pub fn observe_packed(raw: u64, width: Width, obs: Observation) -> u64 {
+        // State code 7 unpacks as unknown, code 0.
+        let raw = if raw & 7 == 7 { raw & !7 } else { raw };
+        let Some(seen) = obs.state() else {
+            return raw;
+        };
+        let round = ROUND_SEEN
+            .get(((raw >> 3) & 7) as usize)
+            .and_then(|row| row.get(usize::from(seen.code())))
+            .copied()
+            .unwrap_or(0);
+        let mut out = (raw & !0x38) | (u64::from(round) << 3);
+        if let Observation::Leaf {
+            accessed, dirty, ..
+        } = obs
+        {
+            out |= u64::from(accessed) << HEADER_BITS;
+            out |= u64::from(dirty).wrapping_shl(HEADER_BITS.wrapping_add(width.history_bits()));
+        }
+        out
+    }
+
+    /// [`Cell::next_round`] on a packed cell, as
+    /// [`Cell::observe_packed`].
+    #[inline]
+    pub fn next_round_packed(raw: u64, width: Width, window: u8) -> u64 {
+        let h = width.history_bits();
+        let hist = u64::from(low_bits(h));
+        let keep = u64::from(low_bits(u32::from(window)));
+        let state = SETTLED
+            .get((raw & 7) as usize)
+            .and_then(|row| row.get(((raw >> 3) & 7) as usize))
+            .copied()
+            .unwrap_or(0);
+        let dirty_at = HEADER_BITS.wrapping_add(h);
+        let accessed = ((raw >> HEADER_BITS) & hist).wrapping_shl(1) & keep;
+        let dirty = (raw.wrapping_shr(dirty_at) & hist).wrapping_shl(1) & keep;
+        u64::from(state) | (accessed << HEADER_BITS) | dirty.wrapping_shl(dirty_at)
     }
 
     /// The cell as `width` bits (in the low bits of the result). History

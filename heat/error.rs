@@ -71,3 +71,18 @@ impl fmt::Display for HeatError {
         }
     }
 }
+
+/// Zeroes the first `needed` elements of caller-supplied `storage`, or
+/// says it is too short: how the heat store and the history ring take the
+/// storage they are given. Elements beyond `needed` are not touched.
+pub(crate) fn zero_prefix<T: Copy + Default>(
+    storage: &mut [T],
+    needed: usize,
+) -> Result<(), HeatError> {
+    let got = storage.len();
+    let words = storage
+        .get_mut(..needed)
+        .ok_or(HeatError::StorageTooSmall { needed, got })?;
+    words.fill(T::default());
+    Ok(())
+}

@@ -31,7 +31,7 @@
 
 use core::ops::DerefMut;
 
-use super::error::HeatError;
+use super::error::{zero_prefix, HeatError};
 use super::granule::Granule;
 use super::round::{RoundRecord, RECORD_WORDS};
 use super::{MAX_GFN, MAX_HISTORY_ROUNDS};
@@ -205,14 +205,7 @@ impl<S: DerefMut<Target = [u64]>> History<S> {
     /// An empty ring with `layout` in `storage`. Writes the whole storage
     /// once.
     pub fn new(layout: HistoryLayout, mut storage: S) -> Result<Self, HeatError> {
-        let got = storage.len();
-        let Some(words) = storage.get_mut(..layout.words()) else {
-            return Err(HeatError::StorageTooSmall {
-                needed: layout.words(),
-                got,
-            });
-        };
-        words.fill(0);
+        zero_prefix(&mut storage, layout.words())?;
         // INVARIANT: length checked above; the ring starts empty at slot 0.
         Ok(History {
             layout,

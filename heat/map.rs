@@ -6,7 +6,8 @@
 //! The glue's round, with the calls in order:
 //!
 //! ```text
-//! map.begin_round(now_ns, track)        outside mmu_lock: O(cells)
+//! map.begin_round(now_ns, track)        outside mmu_lock: O(blocks + cells
+//!                                       of blocks that differ inside)
 //! for each valid root (normal, SMM):
 //!     map.begin_root()                  O(regions)
 //!     loop {                            mmu_lock (read) + RCU held
@@ -17,8 +18,8 @@
 //! map.end_round(&RoundEnd { .. })       O(regions)
 //! ```
 //!
-//! A visitor may be created afresh for each `walk` call: it holds no state
-//! of its own. Readers ([`HeatMap::view`]) must not run while a round is in
+//! A visitor may be created afresh for each `walk` call: what it holds
+//! between calls (a run of leaves not recorded yet) lives in the map. Readers ([`HeatMap::view`]) must not run while a round is in
 //! progress if they want whole rounds: the glue keeps the map behind the
 //! VM's lock for the round, and Rust's borrows keep a view from living
 //! across a mutation.
@@ -32,7 +33,7 @@ use super::history::{History, HistoryLayout, HistoryView};
 use super::round::{RoundEnd, RoundRecord};
 use super::store::{HeatStore, StoreLayout, StoreView};
 use super::totals::Totals;
-use crate::ept_walk::{GfnRange, Leaf, Skip, Visitor};
+use crate::ept_walk::{GfnRange, Leaf, PageSize, Skip, Visitor};
 
 /// Everything that decides a heat map's size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +87,9 @@ pub struct HeatMap<C, H> {
     history: History<H>,
     totals: Totals,
     track: Track,
+    /// Leaves the visitor has seen but not recorded yet (see
+    /// [`RoundVisitor`]).
+    run: Option<LeafRun>,
     /// The running (or last) round's number and start.
     round: u64,
     start_ns: u64,
@@ -106,6 +110,7 @@ where
             history: History::new(layout.history, history)?,
             totals: Totals::default(),
             track: Track::default(),
+            run: None,
             round: 0,
             start_ns: 0,
             in_round: false,
@@ -113,9 +118,11 @@ where
     }
 
     /// Opens a round that began at `start_ns` and records `track`. Settles
-    /// the previous round and slides every window: O(cells), outside
+    /// the previous round and slides every window: O(blocks) plus the cells
+    /// of blocks that differ inside ([`HeatStore::begin_round`]), outside
     /// `mmu_lock`.
     pub fn begin_round(&mut self, start_ns: u64, track: Track) {
+        self.record_run();
         self.store.begin_round();
         self.history.begin_round();
         self.track = track;
@@ -127,7 +134,18 @@ where
     /// Starts walking another root in the running round. Call it before
     /// the first walk of every root, the first one included.
     pub fn begin_root(&mut self) {
+        // The run's pages count for the root that saw them.
+        self.record_run();
         self.history.begin_root();
+    }
+
+    /// Records the pending run of leaves, if any.
+    #[inline]
+    fn record_run(&mut self) {
+        if let Some(run) = self.run.take() {
+            self.store.observe(run.range, run.observation());
+            self.history.count(run.range, run.accessed, run.dirty);
+        }
     }
 
     /// The visitor to pass to `Walker::walk` during the round.
@@ -137,6 +155,7 @@ where
             store: &mut self.store,
             history: &mut self.history,
             track: self.track,
+            run: &mut self.run,
         }
     }
 
@@ -147,6 +166,7 @@ where
         if !self.in_round {
             return self.totals.last.unwrap_or_default();
         }
+        self.record_run();
         self.in_round = false;
         let w = &end.walk;
         let record = self.history.end_round(RoundRecord {
@@ -189,7 +209,10 @@ where
     /// A read-only view for renderers.
     pub fn view(&self) -> MapView<'_> {
         MapView {
-            store: self.store.view(),
+            store: self
+                .store
+                .view()
+                .with_pending(self.run.map(|r| (r.range, r.observation()))),
             history: self.history.view(),
             totals: &self.totals,
             track: self.track,
@@ -212,14 +235,45 @@ pub struct MapView<'a> {
 
 /// Records what the walker reports into a [`HeatMap`]'s running round.
 ///
-/// Runs on the walker's hot path, under `mmu_lock`: every call is
-/// O(granules + regions touched), allocation-free and never sleeps. A
-/// 2 MiB leaf at a 4 KiB granule touches 512 cells; a 1 GiB leaf 262144
-/// (about as long as the walker takes to read 64 tables of idle entries).
+/// Runs on the walker's hot path, under `mmu_lock`: allocation-free, never
+/// sleeps, and every call is O(blocks + regions touched) plus the cells it
+/// changes in blocks that differ inside ([`HeatStore::observe`]). A hole,
+/// idle run or large leaf covering whole blocks of equal cells costs O(1)
+/// per block (512 cells at 4 KiB); a cold range costs nothing.
+///
+/// Leaves are recorded in runs: a leaf that continues the previous one
+/// (next GFN, same size, same bits) only extends the run the map keeps,
+/// which is recorded in the store and the ring when a leaf breaks it, at
+/// the next [`HeatMap::begin_root`] and at [`HeatMap::end_round`];
+/// [`HeatMap::view`] shows it meanwhile. Within a round the order of visits
+/// does not matter ([`cell`](super::cell), "Rules"; the ring adds page
+/// counts per root), so this records what one visit per leaf would, and a
+/// leaf table of hot pages becomes one visit covering its block.
 pub struct RoundVisitor<'a, C, H> {
     store: &'a mut HeatStore<C>,
     history: &'a mut History<H>,
     track: Track,
+    run: &'a mut Option<LeafRun>,
+}
+
+/// Contiguous leaves of one size with the same recorded bits.
+#[derive(Clone, Copy, Debug)]
+struct LeafRun {
+    range: GfnRange,
+    size: PageSize,
+    accessed: bool,
+    dirty: bool,
+}
+
+impl LeafRun {
+    #[inline]
+    fn observation(&self) -> Observation {
+        Observation::Leaf {
+            size: self.size,
+            accessed: self.accessed,
+            dirty: self.dirty,
+        }
+    }
 }
 
 impl<C, H> RoundVisitor<'_, C, H>
@@ -245,15 +299,26 @@ where
         // clearing only says "written since mapped".
         let accessed = leaf.accessed && self.track.accessed();
         let dirty = leaf.dirty && self.track.dirty();
-        self.observe(
+        if let Some(run) = self.run.as_mut() {
+            if run.range.end == range.start
+                && run.size == leaf.size
+                && run.accessed == accessed
+                && run.dirty == dirty
+            {
+                run.range.end = range.end;
+                return;
+            }
+        }
+        let next = LeafRun {
             range,
-            Observation::Leaf {
-                size: leaf.size,
-                accessed,
-                dirty,
-            },
-        );
-        self.history.count(range, accessed, dirty);
+            size: leaf.size,
+            accessed,
+            dirty,
+        };
+        if let Some(run) = self.run.replace(next) {
+            self.observe(run.range, run.observation());
+            self.history.count(run.range, run.accessed, run.dirty);
+        }
     }
 
     #[inline]

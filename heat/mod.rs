@@ -9,7 +9,11 @@
 //! - [`store`]: per granule (4 KiB to 512 GiB, [`Granule`]), whether it is
 //!   mapped, by leaves of which size, and in how many of the last `window`
 //!   rounds it was accessed and dirtied; at most 2 bytes per 4 KiB page
-//!   ([`cell`] has the layout and the rules).
+//!   ([`cell`] has the layout and the rules). Blocks of 512 equal cells are
+//!   kept as one cell ([`store`], "Uniform blocks"), so that a round costs
+//!   what the guest touched and the walker reported in pieces, not the
+//!   guest's size: a mostly idle or unmapped 1 GiB guest is 512 blocks, not
+//!   262144 cells, per round.
 //! - [`history`]: the last K rounds at a coarse region granule, the share
 //!   of each region's pages accessed and dirtied in each round, plus each
 //!   round's [`RoundRecord`].

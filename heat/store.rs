@@ -17,14 +17,59 @@
 //! ([`StoreLayout::max_window`]): 5 rounds at 4 KiB, 13 at 8 KiB, 29 from
 //! 16 KiB on. Narrower cells are used whenever the window allows, so a
 //! coarse granule costs less than 2 bytes per page.
+//!
+//! # Uniform blocks: rounds cost what was touched
+//!
+//! A round must not cost O(guest size) when the guest touches a few MiB of
+//! it: a 1 GiB guest has 262144 cells at 4 KiB, and the walker reports its
+//! unmapped, idle and cold memory as a few large ranges. So the cells are
+//! grouped in blocks of [`BLOCK_CELLS`] (512: 2 MiB at 4 KiB, one leaf
+//! table), and a block whose cells are all equal is kept *uniform*: its
+//! first slot holds a mark (state code 7, which no cell packs to) and its
+//! second slot the one cell they all are; the other slots mean nothing.
+//! Every other block is *dense*: every slot holds its cell, as before.
+//! This takes no memory beyond the cells (the mark is the unused state
+//! code), so the bound above is unchanged.
+//!
+//! Every operation on a cell ([`Cell::next_round`], [`Cell::observe`]) is a
+//! function of the cell and its argument alone, so equal cells stay equal
+//! under the same operation, and applying it once to a uniform block's cell
+//! is applying it to each of its cells:
+//!
+//! - [`HeatStore::begin_round`]: O(1) per uniform block; a dense block is
+//!   settled cell by cell and made uniform again if its cells have become
+//!   equal (an idle block whose histories have slid to zero, a hot block
+//!   whose every page was accessed).
+//! - [`HeatStore::observe`]: a visit covering a uniform block whole, or not
+//!   changing its cell, is O(1); one changing part of a uniform block makes
+//!   it dense first (O(block)); dense blocks are updated cell by cell. Cold
+//!   visits are no-ops.
+//! - [`StoreView::cell`] reads a uniform block's cell for any index in it.
+//!
+//! A round therefore costs O(blocks) (512 per GiB at 4 KiB) plus O(cells)
+//! of the blocks that differ inside (touched in the window, or mapped only
+//! in part), whatever the guest's size. `tests/heat_lazy.rs` checks the
+//! cells against a plain array of [`Cell`]s driven by the same operations.
 
 use core::ops::DerefMut;
 
 use super::cell::{Cell, Observation, Width};
-use super::error::HeatError;
+use super::error::{zero_prefix, HeatError};
 use super::granule::Granule;
 use super::MAX_GFN;
 use crate::ept_walk::{Gfn, GfnRange};
+
+/// Cells per block, the unit in which the store is lazy: 2 MiB at a 4 KiB
+/// granule, what one leaf table maps, so that the walker's holes, idle runs
+/// and cold tables cover whole blocks.
+pub const BLOCK_CELLS: usize = 512;
+
+/// The state field of a cell (its 3 low bits).
+const STATE_MASK: u64 = 7;
+
+/// The first slot of a uniform block: state code 7, which no cell packs
+/// to ([`State::code`](super::cell::State::code) is 0 to 6).
+const UNIFORM_MARK: u64 = 7;
 
 /// Where the cells of a heat store go, and how many there are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,6 +226,29 @@ impl StoreLayout {
         let clip = |v: u64| usize::try_from(v).unwrap_or(usize::MAX).min(self.cells);
         (clip(first), clip(last))
     }
+
+    /// Number of blocks of [`BLOCK_CELLS`] cells (the last one possibly
+    /// shorter).
+    #[inline]
+    pub const fn blocks(&self) -> usize {
+        self.cells.div_ceil(BLOCK_CELLS)
+    }
+
+    /// The cells of block `b`, as `first..end` indices.
+    #[inline]
+    fn block_cells(&self, b: usize) -> Option<(usize, usize)> {
+        let first = b.checked_mul(BLOCK_CELLS)?;
+        (first < self.cells).then(|| (first, first.saturating_add(BLOCK_CELLS).min(self.cells)))
+    }
+
+    /// The words of block `b`, as `first..end` indices.
+    #[inline]
+    fn block_words(&self, b: usize) -> Option<(usize, usize)> {
+        let (first, end) = self.block_cells(b)?;
+        let n = self.width.words();
+        // `cells * n` fits (checked in `new`).
+        Some((first.wrapping_mul(n), end.wrapping_mul(n)))
+    }
 }
 
 /// Reads the cell stored in `chunk` (its width's words, low word first).
@@ -202,26 +270,87 @@ fn store(chunk: &mut [u16], raw: u64) {
     }
 }
 
-/// Applies `f` to every cell of `words` (whole cells of `width`).
+/// Replaces every packed cell `raw` of `words` (whole cells of `width`)
+/// with `f(raw)`.
 #[inline]
-fn for_each_cell(words: &mut [u16], width: Width, mut f: impl FnMut(&mut Cell)) {
+fn for_each_cell(words: &mut [u16], width: Width, mut f: impl FnMut(u64) -> u64) {
     match width {
         // The common case gets a loop over plain words.
         Width::W16 => {
             for w in words {
-                let mut cell = Cell::unpack(u64::from(*w), width);
-                f(&mut cell);
-                *w = cell.pack(width) as u16;
+                *w = f(u64::from(*w)) as u16;
             }
         }
         Width::W32 | Width::W64 => {
             for chunk in words.chunks_exact_mut(width.words()) {
-                let mut cell = Cell::unpack(load(chunk), width);
-                f(&mut cell);
-                store(chunk, cell.pack(width));
+                store(chunk, f(load(chunk)));
             }
         }
     }
+}
+
+/// The packed cell a uniform block holds, if `block` (a block's words) is
+/// uniform: its first slot is [`UNIFORM_MARK`] and its second the cell.
+#[inline]
+fn uniform_of(block: &[u16], width: Width) -> Option<u64> {
+    let n = width.words();
+    let mark = load(block.get(..n)?);
+    let cell = block.get(n..n.checked_mul(2)?)?;
+    (mark & STATE_MASK == UNIFORM_MARK).then(|| load(cell))
+}
+
+/// Makes `block` uniform, every cell the packed `raw`. O(1): the other
+/// slots are left as they are and mean nothing until the block is made
+/// dense again. Returns `false` (and changes nothing) for a block of one
+/// cell, which stays dense.
+#[inline]
+fn set_uniform(block: &mut [u16], width: Width, raw: u64) -> bool {
+    let n = width.words();
+    let two = n.wrapping_mul(2);
+    if block.len() < two {
+        return false;
+    }
+    if let Some(mark) = block.get_mut(..n) {
+        store(mark, UNIFORM_MARK);
+    }
+    if let Some(slot) = block.get_mut(n..two) {
+        store(slot, raw);
+    }
+    true
+}
+
+/// Writes the packed cell `raw` into every slot of `block`: the dense form
+/// of a uniform block. O(block).
+#[inline]
+fn make_dense(block: &mut [u16], width: Width, raw: u64) {
+    match width {
+        Width::W16 => block.fill(raw as u16),
+        Width::W32 | Width::W64 => {
+            for chunk in block.chunks_exact_mut(width.words()) {
+                store(chunk, raw);
+            }
+        }
+    }
+}
+
+/// Opens a round in a dense block: [`Cell::next_round`] on every cell.
+/// Returns the packed cell they all are if they are now all equal (and the
+/// block has at least two cells), so the caller can make the block uniform.
+#[inline]
+fn next_round_dense(block: &mut [u16], width: Width, window: u8) -> Option<u64> {
+    let mut first: Option<u64> = None;
+    let mut same = true;
+    let mut count = 0usize;
+    for_each_cell(block, width, |raw| {
+        let raw = Cell::next_round_packed(raw, width, window);
+        match first {
+            None => first = Some(raw),
+            Some(f) => same &= f == raw,
+        }
+        count = count.wrapping_add(1);
+        raw
+    });
+    first.filter(|_| same && count >= 2)
 }
 
 /// One cell per granule of a span, in caller-supplied storage `S` (a `Vec`
@@ -244,23 +373,24 @@ impl<S: DerefMut<Target = [u16]>> HeatStore<S> {
     }
 
     /// A store with `layout` in `storage`, every cell
-    /// [`Cell::EMPTY`]. Writes the whole storage once (O(cells)).
+    /// [`Cell::EMPTY`] (every block uniform). Writes the whole storage once
+    /// (O(cells)).
     pub fn new(layout: StoreLayout, mut storage: S) -> Result<Self, HeatError> {
-        let got = storage.len();
-        let Some(words) = storage.get_mut(..layout.words()) else {
-            return Err(HeatError::StorageTooSmall {
-                needed: layout.words(),
-                got,
-            });
-        };
-        // All-zero words are `Cell::EMPTY`.
-        words.fill(0);
-        // INVARIANT: checked just above.
-        Ok(HeatStore {
+        // All-zero words are `Cell::EMPTY`, dense.
+        zero_prefix(&mut storage, layout.words())?;
+        let mut store = HeatStore {
             layout,
             words: storage,
             rounds: 0,
-        })
+        };
+        let width = layout.width();
+        for b in 0..layout.blocks() {
+            if let Some(block) = store.block_mut(b) {
+                set_uniform(block, width, Cell::EMPTY.pack(width));
+            }
+        }
+        // INVARIANT: checked just above.
+        Ok(store)
     }
 
     /// The store's layout.
@@ -275,38 +405,114 @@ impl<S: DerefMut<Target = [u16]>> HeatStore<S> {
         self.rounds
     }
 
-    /// The cells, as words.
+    /// The words of block `b`.
     #[inline]
-    fn words_mut(&mut self) -> &mut [u16] {
-        let n = self.layout.words();
-        self.words.get_mut(..n).unwrap_or(&mut [])
+    fn block_mut(&mut self, b: usize) -> Option<&mut [u16]> {
+        let (from, to) = self.layout.block_words(b)?;
+        self.words.get_mut(from..to)
     }
 
     /// Opens a round: settles every cell's state from the previous round
-    /// and slides the histories by one. O(cells); call it outside
-    /// `mmu_lock`.
+    /// and slides the histories by one. O(1) per uniform block, O(cells)
+    /// per dense one; a dense block whose cells have become equal is made
+    /// uniform again. Call it outside `mmu_lock`.
     pub fn begin_round(&mut self) {
         let width = self.layout.width();
         let window = self.layout.window();
-        for_each_cell(self.words_mut(), width, |c| c.next_round(window));
+        for b in 0..self.layout.blocks() {
+            let Some(block) = self.block_mut(b) else {
+                continue;
+            };
+            if let Some(raw) = uniform_of(block, width) {
+                set_uniform(block, width, Cell::next_round_packed(raw, width, window));
+            } else if let Some(raw) = next_round_dense(block, width, window) {
+                set_uniform(block, width, raw);
+            }
+        }
         self.rounds = self.rounds.wrapping_add(1);
     }
 
     /// Records a visit of the running round over `range` (clipped to the
-    /// store). O(granules touched).
+    /// store). O(1) per uniform block the visit covers whole or does not
+    /// change, O(cells touched) elsewhere, plus O(cells) for each uniform
+    /// block it changes in part (made dense); a cold visit changes nothing
+    /// and costs nothing.
     #[inline]
     pub fn observe(&mut self, range: GfnRange, obs: Observation) {
+        if matches!(obs, Observation::Cold) {
+            // Says nothing, records nothing (`Cell::observe` would leave
+            // every cell as it is).
+            return;
+        }
         let (first, end) = self.layout.indices(range);
-        if first >= end {
+        if end == first.wrapping_add(1) {
+            // One granule: a 4 KiB leaf at 4 KiB, the hot path.
+            self.observe_one(first, obs);
             return;
         }
         let width = self.layout.width();
         let n = width.words();
-        let (Some(from), Some(to)) = (first.checked_mul(n), end.checked_mul(n)) else {
+        let mut i = first;
+        while i < end {
+            let b = i / BLOCK_CELLS;
+            let Some((bs, be)) = self.layout.block_cells(b) else {
+                return;
+            };
+            let to = end.min(be);
+            let Some(block) = self.block_mut(b) else {
+                return;
+            };
+            let (from_w, to_w) = (
+                i.wrapping_sub(bs).wrapping_mul(n),
+                to.wrapping_sub(bs).wrapping_mul(n),
+            );
+            let seen = |raw| Cell::observe_packed(raw, width, obs);
+            match uniform_of(block, width) {
+                Some(raw) => {
+                    let after = seen(raw);
+                    if after == raw {
+                        // Nothing changes in any of its cells.
+                    } else if i == bs && to == be {
+                        set_uniform(block, width, after);
+                    } else {
+                        make_dense(block, width, raw);
+                        if let Some(part) = block.get_mut(from_w..to_w) {
+                            for_each_cell(part, width, seen);
+                        }
+                    }
+                }
+                None => {
+                    if let Some(part) = block.get_mut(from_w..to_w) {
+                        for_each_cell(part, width, seen);
+                    }
+                }
+            }
+            i = to;
+        }
+    }
+
+    /// [`HeatStore::observe`] of one granule, `index < cells`.
+    #[inline]
+    fn observe_one(&mut self, index: usize, obs: Observation) {
+        let width = self.layout.width();
+        let n = width.words();
+        let Some((from, to)) = self.layout.block_words(index / BLOCK_CELLS) else {
             return;
         };
-        if let Some(words) = self.words_mut().get_mut(from..to) {
-            for_each_cell(words, width, |c| c.observe(obs));
+        let Some(block) = self.words.get_mut(from..to) else {
+            return;
+        };
+        let seen = |raw| Cell::observe_packed(raw, width, obs);
+        if let Some(raw) = uniform_of(block, width) {
+            if seen(raw) == raw {
+                return;
+            }
+            // A uniform block has at least two cells: this one is a part.
+            make_dense(block, width, raw);
+        }
+        let at = (index % BLOCK_CELLS).wrapping_mul(n);
+        if let Some(chunk) = block.get_mut(at..at.wrapping_add(n)) {
+            store(chunk, seen(load(chunk)));
         }
     }
 
@@ -318,6 +524,7 @@ impl<S: DerefMut<Target = [u16]>> HeatStore<S> {
             layout: self.layout,
             words: self.words.get(..n).unwrap_or(&[]),
             rounds: self.rounds,
+            pending: None,
         }
     }
 }
@@ -329,17 +536,35 @@ pub struct StoreView<'a> {
     layout: StoreLayout,
     words: &'a [u16],
     rounds: u64,
+    /// A visit of the running round not in the words yet: the cells it
+    /// covers, `first..end`, and what it says.
+    pending: Option<(usize, usize, Observation)>,
 }
 
 impl<'a> StoreView<'a> {
     /// A view of `words` laid out as `layout`, `rounds` rounds in: what a
     /// reader of a saved store would build. [`StoreView::cell`] is `None`
-    /// for cells beyond `words`.
+    /// for cells beyond `words`; the words are read as the store writes
+    /// them, uniform blocks included (module docs).
     pub fn new(layout: StoreLayout, words: &'a [u16], rounds: u64) -> StoreView<'a> {
         StoreView {
             layout,
             words,
             rounds,
+            pending: None,
+        }
+    }
+
+    /// The view with `visit` (a range and what it says) applied to the
+    /// cells it covers when they are read, as [`HeatStore::observe`] would
+    /// apply it: how a heat map shows a visit it has not recorded yet.
+    pub fn with_pending(self, visit: Option<(GfnRange, Observation)>) -> StoreView<'a> {
+        StoreView {
+            pending: visit.map(|(range, obs)| {
+                let (first, end) = self.layout.indices(range);
+                (first, end, obs)
+            }),
+            ..self
         }
     }
 
@@ -361,13 +586,46 @@ impl<'a> StoreView<'a> {
         self.layout.cells()
     }
 
-    /// Cell `index`, if it exists.
+    /// Cell `index`, if it exists (`None` beyond the layout's cells or the
+    /// words).
     #[inline]
     pub fn cell(&self, index: usize) -> Option<Cell> {
         let width = self.layout.width();
         let n = width.words();
         let from = index.checked_mul(n)?;
         let chunk = self.words.get(from..from.checked_add(n)?)?;
-        Some(Cell::unpack(load(chunk), width))
+        if index >= self.layout.cells() {
+            return None;
+        }
+        // A block cut short by the end of `words` is still read by its
+        // first two slots.
+        let uniform = self
+            .layout
+            .block_words(index / BLOCK_CELLS)
+            .and_then(|(from, to)| {
+                uniform_of(self.words.get(from..to.min(self.words.len()))?, width)
+            });
+        let raw = uniform.unwrap_or_else(|| load(chunk));
+        let raw = match self.pending {
+            Some((first, end, obs)) if first <= index && index < end => {
+                Cell::observe_packed(raw, width, obs)
+            }
+            _ => raw,
+        };
+        Some(Cell::unpack(raw, width))
+    }
+
+    /// Number of dense blocks (the rest are uniform): how much a round
+    /// costs beyond O(blocks). O(blocks).
+    pub fn dense_blocks(&self) -> usize {
+        let width = self.layout.width();
+        (0..self.layout.blocks())
+            .filter(|&b| {
+                self.layout
+                    .block_words(b)
+                    .and_then(|(from, to)| uniform_of(self.words.get(from..to)?, width))
+                    .is_none()
+            })
+            .count()
     }
 }
