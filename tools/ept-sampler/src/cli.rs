@@ -320,10 +320,10 @@ pub struct HeatmapArgs {
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
     /// Picture width in pixels.
-    #[arg(long, default_value_t = 1200, value_parser = clap::value_parser!(u32).range(64..=16384))]
+    #[arg(long, default_value_t = 1200, value_parser = clap::value_parser!(u32).range(i64::from(crate::picture::MIN_SIZE.0)..=i64::from(crate::picture::MAX_SIZE.0)))]
     pub width: u32,
     /// Picture height in pixels.
-    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u32).range(64..=16384))]
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u32).range(i64::from(crate::picture::MIN_SIZE.1)..=i64::from(crate::picture::MAX_SIZE.1)))]
     pub height: u32,
     /// Terminal view: columns to use [default: the terminal's width, or 80].
     #[arg(long, value_parser = clap::value_parser!(u16).range(40..))]

@@ -82,3 +82,56 @@ fn sizes_out_of_range_are_refused_with_the_limits() {
     assert!(err.to_string().contains("320x200"), "{err}");
     assert!(!out("tiny.png").exists());
 }
+
+#[test]
+fn the_cli_refuses_picture_sizes_pictures_refuse_with_the_range() {
+    // Both commands that draw take the picture's own limits, so a bad
+    // size is a usage error (2) naming them, not a failure after reading
+    // the VM.
+    let bin = env!("CARGO_BIN_EXE_ept-sampler");
+    let proc = fixture("phase2");
+    let rec = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/recordings/npt-7.3.rec.gz");
+    let (min, max) = (picture::MIN_SIZE, picture::MAX_SIZE);
+    for (flag, bad, lo, hi) in [
+        ("--width", min.0 - 1, min.0, max.0),
+        ("--width", max.0 + 1, min.0, max.0),
+        ("--height", min.1 - 1, min.1, max.1),
+        ("--height", max.1 + 1, min.1, max.1),
+    ] {
+        let png = out("refused.png");
+        let _ = std::fs::remove_file(&png);
+        let heatmap = std::process::Command::new(bin)
+            .arg("--proc")
+            .arg(&proc)
+            .args(["heatmap", "72-4", flag, &bad.to_string(), "--png"])
+            .arg(&png)
+            .output()
+            .unwrap();
+        let report = std::process::Command::new(bin)
+            .arg("report")
+            .arg(&rec)
+            .args(["--vm", "72-4", flag, &bad.to_string(), "--png"])
+            .arg(&png)
+            .output()
+            .unwrap();
+        for r in [heatmap, report] {
+            assert_eq!(r.status.code(), Some(2), "{flag} {bad}");
+            let err = String::from_utf8_lossy(&r.stderr);
+            assert!(err.contains(&format!("{lo}..={hi}")), "{flag} {bad}: {err}");
+        }
+        assert!(!png.exists());
+    }
+    // The limits themselves are accepted.
+    let png = out("smallest.png");
+    let r = std::process::Command::new(bin)
+        .arg("--proc")
+        .arg(&proc)
+        .args(["heatmap", "72-4", "--width", &min.0.to_string()])
+        .args(["--height", &min.1.to_string(), "--png"])
+        .arg(&png)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(decode(&png).width, min.0);
+}
