@@ -9,9 +9,9 @@
 //! time:
 //!
 //! - [`addr`]: [`Gfn`], [`GfnRange`], [`PageSize`], [`Level`].
-//! - [`spte`]: the entry formats ([`Format`], [`Spte`], [`AdType`],
-//!   [`FROZEN_SPTE`], the fast paths' [`Pattern`]s); the only place that
-//!   knows bit positions.
+//! - [`spte`]: the entry formats ([`Format`], [`Spte`], [`AdType`], KVM's
+//!   kernel-dependent software bits [`KvmBits`], the fast paths'
+//!   [`Pattern`]s); the only place that knows bit positions.
 //! - [`table`]: [`Tables`], how a table's physical address becomes 512
 //!   atomic entries (`__va` in the kernel, an arena in tests).
 //! - [`walk`]: the [`Walker`], which reports the leaves, idle ranges, holes
@@ -34,7 +34,7 @@ pub mod table;
 pub mod walk;
 
 pub use addr::{Gfn, GfnRange, Level, PageSize, ENTRIES_PER_TABLE};
-pub use spte::{AdType, Format, Pattern, Spte, FROZEN_SPTE};
+pub use spte::{AdType, Format, KvmBits, Pattern, Spte};
 pub use table::{Table, Tables};
 pub use walk::{
     Descent, Leaf, Mode, Outcome, Root, Skip, Stats, Stop, Visitor, Walker, MAX_CAS_ATTEMPTS,

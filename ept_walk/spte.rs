@@ -4,15 +4,19 @@
 //!
 //! An entry mixes three layouts: the hardware's (Intel EPT or AMD NPT, see
 //! [`Format`]), KVM's software bits that both formats share (the MMU-present
-//! bit 11, the A/D type in bits 52-53, see [`AdType`]), and the physical
-//! address of the next table or page. This file is the only place that knows
-//! bit positions; the walker asks [`Spte`] and [`Format`] questions and
-//! matches entries against [`Pattern`]s built here.
+//! bit 11, the A/D type field and the frozen marker, see [`KvmBits`] and
+//! [`AdType`]), and the physical address of the next table or page. This
+//! file is the only place that knows bit positions; the walker asks
+//! [`Spte`] and [`Format`] questions and matches entries against
+//! [`Pattern`]s built here.
 //!
 //! Which bit is which comes from KVM (`arch/x86/kvm/mmu/spte.h`) and the
-//! Intel SDM / AMD APM; none of it is read from the running kernel except the
-//! physical-address mask, which the caller passes in (the kernel's exported
-//! `physical_mask`, which excludes memory-encryption bits).
+//! Intel SDM / AMD APM. Two things are not constants here, because KVM moved
+//! them between the supported kernels: where the A/D type field lies and
+//! the value of the frozen marker ([`KvmBits`], which the kernel side builds
+//! from the target kernel's own `spte.h`), and the physical-address mask
+//! (the kernel's exported `physical_mask`, which excludes memory-encryption
+//! bits). The caller passes both in.
 
 use super::addr::Level;
 
@@ -27,19 +31,110 @@ const MMU_PRESENT: u64 = 1 << 11;
 /// NPT, ignored by EPT), so it must never be read as "large" there.
 const LARGE: u64 = 1 << 7;
 
-/// KVM's A/D type field (`SPTE_TDP_AD_MASK`), bits 52-53.
-const AD_TYPE_SHIFT: u32 = 52;
-const AD_TYPE_MASK: u64 = 0b11 << AD_TYPE_SHIFT;
-
 /// Address bits 12..=51 of an entry (`SPTE_BASE_ADDR_MASK` before the
 /// physical mask is applied).
 const ADDR_BITS: u64 = 0x000f_ffff_ffff_f000;
 
-/// The value KVM stores in an entry it is changing without holding `mmu_lock`
-/// for write (`FROZEN_SPTE` = `SHADOW_NONPRESENT_VALUE | 0x5a0`). Other
-/// threads must not modify it. It has bit 5 (the NPT accessed bit) and bit 8
-/// (the EPT accessed bit) set, so it must be recognised before any A test.
-pub const FROZEN_SPTE: u64 = (1 << 63) | 0x5a0;
+/// Bits 0-2: EPT read/write/execute, NPT present/writable/user. An entry with
+/// none of them is not present to the CPU.
+const HW_PERMS: u64 = 0b111;
+
+/// Bit 63: KVM's usual not-present value on x86-64
+/// (`SHADOW_NONPRESENT_VALUE`), and part of the frozen marker.
+const NONPRESENT: u64 = 1 << 63;
+
+/// KVM's software bits whose position depends on the kernel: where the A/D
+/// type field lies (`SPTE_TDP_AD_SHIFT`) and the frozen marker
+/// (`FROZEN_SPTE`).
+///
+/// KVM keeps them in bits the hardware ignores, and reshuffled those bits
+/// between the two supported kernels (`arch/x86/kvm/mmu/spte.h`):
+///
+/// | | 6.12 | 7.3 |
+/// |---|---|---|
+/// | `SPTE_TDP_AD_SHIFT` | 52 | 60 |
+/// | `FROZEN_SPTE` | `SHADOW_NONPRESENT_VALUE \| 0x5a0ULL` | `SHADOW_NONPRESENT_VALUE \| 0x1a0ULL` |
+/// | `EPT_SPTE_HOST_WRITABLE` | bit 57 | bit 53 |
+/// | `SHADOW_ACC_TRACK_SAVED_BITS_SHIFT` | 54 | 52 |
+///
+/// So on 7.3 every host-writable EPT leaf has bit 53 set, which read with
+/// 6.12's layout is the A/D type "write-protect only": a reader with the
+/// wrong layout never clears D and fails to recognise frozen entries. The
+/// kernel module takes the values from the target tree's own `spte.h` at
+/// build time (`kvm/compat.rs`); [`KvmBits::LINUX_6_12`] and
+/// [`KvmBits::LINUX_7_3`] are the two known layouts, for tests and
+/// benchmarks.
+///
+/// What did not move, and is a constant here: the MMU-present bit 11
+/// (`SPTE_MMU_PRESENT_MASK`), bit 63 as `SHADOW_NONPRESENT_VALUE`, the
+/// large bit 7 and the address bits 12-51 (the kernel side checks the first
+/// two at build time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KvmBits {
+    /// First bit of the two-bit A/D type field; 52..=61.
+    ad_shift: u32,
+    /// The whole frozen marker.
+    frozen: u64,
+}
+
+impl KvmBits {
+    /// Linux 6.12: `#define SPTE_TDP_AD_SHIFT 52`,
+    /// `#define FROZEN_SPTE (SHADOW_NONPRESENT_VALUE | 0x5a0ULL)`.
+    pub const LINUX_6_12: KvmBits = KvmBits {
+        ad_shift: 52,
+        frozen: NONPRESENT | 0x5a0,
+    };
+
+    /// Linux 7.3: `#define SPTE_TDP_AD_SHIFT 60`,
+    /// `#define FROZEN_SPTE (SHADOW_NONPRESENT_VALUE | 0x1a0ULL)`.
+    pub const LINUX_7_3: KvmBits = KvmBits {
+        ad_shift: 60,
+        frozen: NONPRESENT | 0x1a0,
+    };
+
+    /// A layout with the A/D type field at bits `ad_shift` and
+    /// `ad_shift + 1` and the frozen marker `frozen`.
+    ///
+    /// Returns `None` unless both A/D type bits lie in the bits 52-62 that
+    /// both formats leave to software in a present entry, and `frozen`
+    /// cannot be taken for anything else: it must have neither the
+    /// MMU-present bit nor a hardware permission bit nor an address bit
+    /// (KVM's own `static_assert`s), and must differ from KVM's ordinary
+    /// not-present values `0` and bit 63.
+    pub const fn new(ad_shift: u32, frozen: u64) -> Option<KvmBits> {
+        if ad_shift < 52 || ad_shift > 61 {
+            return None;
+        }
+        if frozen & (MMU_PRESENT | HW_PERMS | ADDR_BITS) != 0 || frozen & !NONPRESENT == 0 {
+            return None;
+        }
+        Some(KvmBits { ad_shift, frozen })
+    }
+
+    /// First bit of the A/D type field (`SPTE_TDP_AD_SHIFT`).
+    #[inline]
+    pub const fn ad_shift(self) -> u32 {
+        self.ad_shift
+    }
+
+    /// The A/D type field (`SPTE_TDP_AD_MASK`).
+    #[inline]
+    pub const fn ad_mask(self) -> u64 {
+        // `ad_shift` <= 61 (`new`); wrapping only keeps the compiler from
+        // adding an overflow check.
+        0b11u64.wrapping_shl(self.ad_shift)
+    }
+
+    /// The value KVM stores in an entry it is changing without holding
+    /// `mmu_lock` for write (`FROZEN_SPTE`). Other threads must not modify
+    /// it. In both known layouts it has bit 5 (the NPT accessed bit) and bit
+    /// 8 (the EPT accessed bit) set, so it must be recognised before any A
+    /// test.
+    #[inline]
+    pub const fn frozen(self) -> u64 {
+        self.frozen
+    }
+}
 
 /// The hardware layout of an entry's accessed and dirty bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -95,13 +190,18 @@ impl Pattern {
         raw & self.mask == self.value
     }
 
-    /// The pattern of an idle leaf at `level` in `format`: present to KVM,
-    /// a leaf (the large bit at levels 2 and 3), A/D type
+    /// The pattern of an idle leaf at `level` in `format` with KVM's `bits`:
+    /// present to KVM, a leaf (the large bit at levels 2 and 3), A/D type
     /// [`AdType::Enabled`], A clear and, if `with_dirty`, D clear. `None`
     /// above level 3, where there are no leaves.
     ///
     /// Frozen entries never match: they lack the present bit.
-    pub const fn idle_leaf(format: Format, level: Level, with_dirty: bool) -> Option<Pattern> {
+    pub const fn idle_leaf(
+        format: Format,
+        bits: KvmBits,
+        level: Level,
+        with_dirty: bool,
+    ) -> Option<Pattern> {
         let large = match level.get() {
             1 => 0,
             2 | 3 => LARGE,
@@ -109,27 +209,28 @@ impl Pattern {
         };
         let dirty = if with_dirty { format.dirty_mask() } else { 0 };
         Some(Pattern {
-            mask: MMU_PRESENT | large | AD_TYPE_MASK | format.accessed_mask() | dirty,
+            mask: MMU_PRESENT | large | bits.ad_mask() | format.accessed_mask() | dirty,
             value: MMU_PRESENT | large,
         })
     }
 
-    /// The pattern of a table entry at `level` (2 to 5) in `format` whose A
-    /// bit is clear: present to KVM, not large, A/D type
-    /// [`AdType::Enabled`], A clear. `None` at level 1, which holds no table
-    /// entries.
-    pub const fn unaccessed_table(format: Format, level: Level) -> Option<Pattern> {
+    /// The pattern of a table entry at `level` (2 to 5) in `format` with
+    /// KVM's `bits` whose A bit is clear: present to KVM, not large, A/D
+    /// type [`AdType::Enabled`], A clear. `None` at level 1, which holds no
+    /// table entries.
+    pub const fn unaccessed_table(format: Format, bits: KvmBits, level: Level) -> Option<Pattern> {
         if level.get() < 2 {
             return None;
         }
         Some(Pattern {
-            mask: MMU_PRESENT | LARGE | AD_TYPE_MASK | format.accessed_mask(),
+            mask: MMU_PRESENT | LARGE | bits.ad_mask() | format.accessed_mask(),
             value: MMU_PRESENT,
         })
     }
 }
 
-/// How KVM uses the A/D bits of one entry (bits 52-53).
+/// How KVM uses the A/D bits of one entry (its A/D type field, where
+/// [`KvmBits`] says).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AdType {
     /// `SPTE_TDP_AD_ENABLED`: the CPU maintains A and D.
@@ -176,17 +277,18 @@ pub struct Spte(pub u64);
 
 impl Spte {
     /// Whether KVM considers the entry present (its software bit 11).
-    /// [`FROZEN_SPTE`] and MMIO entries are not present.
+    /// Frozen and MMIO entries are not present.
     #[inline]
     pub const fn is_present(self) -> bool {
         self.0 & MMU_PRESENT != 0
     }
 
-    /// Whether the entry is KVM's frozen marker, which is never accessed and
-    /// must never be written by anyone but its owner.
+    /// Whether the entry is KVM's frozen marker ([`KvmBits::frozen`]),
+    /// which is never accessed and must never be written by anyone but its
+    /// owner.
     #[inline]
-    pub const fn is_frozen(self) -> bool {
-        self.0 == FROZEN_SPTE
+    pub const fn is_frozen(self, bits: KvmBits) -> bool {
+        self.0 == bits.frozen
     }
 
     /// The large-page bit 7. Means "large" only at levels 2 and 3; use
@@ -213,10 +315,10 @@ impl Spte {
         level.get() > 3 && self.large_bit()
     }
 
-    /// The entry's A/D type.
+    /// The entry's A/D type, read where `bits` puts the field.
     #[inline]
-    pub const fn ad_type(self) -> AdType {
-        match (self.0 & AD_TYPE_MASK) >> AD_TYPE_SHIFT {
+    pub const fn ad_type(self, bits: KvmBits) -> AdType {
+        match self.0.wrapping_shr(bits.ad_shift) & 0b11 {
             0 => AdType::Enabled,
             1 => AdType::Disabled,
             2 => AdType::WrProtOnly,
@@ -226,34 +328,32 @@ impl Spte {
 
     /// Whether the entry's A/D type has a hardware accessed bit
     /// ([`AdType::tracks_accessed`], computed from the bits: the types that
-    /// do, 0 and 2, are those with bit 52 clear).
+    /// do, 0 and 2, are those with the field's low bit clear).
     #[inline]
-    pub const fn tracks_accessed(self) -> bool {
-        self.0 & (1 << AD_TYPE_SHIFT) == 0
+    pub const fn tracks_accessed(self, bits: KvmBits) -> bool {
+        self.0 & 1u64.wrapping_shl(bits.ad_shift) == 0
     }
 
     /// Whether the entry's dirty bit may be cleared
-    /// ([`AdType::may_clear_dirty`]: type 0, both bits clear).
+    /// ([`AdType::may_clear_dirty`]: type 0, both bits of the field clear).
     #[inline]
-    pub const fn may_clear_dirty(self) -> bool {
-        self.0 & AD_TYPE_MASK == 0
+    pub const fn may_clear_dirty(self, bits: KvmBits) -> bool {
+        self.0 & bits.ad_mask() == 0
     }
 
     /// Whether the accessed bit of `format` is set and means something (the
-    /// entry is present and its A/D type tracks A). False for
-    /// [`FROZEN_SPTE`], though it has both formats' A bits.
+    /// entry is present and its A/D type tracks A). False for the frozen
+    /// marker, though it has both formats' A bits.
     #[inline]
-    pub const fn is_accessed(self, format: Format) -> bool {
-        self.is_present()
-            && self.ad_type().tracks_accessed()
-            && self.0 & format.accessed_mask() != 0
+    pub const fn is_accessed(self, format: Format, bits: KvmBits) -> bool {
+        self.is_present() && self.tracks_accessed(bits) && self.0 & format.accessed_mask() != 0
     }
 
     /// Whether the dirty bit of `format` is set and means something (as
     /// [`Spte::is_accessed`]). Meaningful for leaves only.
     #[inline]
-    pub const fn is_dirty(self, format: Format) -> bool {
-        self.is_present() && self.ad_type().tracks_accessed() && self.0 & format.dirty_mask() != 0
+    pub const fn is_dirty(self, format: Format, bits: KvmBits) -> bool {
+        self.is_present() && self.tracks_accessed(bits) && self.0 & format.dirty_mask() != 0
     }
 
     /// The physical address the entry points to (a table, or the start of

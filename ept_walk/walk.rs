@@ -30,7 +30,7 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::addr::{Gfn, GfnRange, Level, PageSize, ENTRIES_PER_TABLE};
-use super::spte::{Format, Pattern, Spte};
+use super::spte::{Format, KvmBits, Pattern, Spte};
 use super::table::Tables;
 
 /// How many times the walker tries to `compare_exchange` one entry before it
@@ -50,18 +50,26 @@ pub struct Root {
     table_pa: u64,
     level: Level,
     format: Format,
+    bits: KvmBits,
     phys_mask: u64,
 }
 
 impl Root {
     /// Describes the root table at physical address `table_pa` (KVM's
     /// `__pa(root->spt)`), with `levels` levels (`root->role.level`, 4 or 5)
-    /// in `format`. `phys_mask` is applied to every address read from an
-    /// entry; the kernel passes its exported `physical_mask`.
+    /// in `format`, whose entries use the running KVM's software `bits`.
+    /// `phys_mask` is applied to every address read from an entry; the
+    /// kernel passes its exported `physical_mask`.
     ///
     /// Returns `None` if `levels` is not 4 or 5 or `table_pa` is not 4 KiB
     /// aligned.
-    pub fn new(table_pa: u64, levels: u8, format: Format, phys_mask: u64) -> Option<Root> {
+    pub fn new(
+        table_pa: u64,
+        levels: u8,
+        format: Format,
+        bits: KvmBits,
+        phys_mask: u64,
+    ) -> Option<Root> {
         let level = match levels {
             4 => Level::ROOT4,
             5 => Level::ROOT5,
@@ -74,6 +82,7 @@ impl Root {
             table_pa,
             level,
             format,
+            bits,
             phys_mask,
         })
     }
@@ -94,6 +103,12 @@ impl Root {
     #[inline]
     pub fn format(&self) -> Format {
         self.format
+    }
+
+    /// KVM's software-bit layout of every entry under this root.
+    #[inline]
+    pub fn kvm_bits(&self) -> KvmBits {
+        self.bits
     }
 
     /// Physical-address mask applied to entries.
@@ -200,7 +215,8 @@ pub struct Leaf {
 /// Why part of the range was neither a leaf, idle, a hole nor cold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Skip {
-    /// The entry was [`FROZEN_SPTE`](super::FROZEN_SPTE): KVM is in the middle
+    /// The entry was KVM's frozen marker
+    /// ([`KvmBits::frozen`](super::KvmBits::frozen)): KVM is in the middle
     /// of changing it. Its pages may or may not be mapped a moment later.
     Frozen,
     /// A present leaf whose A/D type has no hardware accessed bit
@@ -371,12 +387,13 @@ impl<T: Tables> Walker<T> {
     /// A walker over `root`, reaching tables through `tables`.
     pub fn new(tables: T, root: Root, mode: Mode, descent: Descent) -> Self {
         let format = root.format;
+        let bits = root.bits;
         // D is part of "idle" except in the one mode that ignores it.
         let with_dirty = mode != Mode::ClearAccessed;
-        let idle_at = |level| Pattern::idle_leaf(format, level, with_dirty);
+        let idle_at = |level| Pattern::idle_leaf(format, bits, level, with_dirty);
         let cold_at = |level| match descent {
             Descent::EveryTable => None,
-            Descent::AccessedTables => Pattern::unaccessed_table(format, level),
+            Descent::AccessedTables => Pattern::unaccessed_table(format, bits, level),
         };
         Walker {
             tables,
@@ -726,7 +743,7 @@ impl<'a, T: Tables, V: Visitor> Pass<'a, T, V> {
         loop {
             let may_write = attempts < MAX_CAS_ATTEMPTS;
             if !spte.is_present() {
-                let kind = if spte.is_frozen() {
+                let kind = if spte.is_frozen(self.walker.root.bits) {
                     self.stats.frozen = self.stats.frozen.wrapping_add(1);
                     RunKind::Skipped(Skip::Frozen)
                 } else {
@@ -780,7 +797,8 @@ impl<'a, T: Tables, V: Visitor> Pass<'a, T, V> {
             self.report_entry(RunKind::Skipped(Skip::Malformed), level, gfn);
             return Ok(());
         };
-        if !spte.tracks_accessed() {
+        let bits = walker.root.bits;
+        if !spte.tracks_accessed(bits) {
             self.stats.untracked = self.stats.untracked.wrapping_add(1);
             self.report_entry(RunKind::Skipped(Skip::Untracked), level, gfn);
             return Ok(());
@@ -798,7 +816,7 @@ impl<'a, T: Tables, V: Visitor> Pass<'a, T, V> {
         let accessed = spte.0 & format.accessed_mask() != 0;
         let dirty = spte.0 & format.dirty_mask() != 0;
         let mut clear = spte.0 & walker.clear_a;
-        if spte.may_clear_dirty() {
+        if spte.may_clear_dirty(bits) {
             clear |= spte.0 & walker.clear_d;
         }
         if clear != 0 && may_write {
@@ -866,7 +884,10 @@ impl<'a, T: Tables, V: Visitor> Pass<'a, T, V> {
         let span = GfnRange::new(gfn, gfn.offset(level.entry_pages()));
 
         let whole = self.range.start <= span.start && span.end <= self.range.end;
-        if walker.descent == Descent::AccessedTables && whole && spte.tracks_accessed() {
+        if walker.descent == Descent::AccessedTables
+            && whole
+            && spte.tracks_accessed(walker.root.bits)
+        {
             let a = walker.root.format.accessed_mask();
             if spte.0 & a == 0 {
                 self.stats.cold_tables = self.stats.cold_tables.wrapping_add(1);

@@ -17,6 +17,21 @@ pub(crate) const CLEAR_D_NEEDS_SET_PFN_DIRTY: bool = cfg!(ept_kvm_set_pfn_dirty)
 pub(crate) const KVM_EXPORTS_INTERNAL_ONLY: bool = cfg!(ept_kvm_internal_exports);
 
 use super::bindings;
+use crate::ept_walk::KvmBits;
+
+/// KVM's software SPTE bits as the target kernel's own `spte.h` defines
+/// them (`kvm/bindings.h` exposes `SPTE_TDP_AD_SHIFT` and `FROZEN_SPTE`,
+/// and asserts what the walker takes as constant). Not a version test:
+/// the values come from the tree the module is built against (52 and
+/// `0x5a0` on 6.12, 60 and `0x1a0` on 7.3). A layout the walker cannot use
+/// fails the build here, in const evaluation.
+pub(crate) const KVM_BITS: KvmBits = match KvmBits::new(
+    bindings::EPT_SAMPLER_SPTE_AD_SHIFT,
+    (1 << 63) | bindings::EPT_SAMPLER_FROZEN_SPTE_LOW as u64,
+) {
+    Some(bits) => bits,
+    None => panic!("KVM's spte.h has an A/D type field or FROZEN_SPTE the walker cannot use"),
+};
 
 /// Takes one more reference on `file` (the kernel's inline `get_file()`).
 ///

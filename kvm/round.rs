@@ -111,7 +111,13 @@ where
             }
         });
         for info in roots.iter().flatten() {
-            let Some(root) = Root::new(info.table_pa, info.levels, format, phys_mask) else {
+            let Some(root) = Root::new(
+                info.table_pa,
+                info.levels,
+                format,
+                compat::KVM_BITS,
+                phys_mask,
+            ) else {
                 continue;
             };
             stats.roots += 1;

@@ -50,7 +50,8 @@ use arena::Arena;
 use std::cell::RefCell;
 
 use ept_core::ept_walk::{
-    Descent, Format, Gfn, GfnRange, Leaf, Mode, PageSize, Root, Skip, Spte, Stop, Visitor, Walker,
+    Descent, Format, Gfn, GfnRange, KvmBits, Leaf, Mode, PageSize, Root, Skip, Spte, Stop, Visitor,
+    Walker,
 };
 use ept_core::heat::{
     Geometry, Granule, HeatMap, HeatStore, History, HistoryLayout, Observation, RoundEnd,
@@ -65,6 +66,9 @@ const RWX: u64 = 0b111;
 const WB: u64 = 6 << 3;
 const A: u64 = 1 << 8;
 const D: u64 = 1 << 9;
+/// Linux 7.3's EPT_SPTE_HOST_WRITABLE, in every leaf KVM maps writable;
+/// the walker reads the leaves with 7.3's layout.
+const HOST_WRITABLE: u64 = 1 << 53;
 const PHYS_MASK: u64 = (1 << 46) - 1;
 const BUDGET: u64 = 8192; // the kernel's entries per lock hold
 
@@ -97,7 +101,7 @@ fn build(name: &'static str, mapped: impl Fn(usize) -> bool) -> Guest {
         arena.store(l2, r, PRESENT | RWX | Arena::pa(t) | A);
         for i in 0..512 {
             let pfn = 0x10_0000 + (r as u64) * 512 + i as u64;
-            arena.store(t, i, PRESENT | RWX | WB | (pfn << 12));
+            arena.store(t, i, PRESENT | RWX | WB | HOST_WRITABLE | (pfn << 12));
         }
         *slot = Some(t);
     }
@@ -155,7 +159,14 @@ impl Visitor for Count {
 /// One pass over the root in calls of `BUDGET` entries, as the kernel's
 /// round does.
 fn walk(g: &Guest, descent: Descent, v: &mut impl Visitor) -> u64 {
-    let root = Root::new(Arena::pa(g.root), 4, Format::Ept, PHYS_MASK).expect("root");
+    let root = Root::new(
+        Arena::pa(g.root),
+        4,
+        Format::Ept,
+        KvmBits::LINUX_7_3,
+        PHYS_MASK,
+    )
+    .expect("root");
     let walker = Walker::new(&g.arena, root, Mode::ClearAccessedDirty, descent);
     let span = root.span();
     let mut range = GfnRange::new(span.start, span.end);

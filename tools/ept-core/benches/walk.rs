@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use arena::Arena;
 use ept_core::ept_walk::{
-    Descent, Format, Gfn, GfnRange, Leaf, Mode, Root, Skip, Stats, Stop, Visitor, Walker,
+    Descent, Format, Gfn, GfnRange, KvmBits, Leaf, Mode, Root, Skip, Stats, Stop, Visitor, Walker,
 };
 
 const GUEST_GIB: usize = 64;
@@ -49,6 +49,11 @@ const PRESENT: u64 = 1 << 11;
 const RWX: u64 = 0b111;
 const WB: u64 = 6 << 3; // EPT memory type write-back
 const A: u64 = 1 << 8; // EPT accessed
+/// Linux 7.3's EPT_SPTE_HOST_WRITABLE, set in every leaf KVM maps writable:
+/// the leaves look as KVM 7.3 writes them (and the walker reads them with
+/// 7.3's layout, where this bit is not an A/D type).
+const HOST_WRITABLE: u64 = 1 << 53;
+const KVM_BITS: KvmBits = KvmBits::LINUX_7_3;
 const PHYS_MASK: u64 = (1 << 46) - 1;
 
 /// The synthetic guest: ids of its tables in the arena.
@@ -77,7 +82,7 @@ fn build() -> Guest {
             let t1 = arena.alloc(0);
             arena.store(t2, r, PRESENT | RWX | Arena::pa(t1) | A);
             for i in 0..512 {
-                arena.store(t1, i, PRESENT | RWX | WB | (pfn << 12));
+                arena.store(t1, i, PRESENT | RWX | WB | HOST_WRITABLE | (pfn << 12));
                 pfn += 1;
             }
             l1.push(t1);
@@ -137,7 +142,7 @@ fn keep_best(best: &mut Duration, d: Duration) {
 
 /// One pass over `range`, in calls of `budget` entries.
 fn walk(g: &Guest, range: GfnRange, mode: Mode, descent: Descent, budget: u64) -> (Count, Stats) {
-    let root = Root::new(Arena::pa(g.root), 4, Format::Ept, PHYS_MASK).expect("root");
+    let root = Root::new(Arena::pa(g.root), 4, Format::Ept, KVM_BITS, PHYS_MASK).expect("root");
     let walker = Walker::new(&g.arena, root, mode, descent);
     let mut count = Count::default();
     let mut total = Stats::default();

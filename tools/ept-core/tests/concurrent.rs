@@ -32,7 +32,8 @@ impl Rng {
 /// is ignored by hardware; NPT bit 10 is available to software).
 const SOFT: u64 = 1 << 10;
 
-fn race(f: Format, descent: Descent) {
+fn race(f: Format, l: Layout, descent: Descent) {
+    let frozen = l.frozen();
     // Root -> L3 -> L2 -> two L1 tables of 512 leaves each.
     let mut arena = Arena::new();
     let root = arena.alloc(NONPRESENT);
@@ -44,10 +45,11 @@ fn race(f: Format, descent: Descent) {
     for (i, t) in l1.iter().enumerate() {
         arena.store(l2, i, table(f, Arena::pa(*t), true));
         for j in 0..512 {
+            // Host-writable, as KVM maps guest RAM: on 7.3 EPT, bit 53.
             arena.store(
                 *t,
                 j,
-                leaf(f, 1, (i * 512 + j) as u64, j % 2 == 0, j % 3 == 0),
+                leaf(f, 1, (i * 512 + j) as u64, j % 2 == 0, j % 3 == 0) | l.host_writable(f),
             );
         }
     }
@@ -83,7 +85,7 @@ fn race(f: Format, descent: Descent) {
                     0..=4 => {
                         let bits = if r & (1 << 30) != 0 { ad } else { a_bit(f) };
                         let cur = entry.load(Ordering::Relaxed);
-                        if cur != FROZEN {
+                        if cur != frozen {
                             for (id, idx) in [(root, 0), (l3, 0), (l2, t)] {
                                 arena.get(id)[idx].fetch_or(a_bit(f), Ordering::Relaxed);
                             }
@@ -93,7 +95,7 @@ fn race(f: Format, descent: Descent) {
                     // KVM changing a software bit with cmpxchg.
                     5 | 6 => loop {
                         let cur = entry.load(Ordering::Relaxed);
-                        if cur == FROZEN {
+                        if cur == frozen {
                             break;
                         }
                         if entry
@@ -107,16 +109,16 @@ fn race(f: Format, descent: Descent) {
                     // KVM freezing an entry, working, and restoring it.
                     _ => {
                         let cur = entry.load(Ordering::Relaxed);
-                        if cur != FROZEN
+                        if cur != frozen
                             && entry
-                                .compare_exchange(cur, FROZEN, Ordering::Relaxed, Ordering::Relaxed)
+                                .compare_exchange(cur, frozen, Ordering::Relaxed, Ordering::Relaxed)
                                 .is_ok()
                         {
                             for _ in 0..50 {
                                 std::hint::spin_loop();
                             }
                             if entry
-                                .compare_exchange(FROZEN, cur, Ordering::Relaxed, Ordering::Relaxed)
+                                .compare_exchange(frozen, cur, Ordering::Relaxed, Ordering::Relaxed)
                                 .is_err()
                             {
                                 unfreeze_failures += 1;
@@ -131,7 +133,7 @@ fn race(f: Format, descent: Descent) {
         })
     };
 
-    let root = Root::new(Arena::pa(root), 4, f, PHYS_MASK).unwrap();
+    let root = Root::new(Arena::pa(root), 4, f, l.bits(), PHYS_MASK).unwrap();
     let walker = Walker::new(&*arena, root, Mode::ClearAccessedDirty, descent);
     let mut total = Stats::default();
     let mut passes = 0;
@@ -177,12 +179,12 @@ fn race(f: Format, descent: Descent) {
             assert_eq!(
                 after[l1[t]][i] & !ad,
                 want & !ad,
-                "{f:?}: entry {t}/{i} changed outside A/D"
+                "{f:?} {l:?}: entry {t}/{i} changed outside A/D"
             );
         }
     }
     eprintln!(
-        "{f:?} {descent:?}: {passes} passes, {} leaves cleared, {} cmpxchg retries, {} given up, {} frozen seen",
+        "{f:?} {l:?} {descent:?}: {passes} passes, {} leaves cleared, {} cmpxchg retries, {} given up, {} frozen seen",
         total.cleared_accessed, total.cas_retries, total.cas_gave_up, total.frozen
     );
     assert!(passes > 0);
@@ -190,12 +192,16 @@ fn race(f: Format, descent: Descent) {
 
 #[test]
 fn racing_cpu_and_kvm_ept() {
-    race(Format::Ept, Descent::EveryTable);
+    for l in Layout::ALL {
+        race(Format::Ept, l, Descent::EveryTable);
+    }
 }
 
 #[test]
 fn racing_cpu_and_kvm_npt_accessed_tables() {
-    race(Format::Npt, Descent::AccessedTables);
+    for l in Layout::ALL {
+        race(Format::Npt, l, Descent::AccessedTables);
+    }
 }
 
 /// One leaf under constant change (A and D set, a software bit flipped, as
@@ -204,13 +210,19 @@ fn racing_cpu_and_kvm_npt_accessed_tables() {
 /// software bit as the racer left it.
 #[test]
 fn lost_exchanges_are_retried() {
+    for l in Layout::ALL {
+        lost_exchanges(l);
+    }
+}
+
+fn lost_exchanges(l: Layout) {
     let f = Format::Ept;
     let mut arena = Arena::new();
     let ids: Vec<usize> = (0..4).map(|_| arena.alloc(NONPRESENT)).collect();
     for w in ids.windows(2) {
         arena.store(w[0], 0, table(f, Arena::pa(w[1]), true));
     }
-    let original = leaf(f, 1, 0x42, true, true);
+    let original = leaf(f, 1, 0x42, true, true) | l.host_writable(f);
     arena.store(ids[3], 0, original);
     let arena = Arc::new(arena);
     let stop = Arc::new(AtomicBool::new(false));
@@ -231,7 +243,7 @@ fn lost_exchanges_are_retried() {
             flips
         })
     };
-    let root = Root::new(Arena::pa(ids[0]), 4, f, PHYS_MASK).unwrap();
+    let root = Root::new(Arena::pa(ids[0]), 4, f, l.bits(), PHYS_MASK).unwrap();
     let walker = Walker::new(&*arena, root, Mode::ClearAccessedDirty, Descent::EveryTable);
     let mut total = Stats::default();
     while !stop.load(Ordering::Relaxed) {
@@ -258,7 +270,7 @@ fn lost_exchanges_are_retried() {
     }
     assert_eq!(arena.load(ids[3], 0) & !ad, want & !ad);
     eprintln!(
-        "one hot leaf: {} passes, {} cmpxchg retries, {} given up",
+        "{l:?} one hot leaf: {} passes, {} cmpxchg retries, {} given up",
         total.leaves, total.cas_retries, total.cas_gave_up
     );
 }

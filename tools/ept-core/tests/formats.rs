@@ -6,44 +6,91 @@
 mod common;
 
 use common::raw::*;
-use ept_core::ept_walk::{AdType, Format, Gfn, GfnRange, Level, PageSize, Spte, FROZEN_SPTE};
+use ept_core::ept_walk::{AdType, Format, Gfn, GfnRange, KvmBits, Level, PageSize, Spte};
+
+#[test]
+fn known_layouts_are_the_kernels() {
+    // Written out from each kernel's spte.h, not from the tests' Layout.
+    assert_eq!(KvmBits::LINUX_6_12.ad_shift(), 52);
+    assert_eq!(KvmBits::LINUX_6_12.ad_mask(), 0x0030_0000_0000_0000);
+    assert_eq!(KvmBits::LINUX_6_12.frozen(), 0x8000_0000_0000_05a0);
+    assert_eq!(KvmBits::LINUX_7_3.ad_shift(), 60);
+    assert_eq!(KvmBits::LINUX_7_3.ad_mask(), 0x3000_0000_0000_0000);
+    assert_eq!(KvmBits::LINUX_7_3.frozen(), 0x8000_0000_0000_01a0);
+    assert_eq!(Layout::Linux612.bits(), KvmBits::LINUX_6_12);
+    assert_eq!(Layout::Linux73.bits(), KvmBits::LINUX_7_3);
+}
+
+#[test]
+fn kvm_bits_are_validated() {
+    let frozen = (1 << 63) | 0x5a0;
+    // Both A/D type bits within the software bits 52-62.
+    assert!(KvmBits::new(51, frozen).is_none());
+    assert!(KvmBits::new(52, frozen).is_some());
+    assert!(KvmBits::new(61, frozen).is_some());
+    assert!(KvmBits::new(62, frozen).is_none());
+    assert!(KvmBits::new(63, frozen).is_none());
+    assert!(KvmBits::new(200, frozen).is_none());
+    // A frozen marker must not look present, to KVM or to the CPU, must
+    // hold no address, and must differ from the ordinary not-present values.
+    assert!(KvmBits::new(60, frozen | PRESENT).is_none());
+    assert!(KvmBits::new(60, frozen | 1).is_none());
+    assert!(KvmBits::new(60, frozen | 4).is_none());
+    assert!(KvmBits::new(60, frozen | 0x1000).is_none());
+    assert!(KvmBits::new(60, frozen | (1 << 51)).is_none());
+    assert!(KvmBits::new(60, 0).is_none());
+    assert!(KvmBits::new(60, NONPRESENT).is_none());
+    assert!(KvmBits::new(60, 0x1a0).is_some());
+}
 
 #[test]
 fn frozen_value_is_kvms() {
-    assert_eq!(FROZEN_SPTE, 0x8000_0000_0000_05a0);
-    let f = Spte(FROZEN_SPTE);
-    assert!(f.is_frozen());
-    assert!(!f.is_present());
-    // It has both formats' A bits, but is never accessed.
-    assert_ne!(FROZEN_SPTE & (1 << 8), 0);
-    assert_ne!(FROZEN_SPTE & (1 << 5), 0);
-    assert!(!f.is_accessed(Format::Ept));
-    assert!(!f.is_accessed(Format::Npt));
-    assert!(!Spte(FROZEN_SPTE | 1).is_frozen());
+    for l in Layout::ALL {
+        let b = l.bits();
+        let f = Spte(l.frozen());
+        assert!(f.is_frozen(b), "{l:?}");
+        assert!(!f.is_present());
+        // It has both formats' A bits, but is never accessed.
+        assert_ne!(l.frozen() & (1 << 8), 0);
+        assert_ne!(l.frozen() & (1 << 5), 0);
+        assert!(!f.is_accessed(Format::Ept, b));
+        assert!(!f.is_accessed(Format::Npt, b));
+        assert!(!Spte(l.frozen() | 1).is_frozen(b));
+    }
+    // Each kernel's marker is a plain not-present value to the other.
+    let (old, new) = (Layout::Linux612, Layout::Linux73);
+    assert!(!Spte(old.frozen()).is_frozen(new.bits()));
+    assert!(!Spte(new.frozen()).is_frozen(old.bits()));
 }
 
 #[test]
 fn ept_bits() {
     assert_eq!(Format::Ept.accessed_mask(), 0x100);
     assert_eq!(Format::Ept.dirty_mask(), 0x200);
-    let s = Spte(leaf(Format::Ept, 1, 0x1234, true, true));
-    assert!(s.is_present());
-    assert!(s.is_accessed(Format::Ept));
-    assert!(s.is_dirty(Format::Ept));
-    // The NPT bits are clear in this EPT entry.
-    assert!(!s.is_accessed(Format::Npt));
-    assert!(!s.is_dirty(Format::Npt));
-    assert_eq!(s.pfn(PHYS_MASK), 0x1234);
+    for l in Layout::ALL {
+        let b = l.bits();
+        let s = Spte(leaf(Format::Ept, 1, 0x1234, true, true) | l.host_writable(Format::Ept));
+        assert!(s.is_present());
+        assert!(s.is_accessed(Format::Ept, b), "{l:?}");
+        assert!(s.is_dirty(Format::Ept, b), "{l:?}");
+        // The NPT bits are clear in this EPT entry.
+        assert!(!s.is_accessed(Format::Npt, b));
+        assert!(!s.is_dirty(Format::Npt, b));
+        assert_eq!(s.pfn(PHYS_MASK), 0x1234);
+    }
 }
 
 #[test]
 fn npt_bits() {
     assert_eq!(Format::Npt.accessed_mask(), 0x20);
     assert_eq!(Format::Npt.dirty_mask(), 0x40);
-    let s = Spte(leaf(Format::Npt, 1, 0x99, true, false));
-    assert!(s.is_accessed(Format::Npt));
-    assert!(!s.is_dirty(Format::Npt));
-    assert!(!s.is_accessed(Format::Ept));
+    for l in Layout::ALL {
+        let b = l.bits();
+        let s = Spte(leaf(Format::Npt, 1, 0x99, true, false));
+        assert!(s.is_accessed(Format::Npt, b));
+        assert!(!s.is_dirty(Format::Npt, b));
+        assert!(!s.is_accessed(Format::Ept, b));
+    }
 }
 
 #[test]
@@ -54,23 +101,54 @@ fn present_is_kvms_software_bit_only() {
     assert!(!Spte(NONPRESENT).is_present());
     assert!(!Spte(0).is_present());
     // Not-present entries are never accessed whatever their bits.
-    assert!(!Spte(0x1ff).is_accessed(Format::Ept));
+    for l in Layout::ALL {
+        assert!(!Spte(0x1ff).is_accessed(Format::Ept, l.bits()));
+    }
 }
 
 #[test]
 fn ad_types() {
-    let base = leaf(Format::Ept, 1, 1, true, true);
-    assert_eq!(Spte(base | AD_ENABLED).ad_type(), AdType::Enabled);
-    assert_eq!(Spte(base | AD_DISABLED).ad_type(), AdType::Disabled);
-    assert_eq!(Spte(base | AD_WRPROT_ONLY).ad_type(), AdType::WrProtOnly);
-    assert_eq!(Spte(base | AD_RESERVED).ad_type(), AdType::Reserved);
+    for l in Layout::ALL {
+        let b = l.bits();
+        let base = leaf(Format::Ept, 1, 1, true, true);
+        let ty = |t| Spte(base | l.ad(t)).ad_type(b);
+        assert_eq!(ty(TYPE_ENABLED), AdType::Enabled, "{l:?}");
+        assert_eq!(ty(TYPE_DISABLED), AdType::Disabled, "{l:?}");
+        assert_eq!(ty(TYPE_WRPROT_ONLY), AdType::WrProtOnly, "{l:?}");
+        assert_eq!(ty(TYPE_RESERVED), AdType::Reserved, "{l:?}");
+        for t in 0..=3 {
+            let s = Spte(base | l.ad(t));
+            assert_eq!(s.tracks_accessed(b), s.ad_type(b).tracks_accessed());
+            assert_eq!(s.may_clear_dirty(b), s.ad_type(b).may_clear_dirty());
+        }
+        // A set, but A/D disabled: not accessed.
+        assert!(!Spte(base | l.ad(TYPE_DISABLED)).is_accessed(Format::Ept, b));
+        assert!(Spte(base | l.ad(TYPE_WRPROT_ONLY)).is_accessed(Format::Ept, b));
+        // The other software bits in 52-63 are not the type.
+        let busy = Spte(base | l.free_high_bits());
+        assert_eq!(busy.ad_type(b), AdType::Enabled, "{l:?}");
+    }
     assert!(AdType::Enabled.tracks_accessed() && AdType::Enabled.may_clear_dirty());
     assert!(AdType::WrProtOnly.tracks_accessed() && !AdType::WrProtOnly.may_clear_dirty());
     assert!(!AdType::Disabled.tracks_accessed() && !AdType::Disabled.may_clear_dirty());
     assert!(!AdType::Reserved.tracks_accessed() && !AdType::Reserved.may_clear_dirty());
-    // A set, but A/D disabled: not accessed.
-    assert!(!Spte(base | AD_DISABLED).is_accessed(Format::Ept));
-    assert!(Spte(base | AD_WRPROT_ONLY).is_accessed(Format::Ept));
+}
+
+/// The bug 7.3 brought: its EPT leaves carry host-writable in bit 53, which
+/// is the high A/D type bit on 6.12. Read with the right layout, a
+/// host-writable 7.3 leaf is type "enabled" (its D may be cleared); the very
+/// same bit under 6.12 is "write-protect only".
+#[test]
+fn host_writable_is_not_an_ad_type_on_7_3() {
+    let raw = leaf(Format::Ept, 1, 7, true, true) | (1 << 53);
+    assert_eq!(raw & (0b11 << 60), 0);
+    let new = KvmBits::LINUX_7_3;
+    assert_eq!(Spte(raw).ad_type(new), AdType::Enabled);
+    assert!(Spte(raw).may_clear_dirty(new));
+    assert!(Spte(raw).is_dirty(Format::Ept, new));
+    let old = KvmBits::LINUX_6_12;
+    assert_eq!(Spte(raw).ad_type(old), AdType::WrProtOnly);
+    assert!(!Spte(raw).may_clear_dirty(old));
 }
 
 #[test]
@@ -93,9 +171,9 @@ fn leaf_and_large_per_level() {
 
 #[test]
 fn address_masking() {
-    // C-bit (47) outside the 46-bit mask, bit 63, bits 52-53 and low flag
-    // bits all stay out of the address.
-    let v = (1 << 63) | AD_WRPROT_ONLY | CBIT | 0x0000_2345_6789_a000 | 0xfff;
+    // C-bit (47) outside the 46-bit mask, bit 63, KVM's software bits 52-62
+    // and low flag bits all stay out of the address.
+    let v = (0xfff << 52) | CBIT | 0x0000_2345_6789_a000 | 0xfff;
     assert_eq!(Spte(v).addr(PHYS_MASK), 0x0000_2345_6789_a000);
     assert_eq!(Spte(v).pfn(PHYS_MASK), 0x0002_3456_789a);
     // With a full mask, bits 52+ still are not address.

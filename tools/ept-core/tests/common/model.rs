@@ -83,17 +83,27 @@ pub struct GenTable {
 #[derive(Clone, Debug)]
 pub struct GenWorld {
     pub format: Format,
+    /// KVM's software-bit layout of the kernel the tables come from.
+    pub layout: Layout,
     pub levels: u8,
     pub root: GenTable,
 }
 
-fn hole_raw() -> BoxedStrategy<u64> {
+/// A not-present value under layout `l`. Sometimes another kernel's frozen
+/// marker, which under `l` is a plain hole.
+fn hole_raw(l: Layout) -> BoxedStrategy<u64> {
+    let others: Vec<u64> = Layout::ALL
+        .iter()
+        .filter(|o| **o != l)
+        .map(|o| o.frozen())
+        .collect();
     prop_oneof![
         3 => Just(NONPRESENT),
         2 => Just(0u64),
-        1 => any::<u64>().prop_map(|v| {
+        1 => proptest::sample::select(others),
+        1 => any::<u64>().prop_map(move |v| {
             let v = v & !PRESENT;
-            if v == FROZEN {
+            if v == l.frozen() {
                 NONPRESENT
             } else {
                 v
@@ -107,7 +117,7 @@ fn ad_type() -> BoxedStrategy<u8> {
     prop_oneof![8 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8), 1 => Just(3u8)].boxed()
 }
 
-fn gen_leaf(f: Format, level: u8) -> BoxedStrategy<Gen> {
+fn gen_leaf(f: Format, l: Layout, level: u8) -> BoxedStrategy<Gen> {
     (
         any::<bool>(),
         any::<bool>(),
@@ -122,7 +132,7 @@ fn gen_leaf(f: Format, level: u8) -> BoxedStrategy<Gen> {
                 a,
                 d,
                 ad,
-                extra: extra & leaf_extra_mask(f, level),
+                extra: extra & leaf_extra_mask(f, l, level),
                 pfn: pfn << (9 * (level as u32 - 1)),
                 cbit,
                 low: low && level > 1,
@@ -131,19 +141,19 @@ fn gen_leaf(f: Format, level: u8) -> BoxedStrategy<Gen> {
         .boxed()
 }
 
-fn gen_table_entry(f: Format, level: u8) -> BoxedStrategy<Gen> {
+fn gen_table_entry(f: Format, l: Layout, level: u8) -> BoxedStrategy<Gen> {
     (
         prop::bool::weighted(0.7),
         prop::bool::weighted(0.85),
         any::<u64>(),
         prop::bool::weighted(0.2),
-        gen_table(f, level - 1),
+        gen_table(f, l, level - 1),
     )
         .prop_map(move |(a, tracked, extra, cbit, child)| {
             Gen::Table(Box::new(GenTableEntry {
                 a,
                 tracked,
-                extra: extra & table_extra_mask(f),
+                extra: extra & table_extra_mask(f, l),
                 cbit,
                 child,
             }))
@@ -151,15 +161,15 @@ fn gen_table_entry(f: Format, level: u8) -> BoxedStrategy<Gen> {
         .boxed()
 }
 
-fn gen_entry(f: Format, level: u8) -> BoxedStrategy<Gen> {
-    let hole = hole_raw().prop_map(Gen::Hole);
+fn gen_entry(f: Format, l: Layout, level: u8) -> BoxedStrategy<Gen> {
+    let hole = hole_raw(l).prop_map(Gen::Hole);
     match level {
-        1 => prop_oneof![2 => hole, 1 => Just(Gen::Frozen), 8 => gen_leaf(f, 1)].boxed(),
+        1 => prop_oneof![2 => hole, 1 => Just(Gen::Frozen), 8 => gen_leaf(f, l, 1)].boxed(),
         2 | 3 => prop_oneof![
             2 => hole,
             1 => Just(Gen::Frozen),
-            3 => gen_leaf(f, level),
-            6 => gen_table_entry(f, level),
+            3 => gen_leaf(f, l, level),
+            6 => gen_table_entry(f, l, level),
             1 => any::<bool>().prop_map(|a| Gen::Dangling { a }),
         ]
         .boxed(),
@@ -168,7 +178,7 @@ fn gen_entry(f: Format, level: u8) -> BoxedStrategy<Gen> {
             1 => Just(Gen::Frozen),
             1 => Just(Gen::Malformed),
             1 => any::<bool>().prop_map(|a| Gen::Dangling { a }),
-            12 => gen_table_entry(f, level),
+            12 => gen_table_entry(f, l, level),
         ]
         .boxed(),
     }
@@ -178,15 +188,15 @@ fn index() -> BoxedStrategy<usize> {
     prop_oneof![0usize..3, 509usize..512, 0usize..512].boxed()
 }
 
-/// A random table at `level` in format `f`.
-pub fn gen_table(f: Format, level: u8) -> BoxedStrategy<GenTable> {
-    let entry = gen_entry(f, level);
+/// A random table at `level` in format `f` under layout `l`.
+pub fn gen_table(f: Format, l: Layout, level: u8) -> BoxedStrategy<GenTable> {
+    let entry = gen_entry(f, l, level);
     if level == 1 {
         prop_oneof![
-            1 => (hole_raw(), vec((index(), entry.clone()), 0..24))
+            1 => (hole_raw(l), vec((index(), entry.clone()), 0..24))
                 .prop_map(|(fill, entries)| GenTable { fill, entries }),
             // A dense run, to exercise long stretches of leaves and holes.
-            2 => (hole_raw(), 0usize..512, vec(entry, 1..128)).prop_map(|(fill, start, run)| {
+            2 => (hole_raw(l), 0usize..512, vec(entry, 1..128)).prop_map(|(fill, start, run)| {
                 GenTable {
                     fill,
                     entries: run
@@ -199,21 +209,23 @@ pub fn gen_table(f: Format, level: u8) -> BoxedStrategy<GenTable> {
         ]
         .boxed()
     } else {
-        (hole_raw(), vec((index(), entry), 1..6))
+        (hole_raw(l), vec((index(), entry), 1..6))
             .prop_map(|(fill, entries)| GenTable { fill, entries })
             .boxed()
     }
 }
 
-/// A random root: EPT or NPT, 4 or 5 levels.
+/// A random root: EPT or NPT, either kernel's layout, 4 or 5 levels.
 pub fn gen_world() -> BoxedStrategy<GenWorld> {
     (
         prop_oneof![Just(Format::Ept), Just(Format::Npt)],
+        proptest::sample::select(Layout::ALL.to_vec()),
         prop_oneof![3 => Just(4u8), 1 => Just(5u8)],
     )
-        .prop_flat_map(|(format, levels)| {
-            gen_table(format, levels).prop_map(move |root| GenWorld {
+        .prop_flat_map(|(format, layout, levels)| {
+            gen_table(format, layout, levels).prop_map(move |root| GenWorld {
                 format,
+                layout,
                 levels,
                 root,
             })
@@ -271,6 +283,7 @@ pub struct WTable {
 /// root is table 0.
 pub struct World {
     pub format: Format,
+    pub layout: Layout,
     pub levels: u8,
     pub arena: Arena,
     pub tables: Vec<WTable>,
@@ -284,6 +297,7 @@ impl World {
     pub fn build(g: &GenWorld) -> World {
         let mut w = World {
             format: g.format,
+            layout: g.layout,
             levels: g.levels,
             arena: Arena::new(),
             tables: Vec::new(),
@@ -306,6 +320,7 @@ impl World {
 
     fn build_table(&mut self, g: &GenTable, level: u8, base: u64, parent: Option<Slot>) -> usize {
         let f = self.format;
+        let l = self.layout;
         let id = self.new_table(g.fill, level, base, parent);
         let mut seen = [false; 512];
         for (idx, e) in &g.entries {
@@ -317,21 +332,21 @@ impl World {
             let gfn = base + idx as u64 * entry_pages(level);
             let (raw, we) = match e {
                 Gen::Hole(v) => (*v, WEntry::Hole),
-                Gen::Frozen => (FROZEN, WEntry::Frozen),
+                Gen::Frozen => (l.frozen(), WEntry::Frozen),
                 Gen::Malformed => (PRESENT | perms(f) | LARGE | 0x4000_0000, WEntry::Malformed),
-                Gen::Leaf(l) => {
-                    let mut raw = leaf(f, level, l.pfn, l.a, l.d) | l.extra | ((l.ad as u64) << 52);
-                    if l.cbit {
+                Gen::Leaf(lf) => {
+                    let mut raw = leaf(f, level, lf.pfn, lf.a, lf.d) | lf.extra | l.ad(lf.ad);
+                    if lf.cbit {
                         raw |= CBIT;
                     }
-                    if l.low {
+                    if lf.low {
                         raw |= 1 << 12;
                     }
                     (
                         raw,
                         WEntry::Leaf {
-                            ad: l.ad,
-                            pfn: l.pfn,
+                            ad: lf.ad,
+                            pfn: lf.pfn,
                         },
                     )
                 }
@@ -339,7 +354,7 @@ impl World {
                     let child = self.build_table(&t.child, level - 1, gfn, Some((id, idx)));
                     let mut raw = table(f, Arena::pa(child), t.a) | t.extra;
                     if !t.tracked {
-                        raw |= AD_DISABLED;
+                        raw |= l.ad(TYPE_DISABLED);
                     }
                     if t.cbit {
                         raw |= CBIT;
@@ -365,7 +380,14 @@ impl World {
 
     /// The root as the walker needs it.
     pub fn root(&self) -> Root {
-        Root::new(Arena::pa(0), self.levels, self.format, PHYS_MASK).expect("valid root")
+        Root::new(
+            Arena::pa(0),
+            self.levels,
+            self.format,
+            self.layout.bits(),
+            PHYS_MASK,
+        )
+        .expect("valid root")
     }
 
     /// Number of GFNs the root spans.
@@ -384,6 +406,7 @@ impl World {
         }
         World {
             format: self.format,
+            layout: self.layout,
             levels: self.levels,
             arena,
             tables: self.tables.clone(),
@@ -464,8 +487,8 @@ impl World {
     pub fn map(&mut self, (id, idx): Slot, pfn: u64, a: bool) {
         let level = self.tables[id].level;
         let pfn = (pfn << (9 * (level as u32 - 1))) & (PHYS_MASK >> 12);
-        self.arena
-            .store(id, idx, leaf(self.format, level, pfn, a, false));
+        let raw = leaf(self.format, level, pfn, a, false) | self.host_writable();
+        self.arena.store(id, idx, raw);
         self.tables[id].entries[idx] = WEntry::Leaf { ad: 0, pfn };
     }
 
@@ -503,6 +526,12 @@ impl World {
         id
     }
 
+    /// The host-writable bit KVM sets in the leaves it maps (in this
+    /// layout's place), for leaves the tests map as KVM would.
+    pub fn host_writable(&self) -> u64 {
+        self.layout.host_writable(self.format)
+    }
+
     /// Splits the large leaf at `slot` into a table of smaller leaves of the
     /// same frames (KVM's huge page split).
     pub fn split(&mut self, (id, idx): Slot) {
@@ -518,8 +547,8 @@ impl World {
         let step = entry_pages(level - 1);
         for i in 0..512 {
             let p = pfn + i as u64 * step;
-            self.arena
-                .store(child, i, leaf(self.format, level - 1, p, true, false));
+            let raw = leaf(self.format, level - 1, p, true, false) | self.host_writable();
+            self.arena.store(child, i, raw);
             self.tables[child].entries[i] = WEntry::Leaf { ad: 0, pfn: p };
         }
         self.arena
