@@ -218,7 +218,7 @@ pub fn report(args: &ReportArgs) -> Result<(), Error> {
     // The recording's VMs as `vms` last listed them, for the resolver.
     let rows: Vec<VmRow> = all
         .iter()
-        .filter_map(|s| s.last.as_ref().map(|v| v.row.clone()))
+        .filter_map(|s| s.last.as_ref().map(|v| v.row))
         .collect();
     let only = match &args.vm {
         Some(v) => vec![resolve_vm(v, &rows)?.to_string()],
