@@ -32,9 +32,10 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, RGBColor};
 
-use crate::bins;
+use crate::bins::{self, Bin};
 use crate::error::Error;
-use crate::model::{History, HistoryRound, VmSnapshot};
+use crate::model::{slot_bytes, History, HistoryRound, VmSnapshot};
+use crate::render::{size_label, term};
 
 /// The picture file formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -70,8 +71,8 @@ pub struct Picture {
     pub heat: Option<HeatPanel>,
     /// The address x time panel.
     pub history: Option<TimePanel>,
-    /// Memslots as guest-physical byte ranges, with their slot ids.
-    pub memslots: Vec<(Range<u64>, u16)>,
+    /// Memslots as guest-physical byte ranges, with their slot numbers.
+    pub memslots: Vec<(Range<u64>, u32)>,
 }
 
 /// The data of the address x heat panel.
@@ -98,36 +99,6 @@ pub struct TimePanel {
     pub rounds: Vec<HistoryRound>,
 }
 
-/// Where a panel's plotting area is in the picture and what its axes
-/// span: for tests and anyone who wants to find an address in the
-/// pixels.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PanelArea {
-    /// Pixel columns of the plotting area.
-    pub x: Range<i32>,
-    /// Pixel rows of the plotting area.
-    pub y: Range<i32>,
-    /// Guest-physical addresses at the left and right edge.
-    pub gpa: Range<f64>,
-    /// Value at the bottom and top edge (heat in percent, or seconds since
-    /// the first round).
-    pub value: Range<f64>,
-}
-
-impl PanelArea {
-    /// The pixel column of address `gpa`.
-    pub fn column(&self, gpa: u64) -> i32 {
-        let f = (gpa as f64 - self.gpa.start) / (self.gpa.end - self.gpa.start);
-        self.x.start + (f * f64::from(self.x.end - self.x.start)).round() as i32
-    }
-
-    /// The pixel row of `value` (rows grow downwards, values upwards).
-    pub fn row(&self, value: f64) -> i32 {
-        let f = (value - self.value.start) / (self.value.end - self.value.start);
-        self.y.end - (f * f64::from(self.y.end - self.y.start)).round() as i32
-    }
-}
-
 /// Where the panels are.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Layout {
@@ -139,7 +110,10 @@ pub struct Layout {
 
 /// Colour stops of the heat scale (ColorBrewer YlOrRd): light for cold,
 /// dark red for hot, brightness falling with heat so it also reads in
-/// grey.
+/// grey. The terminal's 24-bit ramp (inferno) is dark for cold, which
+/// suits a terminal and not a white page, so the colours differ; how heat
+/// maps onto them is shared ([`term::ramp_rgb`]: the first stop only for
+/// no heat at all).
 const STOPS: [(u8, u8, u8); 9] = [
     (255, 255, 204),
     (255, 237, 160),
@@ -152,36 +126,10 @@ const STOPS: [(u8, u8, u8); 9] = [
     (128, 0, 38),
 ];
 
-/// The colour of heat `h` (0 cold .. 1 hot; clamped).
+/// The colour of heat `h` (0 cold .. 1 hot; clamped, NaN is cold).
 pub fn heat_colour(h: f64) -> RGBColor {
-    let h = if h.is_nan() { 0.0 } else { h.clamp(0.0, 1.0) };
-    let pos = h * (STOPS.len() - 1) as f64;
-    let i = (pos.floor() as usize).min(STOPS.len() - 2);
-    let f = pos - i as f64;
-    let (a, b) = (STOPS[i], STOPS[i + 1]);
-    let mix = |x: u8, y: u8| (f64::from(x) + (f64::from(y) - f64::from(x)) * f).round() as u8;
-    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
-}
-
-/// `gpa` as a short label in MiB or GiB.
-pub fn gpa_label(gpa: f64, span: f64) -> String {
-    const MIB: f64 = 1024.0 * 1024.0;
-    const GIB: f64 = 1024.0 * MIB;
-    if span >= 4.0 * GIB {
-        let g = gpa / GIB;
-        if (g - g.round()).abs() < 1e-9 {
-            format!("{g:.0}G")
-        } else {
-            format!("{g:.1}G")
-        }
-    } else {
-        let m = gpa / MIB;
-        if (m - m.round()).abs() < 1e-6 {
-            format!("{m:.0}M")
-        } else {
-            format!("{m:.1}M")
-        }
-    }
+    let (r, g, b) = term::ramp_rgb(&STOPS, h);
+    RGBColor(r, g, b)
 }
 
 fn register_font() {
@@ -238,17 +186,25 @@ impl Picture {
         let end = spans.iter().map(|r| r.end).max()?;
         (end > start).then_some(start..end)
     }
+
+    /// The x axis: the memslots' addresses, long holes between them cut
+    /// out (the heat map and the history have nothing but holes there);
+    /// the whole span when there are no memslots.
+    pub fn axis(&self) -> Option<Axis> {
+        if self.heat.is_none() && self.history.is_none() {
+            return None;
+        }
+        let slots: Vec<Range<u64>> = self.memslots.iter().map(|(r, _)| r.clone()).collect();
+        Axis::new(&slots).or_else(|| Axis::new(&[self.span()?]))
+    }
 }
 
-/// A VM's memslots as byte ranges.
-pub fn memslot_ranges(vm: &VmSnapshot) -> Vec<(Range<u64>, u16)> {
+/// A VM's memslots as byte ranges, with their slot numbers (as in
+/// `heatmap`'s `slot` column).
+pub fn memslot_ranges(vm: &VmSnapshot) -> Vec<(Range<u64>, u32)> {
     vm.memslots
         .iter()
-        .filter_map(|m| {
-            let start = m.base_gfn.checked_mul(4096)?;
-            let end = start.checked_add(m.npages.checked_mul(4096)?)?;
-            Some((start..end, m.id))
-        })
+        .map(|m| (slot_bytes(m), m.slot()))
         .collect()
 }
 
@@ -423,7 +379,7 @@ fn draw<DB: DrawingBackend>(
     let (width, height) = root.dim_in_pixel();
     let sz = Sizes::of(width, height);
     root.fill(&WHITE)?;
-    let Some(span) = pic.span() else {
+    let Some(axis) = pic.axis() else {
         root.draw_text(
             "nothing to draw: no heat map and no history",
             &("sans-serif", sz.font).into_font().color(&BLACK),
@@ -437,92 +393,395 @@ fn draw<DB: DrawingBackend>(
     match (&pic.heat, &pic.history) {
         (Some(h), Some(t)) => {
             let (top, bottom) = main.split_vertically(main.dim_in_pixel().1 * 2 / 5);
-            layout.heat = Some(draw_heat(&top, h, pic, span.clone(), sz)?);
-            layout.history = Some(draw_time(&bottom, t, pic, span, sz)?);
+            layout.heat = Some(draw_heat(&top, h, pic, &axis, sz)?);
+            layout.history = Some(draw_time(&bottom, t, pic, &axis, sz)?);
         }
-        (Some(h), None) => layout.heat = Some(draw_heat(&main, h, pic, span, sz)?),
-        (None, Some(t)) => layout.history = Some(draw_time(&main, t, pic, span, sz)?),
+        (Some(h), None) => layout.heat = Some(draw_heat(&main, h, pic, &axis, sz)?),
+        (None, Some(t)) => layout.history = Some(draw_time(&main, t, pic, &axis, sz)?),
         (None, None) => {}
     }
-    draw_legend(&legend, pic, sz)?;
+    draw_legend(&legend, pic, &axis, sz)?;
     Ok(layout)
 }
 
-fn x_range(span: &Range<u64>) -> Range<f64> {
-    span.start as f64..span.end as f64
+/// Share of the x axis each break between two segments takes.
+const BREAK_WIDTH: f64 = 0.03;
+
+/// Least share of the x axis a segment takes, however few its bytes: a
+/// BIOS slot of 256 KiB next to gibibytes of RAM still shows.
+const MIN_SEGMENT: f64 = 0.012;
+
+/// A hole between memslots is cut out of the axis when it is longer than
+/// this share of the bytes the memslots cover (the legacy VGA hole in the
+/// first megabyte is not; the 3.75 GiB below a 256 MiB guest's BIOS slot
+/// at 0xfffc0000 is).
+const CUT_HOLE: f64 = 1.0 / 16.0;
+
+/// The x axis of a picture: the address ranges that are drawn, side by
+/// side from 0.0 to 1.0, each stretched linearly, with a break between
+/// two ranges that a long hole separates. A guest's memory sits in a few
+/// memslots that can be gigabytes apart; drawn to scale, the picture
+/// would be mostly hole.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Axis {
+    /// The ranges drawn, in address order, with where they are drawn.
+    pub segments: Vec<Segment>,
 }
 
-/// Address ticks at multiples of a power of two (64M, 128M, ... rather
-/// than plotters' decimal 47.7M, 95.4M), at most about eight of them.
-fn x_ticks(span: &Range<u64>) -> Vec<u64> {
-    let len = span.end.saturating_sub(span.start).max(1);
-    let mut step: u64 = 4096;
-    while len / step > 8 {
-        step = step.saturating_mul(2);
+/// One range of addresses drawn side by side with no break.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Segment {
+    /// Guest-physical addresses.
+    pub gpa: Range<u64>,
+    /// Where on the axis (0.0..1.0).
+    pub at: Range<f64>,
+}
+
+impl Segment {
+    fn bytes(&self) -> u64 {
+        self.gpa.end - self.gpa.start
     }
-    let first = span.start.div_ceil(step).saturating_mul(step);
-    (0..)
-        .map(|i: u64| first.saturating_add(i.saturating_mul(step)))
-        .take_while(|&x| x <= span.end)
-        .collect()
+
+    /// Axis position of `gpa` (clamped to the segment).
+    fn position(&self, gpa: u64) -> f64 {
+        let f = gpa
+            .clamp(self.gpa.start, self.gpa.end)
+            .saturating_sub(self.gpa.start) as f64
+            / self.bytes().max(1) as f64;
+        self.at.start + f * (self.at.end - self.at.start)
+    }
 }
 
-/// The x axis: addresses with power-of-two ticks.
-fn x_axis(span: &Range<u64>) -> WithKeyPoints<RangedCoordu64> {
-    (span.start..span.end).with_key_points(x_ticks(span))
+impl Axis {
+    /// The axis drawing `covered` (address ranges, in any order, may
+    /// overlap; empty ones ignored), with holes between them longer than
+    /// [`CUT_HOLE`] of the covered bytes cut out. `None` when nothing is
+    /// covered.
+    pub fn new(covered: &[Range<u64>]) -> Option<Axis> {
+        let mut ranges: Vec<Range<u64>> = covered
+            .iter()
+            .filter(|r| r.end > r.start)
+            .cloned()
+            .collect();
+        ranges.sort_by_key(|r| r.start);
+        let mut merged: Vec<Range<u64>> = Vec::new();
+        for r in ranges {
+            match merged.last_mut() {
+                Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+                _ => merged.push(r),
+            }
+        }
+        let covered_bytes: u64 = merged.iter().map(|r| r.end - r.start).sum();
+        let cut = (covered_bytes as f64 * CUT_HOLE) as u64;
+        // Short holes stay on the axis, to scale: they are part of a
+        // segment.
+        let mut gpas: Vec<Range<u64>> = Vec::new();
+        for r in merged {
+            match gpas.last_mut() {
+                Some(last) if r.start - last.end <= cut => last.end = r.end,
+                _ => gpas.push(r),
+            }
+        }
+        let total: u64 = gpas.iter().map(|r| r.end - r.start).sum();
+        if total == 0 {
+            return None;
+        }
+        // Shares by bytes, small segments raised to MIN_SEGMENT at the
+        // expense of the others, after the breaks' room.
+        let room = (1.0 - BREAK_WIDTH * (gpas.len() - 1) as f64).max(0.5);
+        let raw: Vec<f64> = gpas
+            .iter()
+            .map(|r| (r.end - r.start) as f64 / total as f64)
+            .collect();
+        let small: f64 = raw.iter().filter(|&&f| f < MIN_SEGMENT).count() as f64 * MIN_SEGMENT;
+        let large: f64 = raw.iter().filter(|&&f| f >= MIN_SEGMENT).sum();
+        let scale = if large > 0.0 {
+            ((1.0 - small) / large).max(0.0)
+        } else {
+            1.0
+        };
+        let mut x = 0.0;
+        let mut segments = Vec::with_capacity(gpas.len());
+        let n = gpas.len();
+        for (i, (gpa, f)) in gpas.into_iter().zip(raw).enumerate() {
+            let share = if f < MIN_SEGMENT {
+                MIN_SEGMENT
+            } else {
+                f * scale
+            };
+            let end = if i + 1 == n { 1.0 } else { x + share * room };
+            segments.push(Segment { gpa, at: x..end });
+            x = end + BREAK_WIDTH;
+        }
+        Some(Axis { segments })
+    }
+
+    /// Axis position (0.0..=1.0) of `gpa`; an address in a cut hole is at
+    /// the break after the segment before it.
+    pub fn position(&self, gpa: u64) -> f64 {
+        let seg = self
+            .segments
+            .iter()
+            .rev()
+            .find(|s| s.gpa.start <= gpa)
+            .or(self.segments.first());
+        seg.map_or(0.0, |s| s.position(gpa))
+    }
+
+    /// The address drawn at axis position `x` (`None` in a break).
+    pub fn gpa_at(&self, x: f64) -> Option<u64> {
+        let s = self
+            .segments
+            .iter()
+            .find(|s| s.at.start - 1e-9 <= x && x <= s.at.end + 1e-9)?;
+        let f = ((x - s.at.start) / (s.at.end - s.at.start).max(f64::MIN_POSITIVE)).clamp(0.0, 1.0);
+        Some(s.gpa.start + (f * s.bytes() as f64).round() as u64)
+    }
+
+    /// The breaks: axis ranges between segments, with the addresses cut.
+    pub fn breaks(&self) -> impl Iterator<Item = (Range<f64>, Range<u64>)> + '_ {
+        self.segments
+            .windows(2)
+            .map(|w| (w[0].at.end..w[1].at.start, w[0].gpa.end..w[1].gpa.start))
+    }
+
+    /// Address ticks at multiples of a power of two (64M, 128M, ... rather
+    /// than plotters' decimal 47.7M, 95.4M), about eight along the axis,
+    /// each segment's start among them, none crowding another: axis
+    /// positions and their addresses.
+    fn ticks(&self) -> Vec<(f64, u64)> {
+        let mut candidates: Vec<(f64, u64)> = self
+            .segments
+            .iter()
+            .map(|s| (s.at.start, s.gpa.start))
+            .collect();
+        let n = self.segments.len();
+        for (i, s) in self.segments.iter().enumerate() {
+            let wanted = ((s.at.end - s.at.start) * 8.0).round().max(1.0) as u64;
+            let mut step: u64 = 4096;
+            while s.bytes() / step > wanted {
+                step = step.saturating_mul(2);
+            }
+            let first = s.gpa.start.div_ceil(step).saturating_mul(step);
+            // A segment's end is the break's edge, unless it is the last.
+            let end = if i + 1 == n { s.gpa.end } else { s.gpa.end - 1 };
+            candidates.extend(
+                (0..)
+                    .map(|k: u64| first.saturating_add(k.saturating_mul(step)))
+                    .take_while(|&x| x <= end)
+                    .map(|x| (s.position(x), x)),
+            );
+        }
+        let mut ticks: Vec<(f64, u64)> = Vec::new();
+        for c in candidates {
+            if ticks.iter().all(|t| (t.0 - c.0).abs() >= 1.0 / 12.0 - 1e-9) {
+                ticks.push(c);
+            }
+        }
+        ticks.sort_by(|a, b| a.0.total_cmp(&b.0));
+        ticks
+    }
+
+    /// The axis for plotters, in [`UNITS`], with [`Axis::ticks`].
+    fn coord(&self) -> WithKeyPoints<RangedCoordu64> {
+        (0..UNITS).with_key_points(self.ticks().into_iter().map(|(x, _)| unit(x)).collect())
+    }
+
+    /// Where plotters draws `gpa`.
+    fn x(&self, gpa: u64) -> u64 {
+        unit(self.position(gpa))
+    }
+
+    /// The label of the tick at `x` (in [`UNITS`]): its address, not one
+    /// read back from the rounded position; short where that is exact
+    /// (`128M`), else in hex (a segment after a break starts anywhere:
+    /// `0xfffc0000`, not `4.0G`).
+    fn label(&self, x: u64) -> String {
+        let Some(gpa) = self
+            .ticks()
+            .into_iter()
+            .find(|&(t, _)| unit(t) == x)
+            .map(|(_, gpa)| gpa)
+            .or_else(|| self.gpa_at(x as f64 / UNITS as f64))
+        else {
+            return String::new();
+        };
+        let short = size_label(gpa);
+        if short.contains('.') {
+            format!("{gpa:#x}")
+        } else {
+            short
+        }
+    }
+}
+
+/// Where a panel's plotting area is in the picture and what its axes
+/// span: for tests and anyone who wants to find an address in the
+/// pixels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PanelArea {
+    /// Pixel columns of the plotting area.
+    pub x: Range<i32>,
+    /// Pixel rows of the plotting area.
+    pub y: Range<i32>,
+    /// The address axis.
+    pub axis: Axis,
+    /// Value at the bottom and top edge (heat in percent, or seconds since
+    /// the first round).
+    pub value: Range<f64>,
+}
+
+impl PanelArea {
+    /// The pixel column of address `gpa`.
+    pub fn column(&self, gpa: u64) -> i32 {
+        let f = self.axis.position(gpa);
+        self.x.start + (f * f64::from(self.x.end - self.x.start)).round() as i32
+    }
+
+    /// The pixel row of `value` (rows grow downwards, values upwards).
+    pub fn row(&self, value: f64) -> i32 {
+        let f = (value - self.value.start) / (self.value.end - self.value.start);
+        self.y.end - (f * f64::from(self.y.end - self.y.start)).round() as i32
+    }
+}
+
+/// Plotters' x coordinate: the axis position in millionths (near enough:
+/// plotters formats the labels of integer axes, not of `f64` ones with key
+/// points).
+const UNITS: u64 = 1 << 20;
+
+/// An axis position in [`UNITS`].
+fn unit(x: f64) -> u64 {
+    (x.clamp(0.0, 1.0) * UNITS as f64).round() as u64
+}
+
+type Chart<'a, DB> =
+    ChartContext<'a, DB, Cartesian2d<WithKeyPoints<RangedCoordu64>, RangedCoordf64>>;
+
+/// Pixel columns of the plot a segment gets (at least one).
+fn columns_of(seg: &Segment, plot_px: i32) -> usize {
+    ((seg.at.end - seg.at.start) * f64::from(plot_px.max(1)))
+        .round()
+        .max(1.0) as usize
+}
+
+/// What is under the heat of a bin: grey for a hole, the colour of no heat
+/// where something is mapped, white where the sampler knows nothing.
+fn ground(b: &Bin) -> RGBColor {
+    if b.hole > b.present && b.hole > 0.0 {
+        HOLE
+    } else if b.present > 0.0 {
+        heat_colour(0.0)
+    } else {
+        WHITE
+    }
+}
+
+/// The ground of the panels across the axis, as address ranges of one
+/// colour, no finer than the pixels: from the heat map when there is one
+/// (holes grey), else from the memslots (addresses outside them grey).
+fn grounds(pic: &Picture, axis: &Axis, plot_px: i32) -> Vec<(Range<u64>, RGBColor)> {
+    let mut out: Vec<(Range<u64>, RGBColor)> = Vec::new();
+    for seg in &axis.segments {
+        let n = columns_of(seg, plot_px);
+        let bins: Vec<(Range<u64>, RGBColor)> = match &pic.heat {
+            Some(h) => bins::fold(&h.runs, seg.gpa.start, seg.gpa.end, n)
+                .iter()
+                .map(|b| (b.start..b.end, ground(b)))
+                .collect(),
+            None if !pic.memslots.is_empty() => {
+                let slots: Vec<bins::Bin> = bins::fold(&[], seg.gpa.start, seg.gpa.end, n);
+                slots
+                    .iter()
+                    .map(|b| {
+                        let mapped = pic
+                            .memslots
+                            .iter()
+                            .any(|(r, _)| r.start < b.end && b.start < r.end);
+                        (b.start..b.end, if mapped { heat_colour(0.0) } else { HOLE })
+                    })
+                    .collect()
+            }
+            None => vec![(seg.gpa.clone(), heat_colour(0.0))],
+        };
+        for (r, c) in bins {
+            match out.last_mut() {
+                Some((last, lc)) if *lc == c && last.end == r.start => last.end = r.end,
+                _ => out.push((r, c)),
+            }
+        }
+    }
+    out
+}
+
+/// The mesh and labels of a panel.
+fn configure<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    axis: &Axis,
+    y_labels: usize,
+    y_fmt: &dyn Fn(&f64) -> String,
+    y_desc: &str,
+    sz: Sizes,
+) -> DrawResult<(), DB> {
+    let fmt_x = |v: &u64| axis.label(*v);
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_labels(16)
+        .y_labels(y_labels)
+        .x_label_formatter(&fmt_x)
+        .y_label_formatter(y_fmt)
+        .x_desc("guest-physical address")
+        .y_desc(y_desc)
+        .label_style(("sans-serif", sz.font * 4 / 5))
+        .axis_desc_style(("sans-serif", sz.font * 4 / 5))
+        .draw()
 }
 
 fn draw_heat<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     h: &HeatPanel,
     pic: &Picture,
-    span: Range<u64>,
+    axis: &Axis,
     sz: Sizes,
 ) -> DrawResult<PanelArea, DB> {
-    let xr = x_range(&span);
-    let width_bytes = xr.end - xr.start;
     let mut chart = ChartBuilder::on(area)
         .caption(format!("heat: {}", h.note), ("sans-serif", sz.font))
         .margin(sz.font / 2)
         .x_label_area_size(sz.x_labels)
         .y_label_area_size(sz.y_labels)
-        .build_cartesian_2d(x_axis(&span), 0f64..105f64)?;
-    let fmt_x = |v: &u64| gpa_label(*v as f64, width_bytes);
-    chart
-        .configure_mesh()
-        .disable_mesh()
-        .x_labels(16)
-        .y_labels(5)
-        .x_label_formatter(&fmt_x)
-        .y_label_formatter(&|v: &f64| {
-            if *v > 100.0 {
-                String::new()
-            } else {
-                format!("{v:.0}%")
-            }
-        })
-        .x_desc("guest-physical address")
-        .y_desc("rounds in window")
-        .label_style(("sans-serif", sz.font * 4 / 5))
-        .axis_desc_style(("sans-serif", sz.font * 4 / 5))
-        .draw()?;
-    let (px, py) = chart.plotting_area().get_pixel_range();
-    // One bin per pixel column: the picture is exact at any size.
-    let columns = usize::try_from(px.end - px.start).unwrap_or(1).max(1);
-    let folded = bins::fold(&h.runs, span.start, span.end, columns);
-    chart.draw_series(folded.iter().map(|b| {
-        let colour = if b.hole > b.present && b.hole > 0.0 {
-            HOLE
-        } else if b.present > 0.0 {
-            heat_colour(0.0)
+        .build_cartesian_2d(axis.coord(), 0f64..105f64)?;
+    let y_fmt = |v: &f64| {
+        if *v > 100.0 {
+            String::new()
         } else {
-            WHITE
-        };
-        Rectangle::new([(b.start, 0.0), (b.end, 105.0)], colour.filled())
-    }))?;
+            format!("{v:.0}%")
+        }
+    };
+    configure(&mut chart, axis, 5, &y_fmt, "rounds in window", sz)?;
+    let (px, py) = chart.plotting_area().get_pixel_range();
+    let x = |gpa: u64| axis.x(gpa);
+    chart.draw_series(
+        grounds(pic, axis, px.end - px.start)
+            .into_iter()
+            .map(|(r, c)| Rectangle::new([(x(r.start), 0.0), (x(r.end), 105.0)], c.filled())),
+    )?;
+    // One bin per pixel column: the picture is exact at any size.
+    let folded: Vec<Bin> = axis
+        .segments
+        .iter()
+        .flat_map(|s| {
+            bins::fold(
+                &h.runs,
+                s.gpa.start,
+                s.gpa.end,
+                columns_of(s, px.end - px.start),
+            )
+        })
+        .collect();
     chart.draw_series(folded.iter().filter(|b| b.accessed > 0.0).map(|b| {
         Rectangle::new(
-            [(b.start, 0.0), (b.end, b.accessed * 100.0)],
+            [(x(b.start), 0.0), (x(b.end), b.accessed * 100.0)],
             heat_colour(b.accessed).filled(),
         )
     }))?;
@@ -531,29 +790,66 @@ fn draw_heat<DB: DrawingBackend>(
         chart.draw_series(folded.iter().filter(|b| b.dirty > 0.0).map(|b| {
             let y = b.dirty * 100.0;
             Rectangle::new(
-                [(b.start, (y - mark).max(0.0)), (b.end, y + mark)],
+                [(x(b.start), (y - mark).max(0.0)), (x(b.end), y + mark)],
                 DIRTY.filled(),
             )
         }))?;
     }
-    draw_slot_edges(&mut chart, pic, 0.0..105.0, true, sz)?;
+    draw_slot_edges(&mut chart, pic, axis, 0.0..105.0, true, sz)?;
+    draw_breaks(&mut chart, axis, 0.0..105.0)?;
     Ok(PanelArea {
         x: px,
         y: py,
-        gpa: xr,
+        axis: axis.clone(),
         value: 0.0..105.0,
     })
 }
 
+/// Colour of the break marks where a long hole is cut out of the axis.
+pub const BREAK: RGBColor = RGBColor(90, 90, 90);
+
+/// Each break as a white gap with a zigzag down its middle (the usual
+/// mark of a broken axis).
+fn draw_breaks<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    axis: &Axis,
+    y: Range<f64>,
+) -> DrawResult<(), DB> {
+    for (at, _) in axis.breaks() {
+        chart.draw_series(std::iter::once(Rectangle::new(
+            [(unit(at.start), y.start), (unit(at.end), y.end)],
+            WHITE.filled(),
+        )))?;
+        let (l, r) = (
+            unit(at.start + (at.end - at.start) * 0.25),
+            unit(at.start + (at.end - at.start) * 0.75),
+        );
+        let steps = 12;
+        let points: Vec<(u64, f64)> = (0..=steps)
+            .map(|i| {
+                let v = y.start + (y.end - y.start) * f64::from(i) / f64::from(steps);
+                (if i % 2 == 0 { l } else { r }, v)
+            })
+            .collect();
+        chart.draw_series(std::iter::once(PathElement::new(
+            points,
+            BREAK.stroke_width(2),
+        )))?;
+    }
+    Ok(())
+}
+
 fn draw_slot_edges<DB: DrawingBackend>(
-    chart: &mut ChartContext<'_, DB, Cartesian2d<WithKeyPoints<RangedCoordu64>, RangedCoordf64>>,
+    chart: &mut Chart<'_, DB>,
     pic: &Picture,
+    axis: &Axis,
     y: Range<f64>,
     label: bool,
     sz: Sizes,
 ) -> DrawResult<(), DB> {
     for (range, id) in &pic.memslots {
         for x in [range.start, range.end] {
+            let x = axis.x(x);
             chart.draw_series(DashedLineSeries::new(
                 [(x, y.start), (x, y.end)],
                 6,
@@ -564,7 +860,7 @@ fn draw_slot_edges<DB: DrawingBackend>(
         if label {
             chart.draw_series(std::iter::once(Text::new(
                 format!("slot {id}"),
-                (range.start, y.end),
+                (axis.x(range.start), y.end),
                 ("sans-serif", sz.font * 3 / 4).into_font().color(&BLACK),
             )))?;
         }
@@ -576,40 +872,32 @@ fn draw_time<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     t: &TimePanel,
     pic: &Picture,
-    span: Range<u64>,
+    axis: &Axis,
     sz: Sizes,
 ) -> DrawResult<PanelArea, DB> {
-    let xr = x_range(&span);
-    let width_bytes = xr.end - xr.start;
     let (times, usual) = t.times();
     let top = times.last().copied().unwrap_or(0.0) + usual;
     let first = t.rounds.first().map_or(0, |r| r.record.round);
     let last = t.rounds.last().map_or(0, |r| r.record.round);
     let caption = format!(
         "history: accessed share of each {} region, rounds {first}..{last}",
-        crate::picture::size_label(t.region)
+        size_label(t.region)
     );
     let mut chart = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", sz.font))
         .margin(sz.font / 2)
         .x_label_area_size(sz.x_labels)
         .y_label_area_size(sz.y_labels)
-        .build_cartesian_2d(x_axis(&span), 0f64..top)?;
-    let fmt_x = |v: &u64| gpa_label(*v as f64, width_bytes);
-    chart
-        .configure_mesh()
-        .disable_mesh()
-        .x_labels(16)
-        .y_labels(6)
-        .x_label_formatter(&fmt_x)
-        .y_label_formatter(&|v: &f64| format!("{v:.1}s"))
-        .x_desc("guest-physical address")
-        .y_desc("time since the first round")
-        .label_style(("sans-serif", sz.font * 4 / 5))
-        .axis_desc_style(("sans-serif", sz.font * 4 / 5))
-        .draw()?;
-    let hs = t.span();
-    let (hx0, hx1) = (hs.start, hs.end);
+        .build_cartesian_2d(axis.coord(), 0f64..top)?;
+    let y_fmt = |v: &f64| format!("{v:.1}s");
+    configure(
+        &mut chart,
+        axis,
+        6,
+        &y_fmt,
+        "time since the first round",
+        sz,
+    )?;
     // A row lasts until the next round, but a gap (rounds missing from a
     // recording, a stop) is left blank rather than smeared.
     let rows: Vec<(f64, f64)> = times
@@ -621,33 +909,50 @@ fn draw_time<DB: DrawingBackend>(
         })
         .collect();
     let (px, py) = chart.plotting_area().get_pixel_range();
+    let x = |gpa: u64| axis.x(gpa);
     let bands = bands(
         t,
+        axis,
         &rows,
         top,
         usize::try_from(py.end - py.start).unwrap_or(1).max(1),
-        usize::try_from(px.end - px.start).unwrap_or(1).max(1),
+        px.end - px.start,
     );
-    chart.draw_series(
-        bands
-            .iter()
-            .map(|b| Rectangle::new([(hx0, b.s), (hx1, b.e)], heat_colour(0.0).filled())),
-    )?;
+    // The ground under each stretch of rounds without a gap: holes grey.
+    // The shares do not tell holes from idle memory; the heat map (or the
+    // memslots) does, as of the picture's moment: a region mapped only
+    // later or earlier shows its heat over grey in those rounds.
+    let history = t.span();
+    let ground = grounds(pic, axis, px.end - px.start);
+    let mut stretches: Vec<(f64, f64)> = Vec::new();
+    for b in &bands {
+        match stretches.last_mut() {
+            Some(last) if b.s <= last.1 + usual * 1e-6 => last.1 = last.1.max(b.e),
+            _ => stretches.push((b.s, b.e)),
+        }
+    }
+    chart.draw_series(stretches.iter().flat_map(|&(s, e)| {
+        ground.iter().filter_map(move |(r, c)| {
+            let (a, b) = (r.start.max(history.start), r.end.min(history.end));
+            (b > a).then(|| Rectangle::new([(x(a), s), (x(b), e)], c.filled()))
+        })
+    }))?;
     let mut rects = Vec::new();
     for b in &bands {
         for &(x0, x1, share) in &b.cells {
             rects.push(Rectangle::new(
-                [(x0, b.s), (x1, b.e)],
+                [(x(x0), b.s), (x(x1), b.e)],
                 heat_colour(f64::from(share) / 255.0).filled(),
             ));
         }
     }
     chart.draw_series(rects)?;
-    draw_slot_edges(&mut chart, pic, 0.0..top, false, sz)?;
+    draw_slot_edges(&mut chart, pic, axis, 0.0..top, false, sz)?;
+    draw_breaks(&mut chart, axis, 0.0..top)?;
     Ok(PanelArea {
         x: px,
         y: py,
-        gpa: xr,
+        axis: axis.clone(),
         value: 0.0..top,
     })
 }
@@ -665,8 +970,17 @@ struct Band {
 /// fall in one pixel row, and regions in one pixel column, are drawn as
 /// their mean share. A long recording or a large guest then gives a
 /// picture (and an SVG file) the size of the plot, not of the data.
-fn bands(t: &TimePanel, rows: &[(f64, f64)], top: f64, height: usize, width: usize) -> Vec<Band> {
-    let regions = t.regions();
+/// Regions in holes cut out of the axis are not drawn.
+fn bands(
+    t: &TimePanel,
+    axis: &Axis,
+    rows: &[(f64, f64)],
+    top: f64,
+    height: usize,
+    plot_px: i32,
+) -> Vec<Band> {
+    let regions = t.regions() as u64;
+    let span = t.span();
     // Rounds grouped by pixel row (each round alone when they fit).
     let mut groups: Vec<(f64, f64, Vec<&HistoryRound>)> = Vec::new();
     let mut last_key = None;
@@ -686,15 +1000,31 @@ fn bands(t: &TimePanel, rows: &[(f64, f64)], top: f64, height: usize, width: usi
         }
         last_key = key;
     }
-    // Regions grouped by pixel column.
-    let columns = regions.min(width).max(1);
-    let column = |c: usize| (c * regions / columns)..((c + 1) * regions / columns);
+    // Per segment: its regions, grouped by pixel column, and the
+    // addresses each group covers within the segment.
+    let region_of = |gpa: u64| (gpa.saturating_sub(t.base) / t.region.max(1)).min(regions);
+    let mut columns: Vec<(Range<usize>, Range<u64>)> = Vec::new();
+    for seg in &axis.segments {
+        let (lo, hi) = (seg.gpa.start.max(span.start), seg.gpa.end.min(span.end));
+        if hi <= lo {
+            continue;
+        }
+        let (r0, r1) = (region_of(lo), region_of(hi - 1) + 1);
+        let n = (r1 - r0).min(columns_of(seg, plot_px) as u64).max(1);
+        let addr = |r: u64| t.base.saturating_add(r.saturating_mul(t.region));
+        for c in 0..n {
+            let (a, b) = (r0 + c * (r1 - r0) / n, r0 + (c + 1) * (r1 - r0) / n);
+            let (x0, x1) = (addr(a).max(lo), addr(b).min(hi));
+            if b > a && x1 > x0 {
+                columns.push((a as usize..b as usize, x0..x1));
+            }
+        }
+    }
     groups
         .into_iter()
         .map(|(s, e, rounds)| {
-            let mut shares: Vec<u8> = Vec::with_capacity(columns);
-            for c in 0..columns {
-                let r = column(c);
+            let mut cells: Vec<(u64, u64, u8)> = Vec::new();
+            for (r, gpa) in &columns {
                 let (mut sum, mut n) = (0u64, 0u64);
                 for round in &rounds {
                     for share in round.accessed.get(r.clone()).unwrap_or(&[]) {
@@ -703,44 +1033,24 @@ fn bands(t: &TimePanel, rows: &[(f64, f64)], top: f64, height: usize, width: usi
                     }
                 }
                 // Rounded up: one accessed page in a column still shows.
-                shares.push(if n == 0 { 0 } else { sum.div_ceil(n) as u8 });
-            }
-            let addr = |c: usize| {
-                let region = column(c).start as u64;
-                t.base.saturating_add(region.saturating_mul(t.region))
-            };
-            let end = t.span().end;
-            let mut cells = Vec::new();
-            let mut i = 0;
-            while i < shares.len() {
-                let mut j = i + 1;
-                while j < shares.len() && shares[j] == shares[i] {
-                    j += 1;
+                let share = if n == 0 { 0 } else { sum.div_ceil(n) as u8 };
+                if share == 0 {
+                    continue;
                 }
-                if shares[i] > 0 {
-                    let x1 = if j < columns { addr(j) } else { end };
-                    cells.push((addr(i), x1, shares[i]));
+                match cells.last_mut() {
+                    Some(last) if last.2 == share && last.1 == gpa.start => last.1 = gpa.end,
+                    _ => cells.push((gpa.start, gpa.end, share)),
                 }
-                i = j;
             }
             Band { s, e, cells }
         })
         .collect()
 }
 
-/// `bytes` as `4K`, `2M`, `1G` (the largest binary unit that divides it).
-pub fn size_label(bytes: u64) -> String {
-    for (shift, unit) in [(30, "G"), (20, "M"), (10, "K")] {
-        if bytes >= 1 << shift && bytes.trailing_zeros() >= shift {
-            return format!("{}{unit}", bytes >> shift);
-        }
-    }
-    format!("{bytes}B")
-}
-
 fn draw_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     pic: &Picture,
+    axis: &Axis,
     sz: Sizes,
 ) -> DrawResult<(), DB> {
     let (w, h) = area.dim_in_pixel();
@@ -778,7 +1088,7 @@ fn draw_legend<DB: DrawingBackend>(
         *y += swatch * 3 / 2;
         Ok(())
     };
-    if pic.heat.is_some() {
+    if pic.heat.is_some() || !pic.memslots.is_empty() {
         item(HOLE, "hole", &mut y)?;
         if pic.heat.as_ref().is_some_and(|h| h.dirty) {
             item(DIRTY, "dirty", &mut y)?;
@@ -790,6 +1100,19 @@ fn draw_legend<DB: DrawingBackend>(
             SLOT_EDGE.stroke_width(1),
         ))?;
         area.draw_text("memslot", &font, (pad + swatch + 4, y))?;
+        y += swatch * 3 / 2;
+    }
+    if axis.breaks().next().is_some() {
+        let zigzag: Vec<(i32, i32)> = (0..=4)
+            .map(|i| {
+                (
+                    pad + if i % 2 == 0 { 2 } else { swatch - 2 },
+                    y + i * swatch / 4,
+                )
+            })
+            .collect();
+        area.draw(&PathElement::new(zigzag, BREAK.stroke_width(2)))?;
+        area.draw_text("hole cut out", &font, (pad + swatch + 4, y))?;
     }
     Ok(())
 }
@@ -798,30 +1121,62 @@ fn draw_legend<DB: DrawingBackend>(
 mod tests {
     use super::*;
 
+    const M: u64 = 1 << 20;
+
     #[test]
     fn ticks_are_power_of_two_multiples_inside_the_span() {
-        const M: u64 = 1 << 20;
-        assert_eq!(
-            x_ticks(&(0..256 * M)),
-            (0..=8).map(|i| i * 32 * M).collect::<Vec<_>>()
-        );
-        let t = x_ticks(&(3 * M..100 * M));
+        let axis = Axis::new(std::slice::from_ref(&(0..256 * M))).unwrap();
+        let gpas: Vec<u64> = axis.ticks().iter().map(|&(_, g)| g).collect();
+        assert_eq!(gpas, (0..=8).map(|i| i * 32 * M).collect::<Vec<_>>());
+        for (x, gpa) in axis.ticks() {
+            assert_eq!(axis.gpa_at(x), Some(gpa));
+        }
+        let labels: Vec<String> = axis
+            .ticks()
+            .iter()
+            .map(|&(x, _)| axis.label(unit(x)))
+            .collect();
+        assert_eq!(labels[1], "32M");
+        assert_eq!(labels[4], "128M");
+        assert_eq!(labels[8], "256M");
+        let axis = Axis::new(std::slice::from_ref(&(3 * M..100 * M))).unwrap();
+        let t: Vec<u64> = axis.ticks().iter().map(|&(_, g)| g).collect();
         assert!(t.len() <= 9 && t.len() >= 4, "{t:?}");
-        assert!(t
+        // The start, then multiples of 16M.
+        assert_eq!(t[0], 3 * M);
+        assert!(t[1..]
             .iter()
             .all(|&x| (3 * M..=100 * M).contains(&x) && x % (16 * M) == 0));
-        assert_eq!(x_ticks(&(0..4096)), vec![0, 4096]);
     }
 
     #[test]
-    fn labels_use_the_unit_of_the_span() {
-        const M: f64 = 1048576.0;
-        assert_eq!(gpa_label(128.0 * M, 256.0 * M), "128M");
-        assert_eq!(gpa_label(1.5 * M, 256.0 * M), "1.5M");
-        assert_eq!(gpa_label(8192.0 * M, 16384.0 * M), "8G");
-        assert_eq!(size_label(2 << 20), "2M");
-        assert_eq!(size_label(4096), "4K");
-        assert_eq!(size_label(1 << 30), "1G");
+    fn long_holes_are_cut_short_ones_kept() {
+        // A QEMU guest of 256 MiB: low RAM, the VGA hole, RAM, and the
+        // BIOS slot just below 4 GiB.
+        let bios = 0xfffc_0000..0x1_0000_0000;
+        let axis = Axis::new(&[0..0xa_0000, 0xc_0000..256 * M, bios.clone()]).unwrap();
+        let gpas: Vec<Range<u64>> = axis.segments.iter().map(|s| s.gpa.clone()).collect();
+        assert_eq!(gpas, [0..256 * M, bios.clone()]);
+        let seg = &axis.segments;
+        assert_eq!((seg[0].at.start, seg[1].at.end), (0.0, 1.0));
+        assert!((seg[1].at.start - seg[0].at.end - BREAK_WIDTH).abs() < 1e-9);
+        // The small slot is drawn, not a sliver (its share of the room
+        // the break leaves).
+        let room = 1.0 - BREAK_WIDTH;
+        assert!((seg[1].at.end - seg[1].at.start - MIN_SEGMENT * room).abs() < 1e-9);
+        assert_eq!(axis.breaks().count(), 1);
+        // An address in the hole is at the break; positions grow.
+        assert_eq!(axis.position(1 << 31), seg[0].at.end);
+        assert!(axis.position(bios.start + 4096) > axis.position(256 * M));
+        assert_eq!(axis.gpa_at((seg[0].at.end + seg[1].at.start) / 2.0), None);
+        assert_eq!(axis.gpa_at(1.0), Some(bios.end));
+        // The BIOS slot's start is a tick.
+        let tick = axis.ticks().into_iter().find(|&(_, g)| g == bios.start);
+        assert_eq!(axis.label(unit(tick.unwrap().0)), "0xfffc0000");
+        // Without the far slot: one segment, to scale.
+        let axis = Axis::new(&[0..0xa_0000, 0xc_0000..256 * M]).unwrap();
+        assert_eq!(axis.segments.len(), 1);
+        assert!((axis.position(128 * M) - 0.5).abs() < 1e-9);
     }
 
     #[test]

@@ -90,8 +90,8 @@ fn the_cli_refuses_picture_sizes_pictures_refuse_with_the_range() {
     // the VM.
     let bin = env!("CARGO_BIN_EXE_ept-sampler");
     let proc = fixture("phase2");
-    let rec = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/recordings/npt-7.3.rec.gz");
+    let rec =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/recordings/npt-7.3.rec.gz");
     let (min, max) = (picture::MIN_SIZE, picture::MAX_SIZE);
     for (flag, bad, lo, hi) in [
         ("--width", min.0 - 1, min.0, max.0),
@@ -134,4 +134,77 @@ fn the_cli_refuses_picture_sizes_pictures_refuse_with_the_range() {
         .unwrap();
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     assert_eq!(decode(&png).width, min.0);
+}
+
+#[test]
+fn a_far_away_memslot_does_not_leave_the_picture_mostly_hole() {
+    // VM 72-4 (256 MiB at 0) as a real QEMU guest has it: plus a 256 KiB
+    // BIOS slot just below 4 GiB, accessed in every round; the heat map
+    // runs on through the hole to it, the history has 2 MiB regions up to
+    // 4 GiB (the BIOS in the last, an eighth of its pages).
+    let snap = snapshot("phase2");
+    let mut vm = snap.vm("72-4").unwrap().clone();
+    let bios = 0xfffc_0000u64..0x1_0000_0000;
+    vm.memslots.extend(
+        ept_core::procfs::memslots::parse(
+            "# slot as_id id base size flags\n1 0 1 0xfffc0000 0x40000 readonly\n",
+        )
+        .map(Result::unwrap),
+    );
+    let (_, runs) = ept_core::procfs::heatmap::parse(
+        "# ept_sampler heatmap 1\n# vm 72-4\n# granule 4K\n# window 5\n# rounds 126\n# mode both\n\
+         # columns start end granule leaf accessed dirty window slot\n\
+         0x000010000000 0x0000fffc0000 4K hole 0 0 5 -\n\
+         0x0000fffc0000 0x000100000000 4K 4K 5 0 5 1\n",
+    )
+    .unwrap();
+    let (_, heat) = vm.heatmap.as_mut().unwrap();
+    assert_eq!(heat.last().unwrap().end, 256 * MIB);
+    heat.extend(runs.map(Result::unwrap));
+    let share = 32; // ceil(254 * 64 / 512)
+    for r in &mut vm.history.as_mut().unwrap().rounds {
+        assert_eq!(r.accessed.len(), 128);
+        r.accessed.resize(2048, 0);
+        r.accessed[2047] = share;
+    }
+    let (w, h) = (1000, 700);
+    let path = out("72-4-bios.png");
+    picture::write(&vm, &path, PictureFormat::Png, w, h).unwrap();
+    let img = decode(&path);
+    assert_eq!((img.width, img.height), (w, h));
+    let layout = picture::layout(&Picture::from_vm(&vm), w, h).unwrap();
+    // The guest's RAM still fills the picture, and what testvm did is
+    // where the truth file says.
+    check_phase2(&img, &layout);
+    let heat = layout.heat.as_ref().unwrap();
+    let hist = layout.history.as_ref().unwrap();
+    for area in [heat, hist] {
+        let plot = area.x.end - area.x.start;
+        let ram = area.column(256 * MIB) - area.column(0);
+        assert!(ram > plot * 9 / 10, "RAM {ram} of {plot} columns");
+        // The BIOS slot gets some columns of its own, after a break.
+        let slot = area.column(bios.end) - area.column(bios.start);
+        assert!(slot >= plot / 100, "BIOS {slot} of {plot} columns");
+        let gap = area.column(bios.start) - area.column(256 * MIB);
+        assert!(gap > 0 && gap < plot / 20, "break {gap} columns");
+        // The break is marked: its mark crosses the gap's columns.
+        let mark = [picture::BREAK.0, picture::BREAK.1, picture::BREAK.2];
+        let marked = (area.column(256 * MIB) + 1..area.column(bios.start))
+            .flat_map(|x| area.y.clone().map(move |y| (x, y)))
+            .filter(|&(x, y)| {
+                let p = img.at(x, y);
+                (0..3).all(|i| (i32::from(p[i]) - i32::from(mark[i])).abs() < 40)
+            })
+            .count();
+        assert!(marked > 10, "break mark: {marked} pixels");
+    }
+    // The BIOS slot: hot in the heat panel, an eighth in the history.
+    let hot = mean_heat(&img, heat, &bios, rows(heat, 0.02, 0.85));
+    assert!(hot > 0.9, "BIOS heat {hot}");
+    let seen = mean_heat(&img, hist, &bios, rows(hist, 0.0, 1.0));
+    let want = f64::from(share) / 255.0;
+    assert!(
+        (seen - want).abs() < 0.05,
+        "BIOS history {seen}, want {want}"
+    );
 }

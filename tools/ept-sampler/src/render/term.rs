@@ -178,20 +178,28 @@ const RGB: [(u8, u8, u8); 6] = [
 ];
 
 fn rgb(level: f64) -> Color {
-    if level <= 0.0 {
-        let (r, g, b) = RGB[0];
-        return Color::Rgb { r, g, b };
+    let (r, g, b) = ramp_rgb(&RGB, level);
+    Color::Rgb { r, g, b }
+}
+
+/// The colour of heat `level` (0..=1) on a continuous ramp of `stops`
+/// (at least two): `stops[0]` only for no heat at all, as
+/// [`level_index`] keeps index 0 for it, and the other stops spread over
+/// the rest, so a touched page never looks cold. The 24-bit terminal
+/// ramp and the pictures' colour scale both map heat this way.
+pub fn ramp_rgb(stops: &[(u8, u8, u8)], level: f64) -> (u8, u8, u8) {
+    let (Some(&cold), Some(&hot)) = (stops.first(), stops.last()) else {
+        return (0, 0, 0);
+    };
+    if level.is_nan() || level <= 0.0 || stops.len() < 3 {
+        return if level > 0.0 { hot } else { cold };
     }
-    let x = level.min(1.0) * (RGB.len() - 2) as f64;
-    let i = (x.floor() as usize).min(RGB.len() - 3);
+    let x = level.min(1.0) * (stops.len() - 2) as f64;
+    let i = (x.floor() as usize).min(stops.len() - 3);
     let t = x - i as f64;
-    let (a, b) = (RGB[i + 1], RGB[i + 2]);
+    let (a, b) = (stops[i + 1], stops[i + 2]);
     let mix = |p: u8, q: u8| (f64::from(p) + (f64::from(q) - f64::from(p)) * t).round() as u8;
-    Color::Rgb {
-        r: mix(a.0, b.0),
-        g: mix(a.1, b.1),
-        b: mix(a.2, b.2),
-    }
+    (mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
 }
 
 /// Draws cells, writing a colour only when it changes.
@@ -345,7 +353,20 @@ fn legend(o: &mut String, palette: Palette) {
 
 #[cfg(test)]
 mod tests {
-    use super::Grid;
+    use super::{ramp_rgb, Grid};
+
+    #[test]
+    fn the_first_stop_is_only_for_no_heat() {
+        let stops = [(0, 0, 0), (10, 10, 10), (110, 110, 110)];
+        assert_eq!(ramp_rgb(&stops, 0.0), (0, 0, 0));
+        assert_eq!(ramp_rgb(&stops, f64::NAN), (0, 0, 0));
+        assert_eq!(ramp_rgb(&stops, -1.0), (0, 0, 0));
+        // The least heat is the second stop, not a shade of the first.
+        assert_eq!(ramp_rgb(&stops, 1e-9), (10, 10, 10));
+        assert_eq!(ramp_rgb(&stops, 0.5), (60, 60, 60));
+        assert_eq!(ramp_rgb(&stops, 1.0), (110, 110, 110));
+        assert_eq!(ramp_rgb(&stops, 7.0), (110, 110, 110));
+    }
 
     #[test]
     fn a_span_past_2_63_gets_the_largest_cell_not_a_wrapped_one() {

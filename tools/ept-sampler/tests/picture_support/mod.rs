@@ -205,4 +205,13 @@ pub fn check_phase2(img: &Rgb, layout: &picture::Layout) {
     assert!(read > 0.9, "history: read range heat {read}");
     assert!(old < 0.05, "history: first range heat {old}");
     assert!(cold < 0.05, "history: cold range heat {cold}");
+    // Not cold but unmapped: the history shows the heat map's holes grey.
+    assert!(
+        share_of_colour(img, hist, &COLD, hole) > 0.9,
+        "history: the cold range is unmapped: grey"
+    );
+    assert!(
+        share_of_colour(img, hist, &t.first_written, hole) < 0.01,
+        "history: the first range is mapped"
+    );
 }
