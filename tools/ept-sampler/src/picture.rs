@@ -10,14 +10,16 @@
 //!
 //! The picture:
 //!
-//! - **Heat** (top panel): the guest-physical address on x; on y the share
-//!   of the window's rounds in which the pages were accessed, as a bar in
-//!   the heat colour of that share. Dirty rounds are a dark blue mark at
-//!   their share. Unmapped addresses (holes) are grey, mapped but cold ones
-//!   the colour of 0. Memslot edges are dashed lines.
+//! - **Heat** (top panel): the guest-physical address on x ([`Axis`]: the
+//!   memslots, long holes between them cut out and marked by a zigzag);
+//!   on y the share of the window's rounds in which the pages were
+//!   accessed, as a bar in the heat colour of that share. Dirty rounds are
+//!   a dark blue mark at their share. Unmapped addresses (holes) are grey,
+//!   mapped but cold ones the colour of 0. Memslot edges are dashed lines.
 //! - **History** (bottom panel): the same address axis; one row per round
 //!   of `history`, oldest at the bottom, each region in the heat colour of
-//!   the share of its pages accessed in that round.
+//!   the share of its pages accessed in that round, over the ground of
+//!   the heat panel (holes grey).
 //! - **Legend** (right): the colour scale shared by both panels and the
 //!   marks.
 
@@ -455,7 +457,7 @@ impl Segment {
 impl Axis {
     /// The axis drawing `covered` (address ranges, in any order, may
     /// overlap; empty ones ignored), with holes between them longer than
-    /// [`CUT_HOLE`] of the covered bytes cut out. `None` when nothing is
+    /// `CUT_HOLE` of the covered bytes cut out. `None` when nothing is
     /// covered.
     pub fn new(covered: &[Range<u64>]) -> Option<Axis> {
         let mut ranges: Vec<Range<u64>> = covered

@@ -3,7 +3,7 @@
 //! `record` and `report`: a series of snapshots saved to a file, and the
 //! same views made from it offline.
 //!
-//! The file format is in [`file`] and `docs/record.md`.
+//! The file format is in [`file`](mod@file) and `docs/record.md`.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
