@@ -692,8 +692,8 @@ fn grounds(pic: &Picture, axis: &Axis, plot_px: i32) -> Vec<(Range<u64>, RGBColo
                 .map(|b| (b.start..b.end, ground(b)))
                 .collect(),
             None if !pic.memslots.is_empty() => {
-                let slots: Vec<bins::Bin> = bins::fold(&[], seg.gpa.start, seg.gpa.end, n);
-                slots
+                // The bins of no runs: only their edges are wanted.
+                bins::fold(&[], seg.gpa.start, seg.gpa.end, n)
                     .iter()
                     .map(|b| {
                         let mapped = pic
@@ -1179,6 +1179,32 @@ mod tests {
         let axis = Axis::new(&[0..0xa_0000, 0xc_0000..256 * M]).unwrap();
         assert_eq!(axis.segments.len(), 1);
         assert!((axis.position(128 * M) - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn without_a_heat_map_addresses_outside_the_memslots_are_holes() {
+        let pic = Picture {
+            history: Some(TimePanel {
+                base: 0,
+                region: 2 * M,
+                rounds: Vec::new(),
+            }),
+            memslots: vec![(0..M, 0), (M + 64 * 1024..4 * M, 1)],
+            ..Picture::default()
+        };
+        let axis = pic.axis().unwrap();
+        assert_eq!(axis.segments.len(), 1, "a short hole stays on the axis");
+        let g = grounds(&pic, &axis, 400);
+        let at = |gpa: u64| {
+            g.iter()
+                .find(|(r, _)| r.contains(&gpa))
+                .map(|(_, c)| *c)
+                .unwrap()
+        };
+        assert_eq!(at(M / 2), heat_colour(0.0));
+        assert_eq!(at(M + 32 * 1024), HOLE);
+        assert_eq!(at(3 * M), heat_colour(0.0));
+        assert_eq!(g.len(), 3, "{g:?}");
     }
 
     #[test]
