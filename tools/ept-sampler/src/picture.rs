@@ -849,7 +849,7 @@ fn draw_slot_edges<DB: DrawingBackend>(
     label: bool,
     sz: Sizes,
 ) -> DrawResult<(), DB> {
-    for (range, id) in &pic.memslots {
+    for (range, _) in &pic.memslots {
         for x in [range.start, range.end] {
             let x = axis.x(x);
             chart.draw_series(DashedLineSeries::new(
@@ -859,14 +859,35 @@ fn draw_slot_edges<DB: DrawingBackend>(
                 SLOT_EDGE.stroke_width(1),
             ))?;
         }
-        if label {
-            chart.draw_series(std::iter::once(Text::new(
-                format!("slot {id}"),
-                (axis.x(range.start), y.end),
-                ("sans-serif", sz.font * 3 / 4).into_font().color(&BLACK),
-            )))?;
+    }
+    if !label {
+        return Ok(());
+    }
+    // Slots that start close together (the firmware's small ones in the
+    // first megabyte) share one label, as `heatmap` lists them: `slots
+    // 0,2,3` rather than labels drawn over each other.
+    let mut starts: Vec<(f64, u32)> = pic
+        .memslots
+        .iter()
+        .map(|(r, id)| (axis.position(r.start), *id))
+        .collect();
+    starts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut labels: Vec<(f64, Vec<u32>)> = Vec::new();
+    for (x, id) in starts {
+        match labels.last_mut() {
+            Some((at, ids)) if x - *at < 0.08 => ids.push(id),
+            _ => labels.push((x, vec![id])),
         }
     }
+    chart.draw_series(labels.into_iter().map(|(x, ids)| {
+        let names: Vec<String> = ids.iter().map(u32::to_string).collect();
+        let s = if ids.len() == 1 { "" } else { "s" };
+        Text::new(
+            format!("slot{s} {}", names.join(",")),
+            (unit(x), y.end),
+            ("sans-serif", sz.font * 3 / 4).into_font().color(&BLACK),
+        )
+    }))?;
     Ok(())
 }
 

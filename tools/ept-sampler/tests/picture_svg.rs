@@ -151,3 +151,29 @@ fn a_long_history_of_a_large_guest_gives_a_picture_the_size_of_the_plot() {
     assert!(e2 < 0.05 && l2 > 0.9, "second half: early {e2} late {l2}");
     assert!(mean_heat(&img, area, &(1000 * MIB..5000 * MIB), rows(area, 0.0, 1.0)) < 0.05);
 }
+
+#[test]
+fn slots_starting_close_together_share_one_label() {
+    // As a QEMU guest's firmware slots in the first megabyte: labelled
+    // one by one they would be drawn over each other.
+    let snap = snapshot("phase2");
+    let mut vm = snap.vm("72-4").unwrap().clone();
+    vm.memslots.extend(
+        ept_core::procfs::memslots::parse(
+            "# slot as_id id base size flags\n3 0 3 0xc0000 0x20000 readonly\n",
+        )
+        .map(Result::unwrap),
+    );
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("72-4-slots.svg");
+    picture::write(&vm, &path, PictureFormat::Svg, 1000, 700).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let tree = usvg::roxmltree::Document::parse(&text).unwrap();
+    let words: Vec<&str> = tree
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    assert!(words.contains(&"slots 0,3"), "{words:?}");
+    assert!(!words.iter().any(|w| *w == "slot 0" || *w == "slot 3"));
+}
