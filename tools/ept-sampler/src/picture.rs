@@ -489,31 +489,37 @@ impl Axis {
             return None;
         }
         // Shares by bytes, small segments raised to MIN_SEGMENT at the
-        // expense of the others, after the breaks' room.
-        let room = (1.0 - BREAK_WIDTH * (gpas.len() - 1) as f64).max(0.5);
+        // expense of the others, after the breaks' room. With many
+        // segments the breaks and the least share shrink, so that the
+        // breaks keep at most a quarter of the axis and small segments at
+        // most half of the rest.
+        let n = gpas.len();
+        let breaks = (n - 1) as f64;
+        let gap = if n > 1 {
+            BREAK_WIDTH.min(0.25 / breaks)
+        } else {
+            0.0
+        };
+        let room = 1.0 - gap * breaks;
+        let least = MIN_SEGMENT.min(0.5 / n as f64);
         let raw: Vec<f64> = gpas
             .iter()
             .map(|r| (r.end - r.start) as f64 / total as f64)
             .collect();
-        let small: f64 = raw.iter().filter(|&&f| f < MIN_SEGMENT).count() as f64 * MIN_SEGMENT;
-        let large: f64 = raw.iter().filter(|&&f| f >= MIN_SEGMENT).sum();
+        let small: f64 = raw.iter().filter(|&&f| f < least).count() as f64 * least;
+        let large: f64 = raw.iter().filter(|&&f| f >= least).sum();
         let scale = if large > 0.0 {
-            ((1.0 - small) / large).max(0.0)
+            (1.0 - small) / large
         } else {
             1.0
         };
         let mut x = 0.0;
-        let mut segments = Vec::with_capacity(gpas.len());
-        let n = gpas.len();
+        let mut segments = Vec::with_capacity(n);
         for (i, (gpa, f)) in gpas.into_iter().zip(raw).enumerate() {
-            let share = if f < MIN_SEGMENT {
-                MIN_SEGMENT
-            } else {
-                f * scale
-            };
+            let share = if f < least { least } else { f * scale };
             let end = if i + 1 == n { 1.0 } else { x + share * room };
             segments.push(Segment { gpa, at: x..end });
-            x = end + BREAK_WIDTH;
+            x = end + gap;
         }
         Some(Axis { segments })
     }
@@ -1200,6 +1206,22 @@ mod tests {
         let axis = Axis::new(&[0..0xa_0000, 0xc_0000..256 * M]).unwrap();
         assert_eq!(axis.segments.len(), 1);
         assert!((axis.position(128 * M) - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn many_far_apart_slots_still_fit_the_axis_in_order() {
+        // 40 slots of 2 MiB, 1 GiB apart: 39 breaks.
+        let slots: Vec<Range<u64>> = (0..40u64).map(|i| i << 30..(i << 30) + 2 * M).collect();
+        let axis = Axis::new(&slots).unwrap();
+        assert_eq!(axis.segments.len(), 40);
+        let mut x = 0.0;
+        for s in &axis.segments {
+            assert!(s.at.start >= x && s.at.end > s.at.start, "{s:?}");
+            x = s.at.end;
+        }
+        assert!((x - 1.0).abs() < 1e-9);
+        let drawn: f64 = axis.segments.iter().map(|s| s.at.end - s.at.start).sum();
+        assert!(drawn >= 0.75 - 1e-9, "segments get {drawn} of the axis");
     }
 
     #[test]
