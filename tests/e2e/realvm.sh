@@ -57,10 +57,10 @@ artefact_gz() {
 	artefact "$1.gz" /tmp/artefact.gz
 }
 
-# Dirtiness is checked alike on both testbeds: suite.sh exempts pages that
-# are only read on Bochs, but this scenario on 6.12 x bochs-ept finds them
-# clean; what makes them dirty on 7.3 is KVM's A/D-type bits, which moved
-# (see realvm-untouched-not-dirty and the testbed notes).
+# Dirtiness is checked alike on both testbeds: pages only read must come
+# back clean. On 7.3 x bochs-ept they did not while the walker read KVM's
+# A/D type from 6.12's bits (7.3 moved them: ept_walk/spte.rs, KvmBits);
+# realvm-untouched-not-dirty guards that.
 gl=/tmp/guest.console
 
 # until_ SECONDS WHAT COMMAND...: polls COMMAND every 0.2 s (guest-virtual
