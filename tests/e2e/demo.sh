@@ -1,11 +1,13 @@
 #!/bin/sh
-# What `make demo` runs inside the 7.3 test kernel on the Bochs (Intel EPT)
-# testbed: a test VM with a known workload, and what ept-sampler sees of it.
+# What `make demo` runs inside the 7.3 test kernel on the Bochs testbed
+# (Intel EPT with A/D bits): a test VM with a known workload, and what
+# ept-sampler sees of it, through the tool and then the raw /proc files.
 set -e
 say() { printf '\n### %s\n' "$*"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
 
 say "the host: KVM's two-dimensional paging, as the module reports it"
-cat /proc/ept_sampler/version
+run cat /proc/ept_sampler/version
 
 say "a test VM: 64 MiB guest that writes 16M..20M and reads 32M..36M in a loop"
 : >/tmp/testvm.out
@@ -17,19 +19,22 @@ cat /tmp/testvm.out
 vm=$(sed -n 's/.* vm=\([0-9]*-[0-9]*\).*/\1/p' /tmp/testvm.out | head -1)
 
 say "every VM on the host"
-cat /proc/ept_sampler/vms
+run ept-sampler list
 
 say "attach and sample accessed and dirty bits every 100 ms"
-echo "attach pid=${vm%-*}" | tee /proc/ept_sampler/control
-echo "start vm=$vm period_ms=100 mode=both" | tee /proc/ept_sampler/control
-until [ "$(sed -n 's/^rounds //p' /proc/ept_sampler/$vm/stats)" -ge 8 ]; do sleep 0.2; done
-ls /proc/ept_sampler/$vm/
+run ept-sampler start --pid "${vm%-*}" --period-ms 100 --mode both
+until [ "$(sed -n 's/^rounds //p' "/proc/ept_sampler/$vm/stats")" -ge 8 ]; do sleep 0.2; done
+run ept-sampler status "$vm"
 
-say "the heat map: one line per run of equal 4 KiB granules (accessed/dirty in how many of the last 5 rounds)"
-cat /proc/ept_sampler/$vm/heatmap
+say "the heat map in the terminal (accessed and dirty in how many of the last 5 rounds)"
+run ept-sampler heatmap "$vm" --columns 72 --rows 4 --color never
 
-say "what a round costs"
-cat /proc/ept_sampler/$vm/stats
+say "the same as data: one line per run of equal 4 KiB granules"
+run ept-sampler heatmap "$vm" --format csv
+
+say "the raw interface the tool reads: /proc/ept_sampler/$vm/"
+run ls "/proc/ept_sampler/$vm/"
+run cat "/proc/ept_sampler/$vm/stats"
 
 say "idle page tracking's view of the same guest (the baseline)"
 page-idle --truth /tmp/truth.json --wait-ms 200 >/dev/null
@@ -39,4 +44,4 @@ kill $bg
 wait $bg || true
 sleep 0.3
 say "the VM's process is gone: detached"
-cat /proc/ept_sampler/vms
+run ept-sampler list
