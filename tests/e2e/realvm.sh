@@ -215,6 +215,21 @@ png() { # PHASE: the tool's picture of the heat map, kept as an artefact
 	echo "heat-$1.png: $(wc -c <"/tmp/heat-$1.png") bytes"
 }
 
+# top_screen PHASE: one screen of `ept-sampler top` (its --batch text, the
+# same drawing as the live view), kept as an artefact; the VM's row must say
+# sampling with at least the buffer's MiB hot (the guest rewrites it all).
+top_screen() {
+	ept-sampler top --batch 1 --size 100x30 >"/tmp/top-$1.txt" || fail "ept-sampler top --batch failed"
+	cat "/tmp/top-$1.txt"
+	row=$(awk -v vm="$vm" '{ sub(/^[> ]*/, "") } $1 == vm' "/tmp/top-$1.txt")
+	[ -n "$row" ] || fail "top shows no row for $vm"
+	set -- $row
+	[ "$2" = sampling ] || fail "top says $vm is $2, not sampling"
+	want=${size%M}
+	awk -v hot="$3" -v want="$want" 'BEGIN { exit !(hot + 0 >= want) }' ||
+		fail "top: $vm hot $3 MiB, below the ${want} MiB buffer the guest rewrites"
+}
+
 # 3. Sampling while the guest rewrites its buffer: hot and dirty.
 s_write() {
 	ept-sampler start "$vm" --period-ms $period_ms --mode both --window $window --history 512
@@ -224,6 +239,7 @@ s_write() {
 	snapshot write
 	check write
 	png write
+	top_screen write
 }
 # 4. Only the read part is read: hot, not dirty; the rest of the buffer cold.
 s_read() {
@@ -342,6 +358,7 @@ else
 fi
 echo "QEMU ran $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s"
 for p in write read idle; do [ ! -s "/tmp/heat-$p.png" ] || artefact "realvm-heat-$p.png" "/tmp/heat-$p.png"; done
+[ ! -s /tmp/top-write.txt ] || artefact realvm-top-write.txt /tmp/top-write.txt
 for p in write read idle; do [ ! -f "/tmp/heat.$p" ] || artefact_gz "realvm-heatmap-$p.csv" "/tmp/heat.$p"; done
 [ ! -f /tmp/history ] || artefact_gz realvm-history.txt /tmp/history
 artefact_gz realvm-guest-console.txt $gl

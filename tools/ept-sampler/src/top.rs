@@ -12,7 +12,7 @@ pub mod feed;
 pub mod tty;
 pub mod view;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -66,6 +66,28 @@ pub struct TopArgs {
     /// rows still show everything.
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
     pub color: ColorWhen,
+    /// Print N screens as plain text, one per interval, instead of the
+    /// full-screen view (like `top -b`): for logs, pipes and scripts; needs
+    /// no terminal, takes no keys, never colours.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch: Option<u32>,
+    /// The size of a --batch screen, COLUMNSxROWS (20x5 to 1000x1000).
+    #[arg(long, value_name = "COLSxROWS", default_value = "80x24", value_parser = parse_size, requires = "batch")]
+    pub size: (u16, u16),
+}
+
+/// Parses `--size`: `COLSxROWS`.
+fn parse_size(text: &str) -> Result<(u16, u16), String> {
+    let bad = || {
+        format!("`{text}` is not COLSxROWS with 20..=1000 columns and 5..=1000 rows, e.g. 80x24")
+    };
+    let (w, h) = text.split_once('x').ok_or_else(bad)?;
+    let w: u16 = w.parse().map_err(|_| bad())?;
+    let h: u16 = h.parse().map_err(|_| bad())?;
+    if !(20..=1000).contains(&w) || !(5..=1000).contains(&h) {
+        return Err(bad());
+    }
+    Ok((w, h))
 }
 
 /// Runs `top`: against `root`, or against the recording given with
@@ -98,6 +120,9 @@ pub fn run_replay(args: &TopArgs) -> Result<(), Error> {
 }
 
 fn run_feed(mut feed: Feed, source: SourceKind, args: &TopArgs) -> Result<(), Error> {
+    if let Some(frames) = args.batch {
+        return run_batch(feed, source, args, frames);
+    }
     if !std::io::stdout().is_terminal() {
         return Err(Error::Other(
             "top draws a full-screen view and needs a terminal on stdout (for data, use `ept-sampler list --json` or `heatmap --format json`)".into(),
@@ -178,6 +203,54 @@ fn run_feed(mut feed: Feed, source: SourceKind, args: &TopArgs) -> Result<(), Er
         }
     }
     Ok(())
+}
+
+/// `top --batch N`: N screens drawn by the same view code into a buffer of
+/// `--size`, printed as text, one per interval.
+fn run_batch(mut feed: Feed, source: SourceKind, args: &TopArgs, frames: u32) -> Result<(), Error> {
+    let mut app = App::new(source, args.interval_ms);
+    app.color = false;
+    let (width, height) = args.size;
+    let mut out = std::io::stdout().lock();
+    for i in 0..frames {
+        if i > 0 {
+            std::thread::sleep(Duration::from_millis(args.interval_ms));
+        }
+        if i == 0 {
+            refresh(&mut feed, &mut app, true)?;
+        } else {
+            // Later failures (a VM gone, the module unloaded) are shown on
+            // the status line, as in the full-screen view.
+            let _ = refresh(&mut feed, &mut app, false);
+        }
+        let lines = screen_lines(&app, width, height)?;
+        let write = |out: &mut std::io::StdoutLock<'_>| -> std::io::Result<()> {
+            for line in &lines {
+                writeln!(out, "{}", line.trim_end())?;
+            }
+            writeln!(out)?;
+            out.flush()
+        };
+        write(&mut out).map_err(|e| Error::Other(format!("stdout: {e}")))?;
+    }
+    Ok(())
+}
+
+/// The screen `app` draws at `width` x `height`, as lines of text.
+pub fn screen_lines(app: &App, width: u16, height: u16) -> Result<Vec<String>, Error> {
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height))
+        .map_err(|e| Error::Other(format!("screen buffer: {e}")))?;
+    terminal
+        .draw(|frame| view::draw(frame, app))
+        .map_err(|e| Error::Other(format!("screen buffer: {e}")))?;
+    let buf = terminal.backend().buffer();
+    Ok((0..buf.area.height)
+        .map(|y| {
+            (0..buf.area.width)
+                .map(|x| buf[(x, y)].symbol())
+                .collect::<String>()
+        })
+        .collect())
 }
 
 /// Takes the next snapshot into `app`. With `first`, an error is
