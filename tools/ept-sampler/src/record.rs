@@ -7,9 +7,12 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use ept_core::procfs::control::VmId;
 use ept_core::procfs::vms::VmRow;
@@ -121,8 +124,37 @@ fn keep_only(raw: &mut RawSnapshot, vms: &[VmId]) {
     });
 }
 
+/// How long `record` sleeps at most before it looks at the signal flag.
+const SIGNAL_CHECK: Duration = Duration::from_millis(100);
+
+/// Sleeps until `due`, or less if `stop` is raised; true if it was.
+fn sleep_until(due: Instant, stop: &AtomicBool) -> bool {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return true;
+        }
+        let Some(left) = due.checked_duration_since(Instant::now()) else {
+            return false;
+        };
+        if left.is_zero() {
+            return false;
+        }
+        std::thread::sleep(left.min(SIGNAL_CHECK));
+    }
+}
+
 /// Runs `record`.
+///
+/// Ctrl-C (SIGINT), SIGTERM and SIGHUP end a recording early but cleanly:
+/// the snapshots taken so far and the end of the gzip stream are written,
+/// and the exit status is 0, as when the duration is over. (SIGKILL leaves
+/// a file cut short, which `report` still reads: docs/record.md.)
 pub fn record(root: &ProcRoot, args: &RecordArgs) -> Result<(), Error> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM, SIGHUP] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .map_err(|e| Error::Other(format!("cannot handle signal {signal}: {e}")))?;
+    }
     let interval = Duration::from_millis(args.interval_ms);
     let first = root.snapshot()?;
     let rows = first.vm_rows()?;
@@ -162,11 +194,12 @@ pub fn record(root: &ProcRoot, args: &RecordArgs) -> Result<(), Error> {
     let start = Instant::now();
     let mut raw = first;
     let mut written: u64 = 0;
+    let mut stopped = false;
     for k in 0..=n {
         if k > 0 {
-            let due = start + interval * k;
-            if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
+            if sleep_until(start + interval * k, &stop) {
+                stopped = true;
+                break;
             }
             raw = root.snapshot()?;
         }
@@ -179,10 +212,11 @@ pub fn record(root: &ProcRoot, args: &RecordArgs) -> Result<(), Error> {
     bar.finish_and_clear();
     let size = std::fs::metadata(&args.output).map_or(0, |m| m.len());
     eprintln!(
-        "ept-sampler: recorded {written} snapshots over {} to {} ({:.1} KiB)",
+        "ept-sampler: recorded {written} snapshots over {} to {} ({:.1} KiB){}",
         humantime::format_duration(Duration::from_millis(start.elapsed().as_millis() as u64)),
         args.output.display(),
-        size as f64 / 1024.0
+        size as f64 / 1024.0,
+        if stopped { ", stopped by a signal" } else { "" }
     );
     Ok(())
 }

@@ -119,3 +119,50 @@ fn a_killed_record_leaves_a_readable_recording() {
         "{text}"
     );
 }
+
+/// Ctrl-C, `kill` and a closed terminal end a recording cleanly: the file
+/// is whole (not cut short), holds what was taken, and the exit status is 0.
+#[test]
+fn a_signal_ends_a_recording_cleanly() {
+    for (name, signal) in [
+        ("int", libc::SIGINT),
+        ("term", libc::SIGTERM),
+        ("hup", libc::SIGHUP),
+    ] {
+        let out = tmp(&format!("cli-signal-{name}.rec.gz"));
+        let child = Command::new(BIN)
+            .arg("--proc")
+            .arg(fixture("npt-7.3/phase2"))
+            .args(["record", "-d", "1m", "-i", "100", "-o"])
+            .arg(&out)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        let pid = libc::pid_t::try_from(child.id()).unwrap();
+        // SAFETY: kill(2) on our own child, which has not been waited for.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+        let t = Instant::now();
+        let done = child.wait_with_output().unwrap();
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "SIGNAL {name}: took {:?} to stop",
+            t.elapsed()
+        );
+        assert!(done.status.success(), "{name}: {:?}", done.status);
+        let err = String::from_utf8_lossy(&done.stderr);
+        assert!(err.contains("stopped by a signal"), "{name}: {err}");
+        let (_, snaps, truncated) = read_all(&out).unwrap();
+        assert!(!truncated, "{name}: the file was left cut short");
+        // 1.5 s at 100 ms: about 15 snapshots, never the 601 of a minute.
+        assert!(
+            (5..100).contains(&snaps.len()),
+            "{name}: {} snapshots",
+            snaps.len()
+        );
+        assert!(
+            err.contains(&format!("recorded {} snapshots", snaps.len())),
+            "{name}: {err}"
+        );
+    }
+}
