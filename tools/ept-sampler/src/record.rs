@@ -31,7 +31,8 @@ pub use file::{Header, Reader, Writer};
 /// `ept-sampler record`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct RecordArgs {
-    /// How long to record: `30s`, `2m`, `1h 30m`, ...
+    /// How long to record: `30s`, `2m`, `1h 30m`, ... (Ctrl-C ends it
+    /// sooner, keeping what was recorded).
     #[arg(short, long, value_parser = parse_duration)]
     pub duration: Duration,
     /// Milliseconds between snapshots.
