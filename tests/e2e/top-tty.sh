@@ -53,7 +53,7 @@ tt_fail() {
 	tt_keep "at the failure: $1"
 	echo "--- screen at the failure:" >&2
 	tt_screen | sed 's/^/  | /' >&2
-	tt_tmux kill-server 2>/dev/null
+	tt_tmux kill-server 2>/dev/null || true
 	echo "top_tty: $1" >&2
 	return 1
 }
@@ -98,6 +98,8 @@ top_tty() {
 	tt_vm=$1 tt_out=$2 tt_hot=$3 tt_period=$4 tt_mode=$5 tt_window=$6
 	[ -n "$tt_window" ] || { echo "top_tty: usage: top_tty VM OUT MIN_HOT_MIB PERIOD_MS MODE WINDOW" >&2; return 1; }
 	tt_dir=/tmp/top-tty
+	# A server left by an earlier call that ended early goes first.
+	! command -v tmux >/dev/null || [ ! -d "$tt_dir" ] || tt_tmux kill-server 2>/dev/null || true
 	rm -rf "$tt_dir" && mkdir -p "$tt_dir"
 	: >"$tt_out"
 	command -v tmux >/dev/null || { echo "top_tty: no tmux in the testbed (tests/vm/run --with-qemu carries it)" >&2; return 1; }
@@ -181,7 +183,7 @@ top_tty() {
 		{ tt_fail "q: top exited with '$(cat "$tt_dir/exit" 2>/dev/null)', not 'top-exit 0'"; return 1; }
 	tt_has '^icanon$' || { tt_fail "q: the terminal is left in raw mode (no icanon)"; return 1; }
 	tt_lacks '^ept-sampler top [0-9:]+Z' || { tt_fail "q: top's screen is still shown (alternate screen not left)"; return 1; }
-	tt_tmux kill-server 2>/dev/null
+	tt_tmux kill-server 2>/dev/null || true
 	cat "$tt_out"
 	echo "top_tty: $tt_vm on a 100x30 tmux terminal: row, panel, detail pane, + and - (module config followed), pause, Esc, q: all as expected"
 }
