@@ -15,7 +15,8 @@
 # the row must say `sampling` with at least MIN_HOT_MIB hot, and the
 # settings on screen must be PERIOD_MS, MODE, WINDOW and agree with the
 # module's /proc/ept_sampler/VM/config. The screens go to OUT (a text file
-# for the artefacts) and to stdout. Returns 0, or 1 after printing the
+# for the artefacts; on a failure it ends with the screen at the failure)
+# and, when all passed, to stdout. Returns 0, or 1 after printing the
 # screen and, as the last line on stderr, why.
 #
 # The period ends where it started (+ then -); a period change keeps the
