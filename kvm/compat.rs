@@ -24,14 +24,20 @@ use crate::ept_walk::KvmBits;
 /// and asserts what the walker takes as constant). Not a version test:
 /// the values come from the tree the module is built against (52 and
 /// `0x5a0` on 6.12, 60 and `0x1a0` on 7.3). A layout the walker cannot use
-/// fails the build here, in const evaluation.
-pub(crate) const KVM_BITS: KvmBits = match KvmBits::new(
+/// fails the build here (the static assertion below).
+pub(crate) const KVM_BITS: KvmBits = match HEADER_BITS {
+    Some(bits) => bits,
+    // Never taken: the assertion below stops the build first.
+    None => KvmBits::LINUX_7_3,
+};
+
+/// The layout of the target's headers, if the walker can use it.
+const HEADER_BITS: Option<KvmBits> = KvmBits::new(
     bindings::EPT_SAMPLER_SPTE_AD_SHIFT,
     (1 << 63) | bindings::EPT_SAMPLER_FROZEN_SPTE_LOW as u64,
-) {
-    Some(bits) => bits,
-    None => panic!("KVM's spte.h has an A/D type field or FROZEN_SPTE the walker cannot use"),
-};
+);
+// KVM's spte.h has an A/D type field or FROZEN_SPTE the walker cannot use.
+kernel::static_assert!(HEADER_BITS.is_some());
 
 /// Takes one more reference on `file` (the kernel's inline `get_file()`).
 ///
