@@ -9,13 +9,23 @@
 #
 #   realvm.sh [SIZE READ COLD]     buffer sizes for guest-work (32M 8M 8M)
 #
+# Needs top-tty.sh next to it (tests/vm/run --add) and tmux in the testbed
+# (--with-qemu carries it).
+#
 # Files (artefacts, see tests/vm/run --artefacts): the heat map of each
-# phase (CSV and PNG from ept-sampler), the history, the guest's console.
+# phase (CSV and PNG from ept-sampler), top's screens (--batch, and the live
+# view on a terminal), each phase's `ept-sampler report` (CSV), the
+# history, the guest's console.
 size=${1:-32M} read_size=${2:-8M} cold_size=${3:-8M}
 # Our output port runs at the kernel's default 9600 baud, which Bochs
 # honours in virtual time: 12 times faster for the artefacts.
 stty -F /dev/ttyS1 115200 2>/dev/null || true
 period_ms=200 window=5
+# top_tty: `ept-sampler top` on a real terminal (tmux), driven by keys.
+. "$EPT_FILES/top-tty.sh"
+# In each phase, after its checks, ept-sampler record takes 4 snapshots
+# rec_ms apart for the working-set scenario.
+rec_ms=1000
 failures=0
 state=/tmp/realvm.state
 : >$state
@@ -90,9 +100,12 @@ khz=$(dmesg | sed -n 's/.*tsc: Refined TSC clocksource calibration: \([0-9]*\)\.
 mkfifo /tmp/gw.in /tmp/gw.out
 : >$gl
 t0=$(cut -d' ' -f1 /proc/uptime)
+# gw.rate=20: a pass every 50 ms. The inner guest sleeps between read passes
+# and, nested under an emulator on a busy host, sometimes wakes 100+ ms late;
+# at 10 passes a second a 200 ms round then saw no read at all now and then.
 qemu-system-x86_64 -enable-kvm -cpu host -M pc -nodefaults -smp 1 -m 256M \
 	-display none -no-reboot -kernel /opt/realvm/bzImage -initrd /opt/realvm/guest.cpio.gz \
-	-append "console=ttyS0 panic=-1 quiet tsc_early_khz=$khz tsc=reliable gw.size=$size gw.read-size=$read_size gw.cold-size=$cold_size gw.rate=10 gw.control=/dev/ttyS1" \
+	-append "console=ttyS0 panic=-1 quiet tsc_early_khz=$khz tsc=reliable gw.size=$size gw.read-size=$read_size gw.cold-size=$cold_size gw.rate=20 gw.control=/dev/ttyS1" \
 	-serial file:$gl -serial pipe:/tmp/gw </dev/null >/tmp/qemu.out 2>&1 &
 qemu=$!
 save qemu $qemu
@@ -230,7 +243,23 @@ top_screen() {
 		fail "top: $vm hot $3 MiB, below the ${want} MiB buffer the guest rewrites"
 }
 
-# 3. Sampling while the guest rewrites its buffer: hot and dirty.
+# record PHASE: the tool records the VM for 3 s (4 snapshots) in PHASE,
+# after its checks. Not during them: on Bochs the test kernel has one CPU
+# and does not preempt itself; a recorder reading the module's files then
+# keeps QEMU from running for whole rounds now and then, and the checks
+# want the guest's pages in every round. (Measured: the read phase's
+# pages missed one round in five with a recorder running throughout.)
+# Niced for the same reason (busybox has renice, not nice): the guest's
+# pages should be touched in every round while the tool records them.
+record() {
+	ept-sampler record --vm "$vm" --interval-ms $rec_ms --duration $((3 * rec_ms / 1000))s -o "/tmp/ws-$1.rec.gz" &
+	renice -n 10 -p $! >/dev/null
+	wait $! || fail "ept-sampler record failed in phase $1"
+}
+
+# 3. Sampling while the guest rewrites its buffer: hot and dirty; the
+#    tool's pictures of it: heatmap --png, top (its --batch text, and the
+#    live view on a terminal, driven by keys).
 s_write() {
 	ept-sampler start "$vm" --period-ms $period_ms --mode both --window $window --history 512
 	cat "/proc/ept_sampler/$vm/config" | tr '\n' ' '
@@ -240,6 +269,8 @@ s_write() {
 	check write
 	png write
 	top_screen write
+	top_tty "$vm" /tmp/top-tty-write.txt "${size%M}" $period_ms both $window
+	record write
 }
 # 4. Only the read part is read: hot, not dirty; the rest of the buffer cold.
 s_read() {
@@ -247,6 +278,7 @@ s_read() {
 	snapshot read
 	check read
 	png read
+	record read
 }
 # 5. Idle: the whole buffer cold.
 s_idle() {
@@ -254,12 +286,10 @@ s_idle() {
 	snapshot idle
 	check idle
 	png idle
+	record idle
 }
 
-# mean PHASE 1|2: mean pages accessed (1) or dirtied (2) per round in
-# PHASE, from s_working_set's /tmp/ws.
-mean() { sed -n "s/^$1 .*mean \([0-9-]*\) pages accessed, \([0-9-]*\) dirty/\\$2/p" /tmp/ws; }
-near() { # WHAT GOT WANT
+near() { # WHAT GOT WANT: GOT pages within a tenth of WANT, or 4 MiB
 	tol=$(($3 / 10))
 	[ $tol -ge 1024 ] || tol=1024
 	d=$(($2 - $3))
@@ -267,31 +297,47 @@ near() { # WHAT GOT WANT
 	echo "$1: $2 pages above the idle background (truth $3)"
 }
 
-# 6. The working set the sampler reports per round follows the phases
-#    (history: accessed and dirty pages of every round).
+# 6. The working set the tool reports over time follows the phases: the
+#    recording of each phase (record, above) read back with ept-sampler
+#    report. Each row gives the mean MiB accessed per round over the rounds
+#    since the row before; the rows whose rounds all lie in the phase (from
+#    its window's first round on: not the first row, which covers every
+#    round kept) give the phase's working set.
 s_working_set() {
-	cp "/proc/ept_sampler/$vm/history" /tmp/history
 	wp=$(awk -F, '{ t += $2 - $1 } END { print t / 4096 }' /tmp/r.write)
 	rp=$(awk -F, '{ t += $2 - $1 } END { print t / 4096 }' /tmp/r.read)
+	: >/tmp/ws
 	for p in write read idle; do
+		ept-sampler report "/tmp/ws-$p.rec.gz" --vm "$vm" | sed -n '/^ *time /,/^$/p'
+		ept-sampler report "/tmp/ws-$p.rec.gz" --vm "$vm" --format csv >"/tmp/report-$p.csv"
 		. "/tmp/rounds.$p"
-		awk -v p=$p -v a="$first" -v b="$last" '
-		$1 == "round" && $2 >= a && $2 <= b {
-			for (i = 3; i < NF; i += 2) v[$i] = $(i + 1)
-			n++; acc += v["accessed_pages"]; dirty += v["dirty_pages"]
-			series = series sprintf(" %.1f", v["accessed_pages"] / 256)
+		# Columns by name, from the report's header row.
+		awk -F, -v p=$p -v a="$first" '
+		NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+		$c["ws_mib"] != "" && $c["rounds"] - $c["new_rounds"] + 1 >= a {
+			k = $c["new_rounds"]; n += k; ws += k * $c["ws_mib"]; rows++
+			series = series sprintf(" %.1f", $c["ws_mib"])
 		}
-		END { printf "%s rounds %d..%d: accessed MiB per round:%s; mean %d pages accessed, %d dirty\n", p, a, b, series, n ? acc / n : -1, n ? dirty / n : -1 }' /tmp/history
-	done | tee /tmp/ws
-	wa=$(mean write 1) wd=$(mean write 2) ra=$(mean read 1) rd=$(mean read 2) ia=$(mean idle 1) id=$(mean idle 2)
+		END {
+			printf "%s: %d report rows from round %d on, working set MiB:%s; mean %d pages\n", p, rows, a, series, n ? ws * 256 / n : -1
+			exit !(rows >= 2)
+		}' "/tmp/report-$p.csv" >>/tmp/ws || fail "fewer than two rows of the report inside the $p phase: $(tail -1 /tmp/ws)"
+	done
+	cat /tmp/ws
+	pages() { sed -n "s/^$1: .*; mean \([0-9-]*\) pages$/\1/p" /tmp/ws; }
+	wa=$(pages write) ra=$(pages read) ia=$(pages idle)
 	# The guest's kernel keeps a background of pages busy in every phase
 	# (whole 2 MiB leaves: the sampler cannot see finer); the idle phase
 	# measures it. Above it: the buffer, then the read part, each within a
 	# tenth or two 2 MiB leaves (the background moves a little).
-	near "write phase, accessed" $((wa - ia)) "$wp"
-	near "read phase, accessed" $((ra - ia)) "$rp"
-	[ "$wa" -gt "$ra" ] && [ "$ra" -gt "$ia" ] || fail "accessed pages per round do not fall from write ($wa) to read ($ra) to idle ($ia)"
+	near "write phase, working set" $((wa - ia)) "$wp"
+	near "read phase, working set" $((ra - ia)) "$rp"
+	[ "$wa" -gt "$ra" ] && [ "$ra" -gt "$ia" ] || fail "the working set does not fall from write ($wa) to read ($ra) to idle ($ia)"
 }
+
+# mean PHASE 1|2: mean pages accessed (1) or dirtied (2) per round in
+# PHASE's window, from the module's history (s_untouched_clean).
+mean() { sed -n "s/^$1 .*mean \([0-9-]*\) pages accessed, \([0-9-]*\) dirty/\\$2/p" /tmp/dirty; }
 
 # 7. Pages nobody touched during a window are not dirty in it: the D bits
 #    the sampler clears stay clear (the phases' checks above report such
@@ -303,7 +349,16 @@ s_untouched_clean() {
 	done
 	[ -z "${bad:-}" ] || fail "known-cold pages dirty in every round without being accessed: their D bits are not cleared"
 	echo "known-cold pages: neither accessed nor dirty in any phase"
-	[ -s /tmp/ws ] || fail "no working-set figures"
+	cp "/proc/ept_sampler/$vm/history" /tmp/history
+	for p in write read idle; do
+		. "/tmp/rounds.$p"
+		awk -v p=$p -v a="$first" -v b="$last" '
+		$1 == "round" && $2 >= a && $2 <= b {
+			for (i = 3; i < NF; i += 2) v[$i] = $(i + 1)
+			n++; acc += v["accessed_pages"]; dirty += v["dirty_pages"]
+		}
+		END { printf "%s rounds %d..%d: mean %d pages accessed, %d dirty\n", p, a, b, n ? acc / n : -1, n ? dirty / n : -1 }' /tmp/history
+	done | tee /tmp/dirty
 	wp=$(awk -F, '{ t += $2 - $1 } END { print t / 4096 }' /tmp/r.write)
 	near "write phase, dirty" $(($(mean write 2) - $(mean idle 2))) "$wp"
 	near "read phase, dirty" $(($(mean read 2) - $(mean idle 2))) 0
@@ -359,6 +414,8 @@ fi
 echo "QEMU ran $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s"
 for p in write read idle; do [ ! -s "/tmp/heat-$p.png" ] || artefact "realvm-heat-$p.png" "/tmp/heat-$p.png"; done
 [ ! -s /tmp/top-write.txt ] || artefact realvm-top-write.txt /tmp/top-write.txt
+[ ! -s /tmp/top-tty-write.txt ] || artefact_gz realvm-top-tty-write.txt /tmp/top-tty-write.txt
+for p in write read idle; do [ ! -f "/tmp/report-$p.csv" ] || artefact_gz "realvm-report-$p.csv" "/tmp/report-$p.csv"; done
 for p in write read idle; do [ ! -f "/tmp/heat.$p" ] || artefact_gz "realvm-heatmap-$p.csv" "/tmp/heat.$p"; done
 [ ! -f /tmp/history ] || artefact_gz realvm-history.txt /tmp/history
 artefact_gz realvm-guest-console.txt $gl
