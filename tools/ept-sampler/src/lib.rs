@@ -6,6 +6,7 @@
 //! through the parsers and the command type of `ept-core`, which are
 //! compiled from the same files as the module.
 
+pub mod axis;
 pub mod bins;
 pub mod cli;
 pub mod commands;

@@ -34,6 +34,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, RGBColor};
 
+use crate::axis::{Axis, Segment};
 use crate::bins::{self, Bin};
 use crate::error::Error;
 use crate::model::{slot_bytes, History, HistoryRound, VmSnapshot};
@@ -406,153 +407,8 @@ fn draw<DB: DrawingBackend>(
     Ok(layout)
 }
 
-/// Share of the x axis each break between two segments takes.
-const BREAK_WIDTH: f64 = 0.03;
-
-/// Least share of the x axis a segment takes, however few its bytes: a
-/// BIOS slot of 256 KiB next to gibibytes of RAM still shows.
-const MIN_SEGMENT: f64 = 0.012;
-
-/// A hole between memslots is cut out of the axis when it is longer than
-/// this share of the bytes the memslots cover (the legacy VGA hole in the
-/// first megabyte is not; the 3.75 GiB below a 256 MiB guest's BIOS slot
-/// at 0xfffc0000 is).
-const CUT_HOLE: f64 = 1.0 / 16.0;
-
-/// The x axis of a picture: the address ranges that are drawn, side by
-/// side from 0.0 to 1.0, each stretched linearly, with a break between
-/// two ranges that a long hole separates. A guest's memory sits in a few
-/// memslots that can be gigabytes apart; drawn to scale, the picture
-/// would be mostly hole.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Axis {
-    /// The ranges drawn, in address order, with where they are drawn.
-    pub segments: Vec<Segment>,
-}
-
-/// One range of addresses drawn side by side with no break.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Segment {
-    /// Guest-physical addresses.
-    pub gpa: Range<u64>,
-    /// Where on the axis (0.0..1.0).
-    pub at: Range<f64>,
-}
-
-impl Segment {
-    fn bytes(&self) -> u64 {
-        self.gpa.end - self.gpa.start
-    }
-
-    /// Axis position of `gpa` (clamped to the segment).
-    fn position(&self, gpa: u64) -> f64 {
-        let f = gpa
-            .clamp(self.gpa.start, self.gpa.end)
-            .saturating_sub(self.gpa.start) as f64
-            / self.bytes().max(1) as f64;
-        self.at.start + f * (self.at.end - self.at.start)
-    }
-}
-
+/// The pictures' side of the axis: ticks and labels for plotters.
 impl Axis {
-    /// The axis drawing `covered` (address ranges, in any order, may
-    /// overlap; empty ones ignored), with holes between them longer than
-    /// `CUT_HOLE` of the covered bytes cut out. `None` when nothing is
-    /// covered.
-    pub fn new(covered: &[Range<u64>]) -> Option<Axis> {
-        let mut ranges: Vec<Range<u64>> = covered
-            .iter()
-            .filter(|r| r.end > r.start)
-            .cloned()
-            .collect();
-        ranges.sort_by_key(|r| r.start);
-        let mut merged: Vec<Range<u64>> = Vec::new();
-        for r in ranges {
-            match merged.last_mut() {
-                Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
-                _ => merged.push(r),
-            }
-        }
-        let covered_bytes: u64 = merged.iter().map(|r| r.end - r.start).sum();
-        let cut = (covered_bytes as f64 * CUT_HOLE) as u64;
-        // Short holes stay on the axis, to scale: they are part of a
-        // segment.
-        let mut gpas: Vec<Range<u64>> = Vec::new();
-        for r in merged {
-            match gpas.last_mut() {
-                Some(last) if r.start - last.end <= cut => last.end = r.end,
-                _ => gpas.push(r),
-            }
-        }
-        let total: u64 = gpas.iter().map(|r| r.end - r.start).sum();
-        if total == 0 {
-            return None;
-        }
-        // Shares by bytes, small segments raised to MIN_SEGMENT at the
-        // expense of the others, after the breaks' room. With many
-        // segments the breaks and the least share shrink, so that the
-        // breaks keep at most a quarter of the axis and small segments at
-        // most half of the rest.
-        let n = gpas.len();
-        let breaks = (n - 1) as f64;
-        let gap = if n > 1 {
-            BREAK_WIDTH.min(0.25 / breaks)
-        } else {
-            0.0
-        };
-        let room = 1.0 - gap * breaks;
-        let least = MIN_SEGMENT.min(0.5 / n as f64);
-        let raw: Vec<f64> = gpas
-            .iter()
-            .map(|r| (r.end - r.start) as f64 / total as f64)
-            .collect();
-        let small: f64 = raw.iter().filter(|&&f| f < least).count() as f64 * least;
-        let large: f64 = raw.iter().filter(|&&f| f >= least).sum();
-        let scale = if large > 0.0 {
-            (1.0 - small) / large
-        } else {
-            1.0
-        };
-        let mut x = 0.0;
-        let mut segments = Vec::with_capacity(n);
-        for (i, (gpa, f)) in gpas.into_iter().zip(raw).enumerate() {
-            let share = if f < least { least } else { f * scale };
-            let end = if i + 1 == n { 1.0 } else { x + share * room };
-            segments.push(Segment { gpa, at: x..end });
-            x = end + gap;
-        }
-        Some(Axis { segments })
-    }
-
-    /// Axis position (0.0..=1.0) of `gpa`; an address in a cut hole is at
-    /// the break after the segment before it.
-    pub fn position(&self, gpa: u64) -> f64 {
-        let seg = self
-            .segments
-            .iter()
-            .rev()
-            .find(|s| s.gpa.start <= gpa)
-            .or(self.segments.first());
-        seg.map_or(0.0, |s| s.position(gpa))
-    }
-
-    /// The address drawn at axis position `x` (`None` in a break).
-    pub fn gpa_at(&self, x: f64) -> Option<u64> {
-        let s = self
-            .segments
-            .iter()
-            .find(|s| s.at.start - 1e-9 <= x && x <= s.at.end + 1e-9)?;
-        let f = ((x - s.at.start) / (s.at.end - s.at.start).max(f64::MIN_POSITIVE)).clamp(0.0, 1.0);
-        Some(s.gpa.start + (f * s.bytes() as f64).round() as u64)
-    }
-
-    /// The breaks: axis ranges between segments, with the addresses cut.
-    pub fn breaks(&self) -> impl Iterator<Item = (Range<f64>, Range<u64>)> + '_ {
-        self.segments
-            .windows(2)
-            .map(|w| (w[0].at.end..w[1].at.start, w[0].gpa.end..w[1].gpa.start))
-    }
-
     /// Address ticks at multiples of a power of two (64M, 128M, ... rather
     /// than plotters' decimal 47.7M, 95.4M), about eight along the axis,
     /// each segment's start among them, none crowding another: axis
@@ -1179,49 +1035,12 @@ mod tests {
     }
 
     #[test]
-    fn long_holes_are_cut_short_ones_kept() {
-        // A QEMU guest of 256 MiB: low RAM, the VGA hole, RAM, and the
-        // BIOS slot just below 4 GiB.
+    fn a_segment_after_a_cut_starts_with_a_tick_labelled_in_hex() {
+        // A QEMU guest of 256 MiB and its BIOS slot just below 4 GiB.
         let bios = 0xfffc_0000..0x1_0000_0000;
-        let axis = Axis::new(&[0..0xa_0000, 0xc_0000..256 * M, bios.clone()]).unwrap();
-        let gpas: Vec<Range<u64>> = axis.segments.iter().map(|s| s.gpa.clone()).collect();
-        assert_eq!(gpas, [0..256 * M, bios.clone()]);
-        let seg = &axis.segments;
-        assert_eq!((seg[0].at.start, seg[1].at.end), (0.0, 1.0));
-        assert!((seg[1].at.start - seg[0].at.end - BREAK_WIDTH).abs() < 1e-9);
-        // The small slot is drawn, not a sliver (its share of the room
-        // the break leaves).
-        let room = 1.0 - BREAK_WIDTH;
-        assert!((seg[1].at.end - seg[1].at.start - MIN_SEGMENT * room).abs() < 1e-9);
-        assert_eq!(axis.breaks().count(), 1);
-        // An address in the hole is at the break; positions grow.
-        assert_eq!(axis.position(1 << 31), seg[0].at.end);
-        assert!(axis.position(bios.start + 4096) > axis.position(256 * M));
-        assert_eq!(axis.gpa_at((seg[0].at.end + seg[1].at.start) / 2.0), None);
-        assert_eq!(axis.gpa_at(1.0), Some(bios.end));
-        // The BIOS slot's start is a tick.
+        let axis = Axis::new(&[0..256 * M, bios.clone()]).unwrap();
         let tick = axis.ticks().into_iter().find(|&(_, g)| g == bios.start);
         assert_eq!(axis.label(unit(tick.unwrap().0)), "0xfffc0000");
-        // Without the far slot: one segment, to scale.
-        let axis = Axis::new(&[0..0xa_0000, 0xc_0000..256 * M]).unwrap();
-        assert_eq!(axis.segments.len(), 1);
-        assert!((axis.position(128 * M) - 0.5).abs() < 1e-9);
-    }
-
-    #[test]
-    fn many_far_apart_slots_still_fit_the_axis_in_order() {
-        // 40 slots of 2 MiB, 1 GiB apart: 39 breaks.
-        let slots: Vec<Range<u64>> = (0..40u64).map(|i| i << 30..(i << 30) + 2 * M).collect();
-        let axis = Axis::new(&slots).unwrap();
-        assert_eq!(axis.segments.len(), 40);
-        let mut x = 0.0;
-        for s in &axis.segments {
-            assert!(s.at.start >= x && s.at.end > s.at.start, "{s:?}");
-            x = s.at.end;
-        }
-        assert!((x - 1.0).abs() < 1e-9);
-        let drawn: f64 = axis.segments.iter().map(|s| s.at.end - s.at.start).sum();
-        assert!(drawn >= 0.75 - 1e-9, "segments get {drawn} of the axis");
     }
 
     #[test]

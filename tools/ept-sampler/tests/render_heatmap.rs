@@ -467,25 +467,52 @@ fn memslot_boundaries_are_marked_on_their_rows() {
     );
     let g = grids(&view);
     assert_eq!(g.len(), 1, "{view}");
-    let rows: Vec<&str> = view.lines().filter(|l| l.contains(" |")).collect();
-    assert!(rows[0].ends_with("<slot 0"), "{view}");
-    // The row holding 4 GiB marks slot 1, and no other row marks anything.
-    let cells = cells(&g[0].1);
-    let per_row = cells.len().div_ceil(rows.len());
-    let at = cells
+    // The 4 GiB between the slots are cut out, not drawn: both slots get
+    // rows of their own at a fine cell, with a line saying what was cut.
+    assert!(
+        view.contains("(4.0 GiB, 4.0 GiB of it between memslots cut out): 8 KiB per cell"),
+        "{view}"
+    );
+    let lines: Vec<&str> = view.lines().collect();
+    let cut = lines
         .iter()
-        .position(|(c, _)| c.0 <= 1 << 32 && 1 << 32 < c.1)
-        .unwrap();
+        .position(|l| l.contains(" 4.0 GiB cut out: 0x100000..0x100000000 "))
+        .expect(&view);
+    let rows: Vec<&str> = view.lines().filter(|l| l.contains(" |")).collect();
+    // 1 MiB a slot, 448 KiB a row: three rows each, one cut line between.
+    assert_eq!(rows.len(), 6, "{view}");
+    assert_eq!(
+        cut,
+        lines.iter().position(|l| *l == rows[3]).unwrap() - 1,
+        "{view}"
+    );
     for (i, row) in rows.iter().enumerate() {
-        let marked = row.contains("<slot");
-        assert_eq!(marked, i == 0 || i == at / per_row, "row {i}: {view}");
+        let slot = match i {
+            0 => Some("<slot 0"),
+            3 => Some("<slot 1"),
+            _ => None,
+        };
+        match slot {
+            Some(mark) => assert!(row.ends_with(mark), "row {i}: {view}"),
+            None => assert!(!row.contains("<slot"), "row {i}: {view}"),
+        }
     }
-    assert!(rows[at / per_row].ends_with("<slot 1"), "{view}");
-    // Low memory (accessed in every round, a sixteenth of a 16 MiB cell
-    // here) is the only warm cell; slot 1 is mapped and cold.
-    assert!(rank(g[0].1[0].1[0]) > 0, "{view}");
-    assert!(cells.iter().skip(1).all(|(_, c)| rank(*c) <= 0), "{view}");
-    assert_eq!(cells[at].1, RAMP[0], "{view}");
+    assert_eq!(g[0].1[3].0, 1 << 32, "{view}");
+    // Slot 0 (accessed in every round) is hot in every cell; slot 1 is
+    // mapped and cold. A slot's last row is short (its end is padded).
+    for (start, cells) in &g[0].1 {
+        let want = if *start < 1 << 32 {
+            RAMP[RAMP.len() - 1]
+        } else {
+            RAMP[0]
+        };
+        let drawn: String = cells.iter().collect();
+        assert!(!drawn.trim_end().is_empty(), "row {start:#x}: {view}");
+        assert!(
+            drawn.trim_end().chars().all(|c| c == want),
+            "row {start:#x}: {view}"
+        );
+    }
     assert!(
         view.contains("memslot 1: 0x100000000..0x100100000 (1 MiB)"),
         "{view}"

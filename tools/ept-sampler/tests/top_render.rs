@@ -447,3 +447,119 @@ fn the_detail_pane_shows_dirty_where_the_guest_writes_not_where_it_reads() {
     assert!(text.contains("-- 85-4 detail"), "{text}");
     assert!(!text.contains("dirty 0|"), "{text}");
 }
+
+/// Phase 2 with VM 72-4 laid out as a real QEMU guest has it: its 256 MiB
+/// of RAM at 0, plus a 256 KiB BIOS slot just below 4 GiB, accessed in
+/// every round, with the hole up to it in the heat map and the history's
+/// 2 MiB regions running up to 4 GiB (the BIOS in the last one).
+fn app_with_bios() -> ept_sampler::top::app::App {
+    let mut snap = snapshot("phase2");
+    let vm = snap
+        .vms
+        .iter_mut()
+        .find(|v| v.row.vm.to_string() == "72-4")
+        .unwrap();
+    vm.memslots.extend(
+        ept_core::procfs::memslots::parse(
+            "# slot as_id id base size flags\n1 0 1 0xfffc0000 0x40000 readonly\n",
+        )
+        .map(Result::unwrap),
+    );
+    let (_, runs) = ept_core::procfs::heatmap::parse(
+        "# ept_sampler heatmap 1\n# vm 72-4\n# granule 4K\n# window 5\n# rounds 126\n# mode both\n\
+         # columns start end granule leaf accessed dirty window slot\n\
+         0x000010000000 0x0000fffc0000 4K hole 0 0 5 -\n\
+         0x0000fffc0000 0x000100000000 4K 4K 5 0 5 1\n",
+    )
+    .unwrap();
+    let (_, heat) = vm.heatmap.as_mut().unwrap();
+    assert_eq!(heat.last().unwrap().end, 256 * MIB);
+    heat.extend(runs.map(Result::unwrap));
+    let history = vm.history.as_mut().unwrap();
+    assert_eq!(history.header.regions, 128);
+    history.header.regions = 2048;
+    for r in &mut history.rounds {
+        assert_eq!(r.accessed.len(), 128);
+        r.accessed.resize(2048, 0);
+        r.accessed[2047] = 255;
+    }
+    let mut app = ept_sampler::top::app::App::new(
+        ept_sampler::top::app::SourceKind::Live("fixtures/phase2+bios".into()),
+        1000,
+    );
+    app.update(snap);
+    app
+}
+
+#[test]
+fn a_far_away_bios_slot_is_cut_out_of_the_strip_not_drawn_to_scale() {
+    let truth = truth("a.json");
+    for (w, h) in [(80, 24), (120, 40)] {
+        let app = app_with_bios();
+        let lines = lines(&screen(&app, w, h));
+        let (_, from, strip, to) = strip(&lines, "72-4");
+        assert_eq!((from.as_str(), to.as_str()), ("0", "4G"), "{strip:?}");
+        // RAM, one '~' for the 3.75 GiB cut out, the BIOS slot.
+        let (ram, bios) = strip
+            .split_once('~')
+            .unwrap_or_else(|| panic!("no cut: {strip:?}"));
+        assert!(!bios.contains('~'), "{strip:?}");
+        assert!(
+            !bios.is_empty() && bios.chars().all(|c| c == '@'),
+            "BIOS {bios:?}"
+        );
+        // The RAM keeps nearly the whole strip: drawn to scale it would
+        // have had a sixteenth. What it writes now is hot, 200M.. cold
+        let n = ram.chars().count();
+        assert!(n + 2 >= strip.chars().count() * 9 / 10, "{strip:?}");
+        let r = truth.written.last().unwrap();
+        let hot = mean_rank(ram, columns(n, 256 * MIB, r.gpa, r.gpa + r.len));
+        assert_eq!(hot, rank('@') as f64, "{ram:?}");
+        // (never touched: unmapped, blank, or mapped and idle, '.')
+        let cold = mean_rank(ram, columns(n, 256 * MIB, 200 * MIB, 256 * MIB));
+        assert!(cold <= rank('.') as f64, "{ram:?}");
+    }
+}
+
+#[test]
+fn the_detail_pane_cuts_the_hole_out_of_its_heat_map_and_history() {
+    let mut app = app_with_bios();
+    app.apply(Action::Detail);
+    let lines = lines(&screen(&app, 120, 40));
+    let text = lines.join("\n");
+    // The heat map: lines of RAM from 0, one cut line, the BIOS line.
+    let heat: Vec<&String> = lines
+        .iter()
+        .skip_while(|l| !l.trim_start().starts_with("heat map,"))
+        .skip(1)
+        .take_while(|l| l.contains('|') || l.trim_start().starts_with('~'))
+        .collect();
+    let cut = heat
+        .iter()
+        .position(|l| l.trim_start().starts_with("~ 3.7G cut out ~"))
+        .unwrap_or_else(|| panic!("no cut line:\n{text}"));
+    assert_eq!(cut + 2, heat.len(), "{text}");
+    assert!(heat[0].trim_start().starts_with("0|"), "{text}");
+    let bios = heat[cut + 1];
+    let label = ept_sampler::render::size_label(0xfffc_0000);
+    assert!(
+        bios.trim_start().starts_with(&format!("{label}|")),
+        "{bios}"
+    );
+    let cells = &bios[bios.find('|').unwrap() + 1..bios.rfind('|').unwrap()];
+    assert!(
+        cells.trim_end().chars().all(|c| c == '@' || c == '^'),
+        "{bios}"
+    );
+    // The history: the RAM's regions, a '~', the BIOS region, hot.
+    let round = lines
+        .iter()
+        .find(|l| l.trim_start().starts_with('r') && l.contains('|') && l.contains('~'))
+        .unwrap_or_else(|| panic!("no history round with a cut:\n{text}"));
+    let grid = &round[round.find('|').unwrap() + 1..round.rfind('|').unwrap()];
+    let (_, bios) = grid.split_once('~').unwrap();
+    assert!(
+        !bios.is_empty() && bios.chars().all(|c| c == '@'),
+        "{round}"
+    );
+}

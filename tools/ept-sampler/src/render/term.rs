@@ -13,6 +13,7 @@ use ept_core::procfs::heatmap::{Header, Run};
 use ept_core::procfs::memslots::Memslot;
 
 use super::human_bytes;
+use crate::axis::{self, Row, Rows};
 use crate::bins::{self, Bin};
 use crate::model::slot_bytes;
 
@@ -88,49 +89,6 @@ pub struct Options {
 
 /// Columns kept right of a row for memslot marks.
 const MARK_WIDTH: usize = 10;
-
-/// How the span is cut into cells: a power-of-two number of bytes per
-/// cell (so cells start at round addresses), rows of `cols` cells.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Grid {
-    /// First address.
-    pub start: u64,
-    /// Bytes per cell.
-    pub cell_bytes: u64,
-    /// Cells per row.
-    pub cols: usize,
-    /// Cells in all (the last row may be short).
-    pub cells: usize,
-}
-
-impl Grid {
-    /// The smallest power-of-two cell (at least 4 KiB) that fits
-    /// `start..end` in `rows` rows of `cols` cells.
-    pub fn new(start: u64, end: u64, cols: usize, rows: u16) -> Grid {
-        let span = end.saturating_sub(start).max(1);
-        let capacity = (cols as u64).saturating_mul(u64::from(rows.max(1))).max(1);
-        // A span past 2^63 (only a garbled file has one) has no next power
-        // of two: the largest one serves.
-        let cell_bytes = span
-            .div_ceil(capacity)
-            .checked_next_power_of_two()
-            .unwrap_or(1 << 63)
-            .max(4096);
-        let cells = usize::try_from(span.div_ceil(cell_bytes)).unwrap_or(usize::MAX);
-        Grid {
-            start,
-            cell_bytes,
-            cols,
-            cells,
-        }
-    }
-
-    /// The address after the last cell (at or after the span's end).
-    pub fn end(&self) -> u64 {
-        self.start
-            .saturating_add(self.cell_bytes.saturating_mul(self.cells as u64))
-    }
-}
 
 /// Cells per row for a view `columns` wide with labels `label` wide.
 pub fn cells_per_row(columns: u16, label: usize) -> usize {
@@ -259,21 +217,44 @@ pub fn heatmap(header: &Header, runs: &[Run], slots: &[Memslot], opts: &Options)
         header.window,
         header.rounds
     );
-    let Some((start, end)) = bins::span(runs) else {
+    let segments = axis::segments(&axis::covered(slots, runs));
+    let (Some(first), Some(last)) = (segments.first(), segments.last()) else {
         let _ = writeln!(o, "(empty heat map)");
         return o;
     };
+    let (start, end) = (first.start, last.end);
     let label = format!("{end:#x}").len();
-    let grid = Grid::new(start, end, cells_per_row(opts.columns, label), opts.rows);
-    let bins = bins::fold(runs, start, grid.end(), grid.cells);
+    let layout = Rows::new(&segments, cells_per_row(opts.columns, label), opts.rows);
+    let cut: u64 = layout
+        .rows
+        .iter()
+        .map(|r| match r {
+            Row::Cut(hole) => hole.end - hole.start,
+            Row::Cells { .. } => 0,
+        })
+        .sum();
     let _ = writeln!(
         o,
-        "{start:#x}..{end:#x} ({}): {} per cell, {} per row",
+        "{start:#x}..{end:#x} ({}{}): {} per cell, {} per row",
         human_bytes(end - start),
-        human_bytes(grid.cell_bytes),
-        human_bytes(grid.cell_bytes.saturating_mul(grid.cols as u64)),
+        if cut > 0 {
+            format!(", {} of it between memslots cut out", human_bytes(cut))
+        } else {
+            String::new()
+        },
+        human_bytes(layout.cell_bytes()),
+        human_bytes(layout.row_bytes),
     );
-    let cols = grid.cols;
+    // Each row's cells, folded once for both grids.
+    let rows: Vec<Option<Vec<Bin>>> = layout
+        .rows
+        .iter()
+        .map(|r| match *r {
+            Row::Cells { start, end, cells } => Some(bins::fold(runs, start, end, cells)),
+            Row::Cut(_) => None,
+        })
+        .collect();
+    let cols = layout.cols;
     let mut grids = vec![("accessed", false)];
     if header.mode.dirty() {
         grids.push(("dirty", true));
@@ -287,23 +268,37 @@ pub fn heatmap(header: &Header, runs: &[Run], slots: &[Memslot], opts: &Options)
             "{name}: share of the last {} rounds each page was {name} in",
             header.window
         );
-        for row in bins.chunks(cols) {
-            let (Some(first), Some(last)) = (row.first(), row.last()) else {
+        for (spec, row) in layout.rows.iter().zip(&rows) {
+            let (Some(row), Row::Cells { start, end, .. }) = (row, spec) else {
+                if let Row::Cut(hole) = spec {
+                    // The hole between two memslots, not drawn.
+                    let _ = writeln!(
+                        o,
+                        "{:>label$} ~{:~^cols$}~",
+                        "",
+                        format!(
+                            " {} cut out: {:#x}..{:#x} ",
+                            human_bytes(hole.end - hole.start),
+                            hole.start,
+                            hole.end
+                        ),
+                    );
+                }
                 continue;
             };
-            let _ = write!(o, "{:>label$} |", format!("{:#x}", first.start));
+            let _ = write!(o, "{:>label$} |", format!("{start:#x}"));
             let mut painter = Painter::new(opts.palette);
             for bin in row {
                 painter.cell(&mut o, bin_level(bin, dirty));
             }
             painter.reset(&mut o);
-            // The last row may be short: the span ends there.
-            o.extend(std::iter::repeat_n(' ', cols - row.len()));
+            // The last row of a segment may be short: it ends there.
+            o.extend(std::iter::repeat_n(' ', cols.saturating_sub(row.len())));
             o.push('|');
             // Memslot boundaries: the slots that begin in this row.
             let starting: Vec<String> = slots
                 .iter()
-                .filter(|s| (first.start..last.end).contains(&slot_bytes(s).start))
+                .filter(|s| (*start..*end).contains(&slot_bytes(s).start))
                 .map(|s| s.slot().to_string())
                 .collect();
             if !starting.is_empty() {
@@ -353,7 +348,7 @@ fn legend(o: &mut String, palette: Palette) {
 
 #[cfg(test)]
 mod tests {
-    use super::{ramp_rgb, Grid};
+    use super::ramp_rgb;
 
     #[test]
     fn the_first_stop_is_only_for_no_heat() {
@@ -366,22 +361,5 @@ mod tests {
         assert_eq!(ramp_rgb(&stops, 0.5), (60, 60, 60));
         assert_eq!(ramp_rgb(&stops, 1.0), (110, 110, 110));
         assert_eq!(ramp_rgb(&stops, 7.0), (110, 110, 110));
-    }
-
-    #[test]
-    fn a_span_past_2_63_gets_the_largest_cell_not_a_wrapped_one() {
-        let g = Grid::new(0, u64::MAX, 1, 1);
-        assert_eq!(g.cell_bytes, 1 << 63);
-        assert_eq!(g.cells, 2);
-    }
-
-    #[test]
-    fn cells_are_powers_of_two_of_at_least_a_page() {
-        // 256 MiB in 8 rows of 64 cells: 512 KiB a cell, 512 cells.
-        let g = Grid::new(0, 256 << 20, 64, 8);
-        assert_eq!((g.cell_bytes, g.cells), (512 << 10, 512));
-        // 64 KiB in 8 rows of 64: a 4 KiB cell, not less.
-        let g = Grid::new(0, 64 << 10, 64, 8);
-        assert_eq!((g.cell_bytes, g.cells), (4096, 16));
     }
 }

@@ -16,6 +16,7 @@ use ratatui::widgets::{Paragraph, Sparkline};
 use ratatui::Frame;
 
 use super::app::{App, SourceKind};
+use crate::axis::{self, Axis, Row, Rows};
 use crate::bins::{self, Bin};
 use crate::model::{slot_bytes, VmSnapshot};
 use crate::render::size_label;
@@ -396,7 +397,9 @@ enum Bits {
     Dirty,
 }
 
-/// `heat 0|<ramp>|256M`: the heat map folded across the line.
+/// `heat 0|<ramp>~<ramp>|4G`: the heat map folded across the line, the
+/// VM's memslots side by side, a `~` where a long hole between them is
+/// cut out ([`Axis`]).
 fn strip_line(app: &App, vm: &VmSnapshot, width: usize, bits: Bits) -> Line<'static> {
     let name = match bits {
         Bits::Heat => "heat",
@@ -405,21 +408,37 @@ fn strip_line(app: &App, vm: &VmSnapshot, width: usize, bits: Bits) -> Line<'sta
     let Some((header, runs)) = &vm.heatmap else {
         return Line::from(format!("  {name}: no heat map yet"));
     };
-    let Some((start, end)) = bins::span(runs) else {
+    let Some(axis) = Axis::new(&axis::covered(&vm.memslots, runs)) else {
         return Line::from(format!("  {name}: empty heat map"));
     };
-    let left = format!("  {name} {}|", size_label(start));
-    let right = format!("|{}", size_label(end));
+    let (Some(first), Some(last)) = (axis.segments.first(), axis.segments.last()) else {
+        return Line::from(format!("  {name}: empty heat map"));
+    };
+    let left = format!("  {name} {}|", size_label(first.gpa.start));
+    let right = format!("|{}", size_label(last.gpa.end));
     let n = width.saturating_sub(left.len() + right.len());
     if n == 0 {
         return Line::default();
     }
-    let bins = bins::fold(runs, start, end, n);
     let accessed = bits == Bits::Heat && header.mode.accessed();
     let mut spans = vec![Span::raw(left)];
-    spans.extend(heat_spans(app, &bins, accessed));
+    for (i, (range, k)) in axis.columns(n).into_iter().enumerate() {
+        if i > 0 {
+            spans.push(cut_span());
+        }
+        spans.extend(heat_spans(
+            app,
+            &bins::fold(runs, range.start, range.end, k),
+            accessed,
+        ));
+    }
     spans.push(Span::raw(right));
     Line::from(spans)
+}
+
+/// The mark of a hole cut out of a line (between two memslots).
+fn cut_span() -> Span<'static> {
+    Span::styled("~", Style::default().add_modifier(Modifier::DIM))
 }
 
 /// One character of heat `level` (`None`: nothing mapped), coloured.
@@ -592,51 +611,62 @@ fn draw_detail(frame: &mut Frame<'_>, app: &App, vm: &VmSnapshot, area: Rect) {
     frame.render_widget(Paragraph::new(lines), area);
 }
 
-/// A heat map of `rows` lines, each line an equal address range.
+/// A heat map of up to `rows` lines, each line an equal address range
+/// (a power of two), the VM's memslots one after the other, a `~` line
+/// where a long hole between them is cut out ([`Rows`]).
 fn heat_block(app: &App, vm: &VmSnapshot, width: usize, rows: usize, out: &mut Vec<Line<'static>>) {
     let Some((header, runs)) = &vm.heatmap else {
         return;
     };
-    let Some((start, end)) = bins::span(runs) else {
-        return;
-    };
+    let segments = axis::segments(&axis::covered(&vm.memslots, runs));
     let label_w = 8;
     let cols = width.saturating_sub(label_w + 2);
-    if cols == 0 {
+    if cols == 0 || segments.is_empty() {
         return;
     }
-    // A power of two per line, so that the labels are round numbers.
-    let per_row = (end - start)
-        .div_ceil(rows as u64)
-        .checked_next_power_of_two()
-        .unwrap_or(u64::MAX);
+    let layout = Rows::per_row(&segments, cols, u16::try_from(rows).unwrap_or(u16::MAX));
     out.push(Line::from(fit(
         &format!(
-            "  heat map, {} a line: '.' idle .. '@' every round, blank hole, '^' memslot",
-            size_label(per_row)
+            "  heat map, {} a line: '.' idle .. '@' every round, blank hole, '^' memslot, '~' cut",
+            size_label(layout.row_bytes)
         ),
         width,
     )));
-    for r in 0..rows as u64 {
-        let s = start.saturating_add(per_row.saturating_mul(r));
-        let e = s.saturating_add(per_row).min(end);
-        if s >= e {
-            break;
-        }
-        let bins = bins::fold(runs, s, e, cols);
+    for row in &layout.rows {
+        let (s, e, cells) = match *row {
+            Row::Cells { start, end, cells } => (start, end, cells),
+            Row::Cut(ref hole) => {
+                out.push(Line::from(vec![
+                    Span::raw(format!("{:>label_w$} ", "")),
+                    Span::styled(
+                        pad_with(
+                            &format!("~ {} cut out ", size_label(hole.end - hole.start)),
+                            cols,
+                            '~',
+                        ),
+                        Style::default().add_modifier(Modifier::DIM),
+                    ),
+                ]));
+                continue;
+            }
+        };
+        let bins = bins::fold(runs, s, e, cells);
         let mut spans = vec![Span::raw(format!("{:>label_w$}|", size_label(s)))];
         let mut cells = heat_spans(app, &bins, header.mode.accessed());
         // Mark the memslot boundaries that fall in this line.
         for m in &vm.memslots {
             let base = slot_bytes(m).start;
             if (s..e).contains(&base) {
-                let c = ((base - s) as f64 / (e - s) as f64 * cols as f64) as usize;
-                if let Some(cell) = cells.get_mut(c.min(cols - 1)) {
+                let n = cells.len();
+                let c = ((base - s) as f64 / (e - s) as f64 * n as f64) as usize;
+                if let Some(cell) = cells.get_mut(c.min(n.saturating_sub(1))) {
                     *cell = Span::styled("^", Style::default().add_modifier(Modifier::BOLD));
                 }
             }
         }
+        let short = cols.saturating_sub(cells.len());
         spans.extend(cells);
+        spans.push(Span::raw(" ".repeat(short)));
         spans.push(Span::raw("|"));
         out.push(Line::from(spans));
     }
@@ -670,22 +700,42 @@ fn history_block(
         ),
         width,
     )));
+    // The columns: the memslots side by side as in the heat strip (long
+    // holes cut out), each column the regions under its addresses.
+    let covered = if vm.memslots.is_empty() {
+        let all = history.header.base..history.header.base.saturating_add(span);
+        vec![all]
+    } else {
+        axis::covered(&vm.memslots, &[])
+    };
+    let columns = Axis::new(&covered)
+        .map(|a| a.columns(cols))
+        .unwrap_or_default();
+    let region = history.header.region.bytes().max(1);
     let shown = &history.rounds[history.rounds.len().saturating_sub(rows - 1)..];
     for round in shown {
         let mut spans = vec![Span::raw(format!(
             "{:>label_w$}|",
             format!("r{}", round.record.round)
         ))];
-        for c in 0..cols {
-            // The regions under this column; the hottest one shows.
-            let a = c * regions / cols;
-            let b = ((c + 1) * regions / cols).max(a + 1).min(regions);
-            let share = round
-                .accessed
-                .get(a..b)
-                .and_then(|s| s.iter().copied().max())
-                .unwrap_or(0);
-            spans.push(heat_span(app, Some(f64::from(share) / 255.0)));
+        for (i, (range, k)) in columns.iter().enumerate() {
+            if i > 0 {
+                spans.push(cut_span());
+            }
+            let len = u128::from(range.end - range.start);
+            for c in 0..*k {
+                let at = |c: usize| range.start + (len * c as u128 / *k as u128) as u64;
+                let (a, b) = (at(c), at(c + 1).max(at(c) + 1));
+                // The regions under this column; the hottest one shows.
+                let first = a.saturating_sub(history.header.base) / region;
+                let end = b.saturating_sub(history.header.base).div_ceil(region);
+                let share = (a >= history.header.base)
+                    .then(|| usize::try_from(first).ok().zip(usize::try_from(end).ok()))
+                    .flatten()
+                    .and_then(|(f, e)| round.accessed.get(f..e.min(regions).max(f)))
+                    .and_then(|s| s.iter().copied().max());
+                spans.push(heat_span(app, share.map(|v| f64::from(v) / 255.0)));
+            }
         }
         spans.push(Span::raw("|"));
         out.push(Line::from(spans));
