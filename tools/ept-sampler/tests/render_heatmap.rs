@@ -518,3 +518,80 @@ fn memslot_boundaries_are_marked_on_their_rows() {
         "{view}"
     );
 }
+
+/// The fixture of a real QEMU guest (tests/fixtures/qemu-npt-6.12, see its
+/// README): VM 77-10 in guest-work's write phase, and the guest-physical
+/// ranges guest-work printed (`truth/ranges.KIND`, `start,end` in hex).
+fn qemu_guest() -> (VmSnapshot, Vec<Range>, Vec<Range>) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qemu-npt-6.12");
+    let snap = ProcRoot::open(dir.join("write"))
+        .unwrap()
+        .snapshot()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ranges = |kind: &str| -> Vec<Range> {
+        std::fs::read_to_string(dir.join(format!("truth/ranges.{kind}")))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let (a, b) = l.split_once(',').unwrap();
+                let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap();
+                (hex(a), hex(b))
+            })
+            .collect()
+    };
+    (vm(&snap, "77-10").clone(), ranges("write"), ranges("cold"))
+}
+
+#[test]
+fn a_qemu_guest_s_ram_fills_the_view_and_its_bios_comes_after_a_cut() {
+    let (vm, written, cold) = qemu_guest();
+    let view = ramp_view(&vm, 100, 12);
+    // RAM (0..256M) in rows of its own, the 3.7 GiB up to the BIOS slot
+    // cut out, the BIOS slot's row after it.
+    let lines: Vec<&str> = view.lines().collect();
+    let cut = lines
+        .iter()
+        .position(|l| l.contains(" cut out: 0x10000000..0xfffc0000 "))
+        .unwrap_or_else(|| panic!("{view}"));
+    assert!(
+        lines[cut + 1].trim_start().starts_with("0xfffc0000 |"),
+        "{view}"
+    );
+    assert!(lines[cut + 1].ends_with("<slot 1,65540"), "{view}");
+    let g = grids(&view);
+    assert_eq!(g.len(), 2, "{view}");
+    for (name, grid) in &g {
+        // Rows of RAM up to the cut: contiguous from 0, all of 256 MiB.
+        let ram: Vec<&(u64, Vec<char>)> = grid.iter().filter(|(a, _)| *a < 256 << 20).collect();
+        assert!(
+            ram.len() >= 5,
+            "{name}: RAM in {} rows of 12:\n{view}",
+            ram.len()
+        );
+        let row_bytes = ram[1].0 - ram[0].0;
+        let cell = row_bytes / ram[0].1.len() as u64;
+        assert!(ram
+            .iter()
+            .enumerate()
+            .all(|(i, (a, _))| *a == i as u64 * row_bytes));
+        assert!(ram.len() as u64 * row_bytes >= 256 << 20, "{view}");
+        let at = |gpa: u64| -> char {
+            let (start, cells) = ram.iter().rev().find(|(a, _)| *a <= gpa).unwrap();
+            cells[((gpa - start) / cell) as usize]
+        };
+        // What guest-work writes is accessed and dirty in every round;
+        // its cold buffer never is.
+        for &(s, e) in &written {
+            for gpa in (s..e).step_by(cell as usize) {
+                assert_eq!(at(gpa), RAMP[RAMP.len() - 1], "{name} {gpa:#x}:\n{view}");
+            }
+        }
+        for &(s, e) in &cold {
+            for gpa in (s..e).step_by(cell as usize) {
+                assert!(rank(at(gpa)) <= 0, "{name} {gpa:#x}:\n{view}");
+            }
+        }
+    }
+}

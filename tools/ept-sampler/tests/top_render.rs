@@ -563,3 +563,37 @@ fn the_detail_pane_cuts_the_hole_out_of_its_heat_map_and_history() {
         "{round}"
     );
 }
+
+#[test]
+fn a_real_qemu_guest_s_strip_is_its_ram_then_a_cut_then_its_bios() {
+    // tests/fixtures/qemu-npt-6.12: VM 77-10 in guest-work's write phase.
+    let dir = fixtures().join("../qemu-npt-6.12");
+    let snap = ept_sampler::source::ProcRoot::open(dir.join("write"))
+        .unwrap()
+        .snapshot()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut app = ept_sampler::top::app::App::new(
+        ept_sampler::top::app::SourceKind::Live("fixtures/qemu-npt-6.12".into()),
+        1000,
+    );
+    app.update(snap);
+    let lines = lines(&screen(&app, 100, 30));
+    let (_, from, strip, to) = strip(&lines, "77-10");
+    assert_eq!((from.as_str(), to.as_str()), ("0", "4G"), "{strip:?}");
+    let (ram, bios) = strip
+        .split_once('~')
+        .unwrap_or_else(|| panic!("no cut: {strip:?}"));
+    assert_eq!(bios.chars().count(), 1, "{strip:?}");
+    let n = ram.chars().count();
+    let written = std::fs::read_to_string(dir.join("truth/ranges.write")).unwrap();
+    for l in written.lines() {
+        let (a, b) = l.split_once(',').unwrap();
+        let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap();
+        let cols = columns(n, 256 * MIB, hex(a), hex(b));
+        if !cols.is_empty() {
+            assert_eq!(mean_rank(ram, cols), rank('@') as f64, "{l}: {ram:?}");
+        }
+    }
+}
