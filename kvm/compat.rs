@@ -16,6 +16,8 @@ pub(crate) const CLEAR_D_NEEDS_SET_PFN_DIRTY: bool = cfg!(ept_kvm_set_pfn_dirty)
 #[allow(dead_code)]
 pub(crate) const KVM_EXPORTS_INTERNAL_ONLY: bool = cfg!(ept_kvm_internal_exports);
 
+use core::marker::PhantomData;
+
 use super::bindings;
 use crate::ept_walk::KvmBits;
 
@@ -189,6 +191,89 @@ unsafe fn vm_file_by_name(file: *mut bindings::file) -> bool {
         }
     }
     true
+}
+
+/// An RCU read-side critical section, held while the value lives
+/// (`rcu_read_lock()` .. `rcu_read_unlock()`). Not `Send`: it must end on
+/// the task and CPU that began it.
+///
+/// # Invariants
+///
+/// The caller is inside an RCU read-side critical section while it exists.
+pub(crate) struct RcuReadGuard {
+    /// 6.13 and later: the kernel crate's own guard.
+    #[cfg(ept_rust_rcu)]
+    _guard: kernel::sync::rcu::Guard,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl RcuReadGuard {
+    /// Enters an RCU read-side critical section. The holder must not sleep.
+    pub(crate) fn new() -> Self {
+        #[cfg(ept_rust_rcu)]
+        let guard = RcuReadGuard {
+            _guard: kernel::sync::rcu::read_lock(),
+            _not_send: PhantomData,
+        };
+        // 6.12's kernel crate has no RCU guard, and rcu_read_lock() is an
+        // inline function. With preemptible RCU it calls the exported
+        // __rcu_read_lock(); without it (a kernel that cannot be preempted)
+        // it is preempt_disable(), which is at most a count for debugging
+        // checks: a reader that does not sleep is inside the critical
+        // section, and only the compiler must not move accesses out of it.
+        #[cfg(not(ept_rust_rcu))]
+        let guard = {
+            #[cfg(CONFIG_PREEMPT_RCU)]
+            // SAFETY: no precondition; paired with __rcu_read_unlock() in
+            // drop() on this task (the guard is not Send).
+            unsafe {
+                bindings::__rcu_read_lock()
+            };
+            core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+            RcuReadGuard {
+                _not_send: PhantomData,
+            }
+        };
+        // INVARIANT: the critical section began just above.
+        guard
+    }
+}
+
+impl Drop for RcuReadGuard {
+    fn drop(&mut self) {
+        // 6.13 and later: the kernel crate's guard, a field, ends it.
+        #[cfg(not(ept_rust_rcu))]
+        {
+            core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+            #[cfg(CONFIG_PREEMPT_RCU)]
+            // SAFETY: new() called __rcu_read_lock() on this task.
+            unsafe {
+                bindings::__rcu_read_unlock()
+            };
+        }
+    }
+}
+
+/// The first process id at or above `nr` in use in the caller's pid
+/// namespace, as `/proc`'s readdir finds the next one (`next_tgid()`): a
+/// walk of the namespace's pid IDR, so that enumerating processes costs
+/// the pids in use rather than `pid_max` (4194304 where systemd raises
+/// it). Thread ids are among them; callers skip the ones that lead no
+/// thread group.
+pub(crate) fn next_pid(nr: i32) -> Option<i32> {
+    let _rcu = RcuReadGuard::new();
+    // SAFETY: `current` is a live task; its pid namespace lives at least
+    // as long as the task, which outlives this call.
+    let ns = unsafe { bindings::task_active_pid_ns(kernel::bindings::get_current().cast()) };
+    // SAFETY: under RCU (the guard above), as find_ge_pid() requires; the
+    // returned pid, if any, stays allocated until the guard drops.
+    let pid = unsafe { bindings::find_ge_pid(nr, ns) };
+    if pid.is_null() {
+        return None;
+    }
+    // SAFETY: `pid` is alive under RCU; `ns` as above.
+    let found = unsafe { bindings::pid_nr_ns(pid, ns) };
+    (found > 0).then_some(found)
 }
 
 /// `cond_resched()`: a chance to reschedule in a long loop. A no-op where

@@ -12,7 +12,7 @@ use core::ffi::{c_int, c_uint, c_void};
 use core::ptr::{self, NonNull};
 
 use super::file::VmFile;
-use super::{bindings, compat, sysfs};
+use super::{bindings, compat};
 
 /// A VM found open in a process.
 pub(crate) struct FoundVm {
@@ -131,15 +131,19 @@ pub(crate) fn for_each_vm(pid: Option<i32>, mut f: impl FnMut(FoundVm)) {
         scan_pid(pid, &mut f);
         return;
     }
-    let mut buf = [0u8; 16];
-    let pid_max = sysfs::read(c"/proc/sys/kernel/pid_max", &mut buf)
-        .ok()
-        .and_then(|s| s.parse::<i32>().ok())
-        .unwrap_or(1 << 22);
-    for nr in 1..=pid_max {
-        scan_pid(nr, &mut f);
-        if nr % 1024 == 0 {
+    // The pids in use, in order (threads among them: scan_pid() finds no
+    // thread group for those), not every number up to pid_max.
+    let mut nr = 1;
+    let mut seen: u32 = 0;
+    while let Some(found) = compat::next_pid(nr) {
+        scan_pid(found, &mut f);
+        seen = seen.wrapping_add(1);
+        if seen % 256 == 0 {
             compat::cond_resched();
+        }
+        match found.checked_add(1) {
+            Some(next) => nr = next,
+            None => break,
         }
     }
 }
