@@ -15,7 +15,7 @@
 # Files (artefacts, see tests/vm/run --artefacts): the heat map of each
 # phase (CSV and PNG from ept-sampler), top's screens (--batch, and the live
 # view on a terminal), each phase's `ept-sampler report` (CSV), the
-# history, the guest's console.
+# history, the guest's console, and /proc/ept_sampler in the write phase.
 size=${1:-32M} read_size=${2:-8M} cold_size=${3:-8M}
 # Our output port runs at the kernel's default 9600 baud, which Bochs
 # honours in virtual time: 12 times faster for the artefacts.
@@ -33,6 +33,7 @@ state=/tmp/realvm.state
 scenario() { # NAME FUNCTION: FUNCTION runs in a subshell; state in $state
 	name=$1
 	shift
+	ts=$(cut -d' ' -f1 /proc/uptime)
 	out=$( (
 		set -e
 		. $state
@@ -40,7 +41,7 @@ scenario() { # NAME FUNCTION: FUNCTION runs in a subshell; state in $state
 	) 2>&1)
 	rc=$?
 	if [ $rc -eq 0 ]; then
-		echo "ok $name"
+		echo "ok $name ($(awk -v a="$ts" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.1fs", b - a }'))"
 	else
 		failures=$((failures + 1))
 		echo "FAIL $name: $(echo "$out" | grep -v '^ *$' | tail -1)"
@@ -228,6 +229,24 @@ png() { # PHASE: the tool's picture of the heat map, kept as an artefact
 	echo "heat-$1.png: $(wc -c <"/tmp/heat-$1.png") bytes"
 }
 
+# capture PHASE: the text files of /proc/ept_sampler that the tool reads,
+# as a shell archive ("=== PATH" before each), with the guest's ranges: the
+# tool's fixture of a real QEMU guest is unpacked from it
+# (tools/ept-sampler/tests/fixtures/README.md).
+capture() {
+	{
+		for f in version vms last_error "$vm/config" "$vm/stats" "$vm/heatmap" "$vm/history" "$vm/memslots"; do
+			echo "=== $1/$f"
+			cat "/proc/ept_sampler/$f"
+		done
+		for k in write read cold; do
+			echo "=== truth/ranges.$k"
+			cat "/tmp/r.$k"
+		done
+		echo "=== end"
+	} >"/tmp/proc-$1.txt"
+}
+
 # top_screen PHASE: one screen of `ept-sampler top` (its --batch text, the
 # same drawing as the live view), kept as an artefact; the VM's row must say
 # sampling with at least the buffer's MiB hot (the guest rewrites it all).
@@ -267,6 +286,7 @@ s_write() {
 	guest_says '^guest-work: phase write ' || fail "guest not in its write phase"
 	snapshot write
 	check write
+	capture write
 	png write
 	top_screen write
 	top_tty "$vm" /tmp/top-tty-write.txt "${size%M}" $period_ms both $window
@@ -289,8 +309,8 @@ s_idle() {
 	record idle
 }
 
-near() { # WHAT GOT WANT: GOT pages within a tenth of WANT, or 4 MiB
-	tol=$(($3 / 10))
+near() { # WHAT GOT WANT [PARTS]: GOT pages within WANT/PARTS (a tenth), or 4 MiB
+	tol=$(($3 / ${4:-10}))
 	[ $tol -ge 1024 ] || tol=1024
 	d=$(($2 - $3))
 	[ ${d#-} -le $tol ] || fail "$1: $2 pages above the idle background, expected $3 +- $tol"
@@ -329,9 +349,12 @@ s_working_set() {
 	# The guest's kernel keeps a background of pages busy in every phase
 	# (whole 2 MiB leaves: the sampler cannot see finer); the idle phase
 	# measures it. Above it: the buffer, then the read part, each within a
-	# tenth or two 2 MiB leaves (the background moves a little).
-	near "write phase, working set" $((wa - ia)) "$wp"
-	near "read phase, working set" $((ra - ia)) "$rp"
+	# fifth or two 2 MiB leaves. (A fifth, not a tenth: nested under an
+	# emulator, with the recorder running beside it, the guest now and then
+	# ends a 200 ms round short of a whole pass over its 32 MiB: 7110 of
+	# 8192 pages seen on QEMU with 6.12. The phases stay far apart.)
+	near "write phase, working set" $((wa - ia)) "$wp" 5
+	near "read phase, working set" $((ra - ia)) "$rp" 5
 	[ "$wa" -gt "$ra" ] && [ "$ra" -gt "$ia" ] || fail "the working set does not fall from write ($wa) to read ($ra) to idle ($ia)"
 }
 
@@ -418,5 +441,6 @@ for p in write read idle; do [ ! -s "/tmp/heat-$p.png" ] || artefact "realvm-hea
 for p in write read idle; do [ ! -f "/tmp/report-$p.csv" ] || artefact_gz "realvm-report-$p.csv" "/tmp/report-$p.csv"; done
 for p in write read idle; do [ ! -f "/tmp/heat.$p" ] || artefact_gz "realvm-heatmap-$p.csv" "/tmp/heat.$p"; done
 [ ! -f /tmp/history ] || artefact_gz realvm-history.txt /tmp/history
+[ ! -f /tmp/proc-write.txt ] || artefact_gz realvm-proc-write.txt /tmp/proc-write.txt
 artefact_gz realvm-guest-console.txt $gl
 exit $failures
