@@ -104,6 +104,7 @@ impl ShowFile for VersionFile {
             tdp_mmu,
             vm_files: compat::VM_FILE_MECHANISM,
             tlb_flush: compat::FLUSH_MECHANISM,
+            kvm_bits: Some(compat::KVM_BITS),
         };
         write!(m, "{version}")
     }

@@ -10,11 +10,15 @@
 //! tdp_mmu yes
 //! vm_files anon-inode-name+fops-owner
 //! tlb_flush symbol_get:kvm_flush_remote_tlbs
+//! spte_ad_shift 60
+//! frozen_spte 0x80000000000001a0
 //! ```
 
 use core::fmt;
 
-use super::kv;
+use super::{fields, kv};
+use crate::ept_walk::KvmBits;
+use crate::heat::parse_decimal;
 
 /// The module's version, shown in `version` and checked by the tool.
 pub const MODULE_VERSION: &str = "0.1.0";
@@ -85,6 +89,10 @@ pub struct Version<'a> {
     pub vm_files: &'a str,
     /// How the module flushes a VM's TLBs on this kernel.
     pub tlb_flush: &'a str,
+    /// KVM's software SPTE bits the module was built for (they moved
+    /// between 6.12 and 7.3): the A/D type field and `FROZEN_SPTE`.
+    /// `None` from a module that does not say.
+    pub kvm_bits: Option<KvmBits>,
 }
 
 fn yes_no(v: Option<bool>) -> &'static str {
@@ -102,7 +110,12 @@ impl fmt::Display for Version<'_> {
         kv::write(f, "tdp", format_args!("{}", self.tdp.as_str()))?;
         kv::write(f, "tdp_mmu", format_args!("{}", yes_no(self.tdp_mmu)))?;
         kv::write(f, "vm_files", format_args!("{}", self.vm_files))?;
-        kv::write(f, "tlb_flush", format_args!("{}", self.tlb_flush))
+        kv::write(f, "tlb_flush", format_args!("{}", self.tlb_flush))?;
+        if let Some(bits) = self.kvm_bits {
+            kv::write(f, "spte_ad_shift", format_args!("{}", bits.ad_shift()))?;
+            kv::write(f, "frozen_spte", format_args!("{:#x}", bits.frozen()))?;
+        }
+        Ok(())
     }
 }
 
@@ -113,6 +126,15 @@ pub enum VersionError {
     Missing(&'static str),
     /// A value is not one this parser knows.
     BadValue(&'static str),
+}
+
+impl fmt::Display for VersionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VersionError::Missing(key) => write!(f, "missing {key}"),
+            VersionError::BadValue(key) => write!(f, "bad {key}"),
+        }
+    }
 }
 
 impl<'a> Version<'a> {
@@ -134,6 +156,25 @@ impl<'a> Version<'a> {
             // Added after the first release: optional for readers.
             vm_files: kv::get(text, "vm_files").unwrap_or("unknown"),
             tlb_flush: kv::get(text, "tlb_flush").unwrap_or("unknown"),
+            kvm_bits: match (kv::get(text, "spte_ad_shift"), kv::get(text, "frozen_spte")) {
+                (None, None) => None,
+                (Some(shift), Some(frozen)) => {
+                    let shift = parse_decimal(shift)
+                        .ok()
+                        .and_then(|s| u32::try_from(s).ok())
+                        .ok_or(VersionError::BadValue("spte_ad_shift"))?;
+                    let frozen =
+                        fields::hex(frozen).ok_or(VersionError::BadValue("frozen_spte"))?;
+                    // A layout the walker could not use is not one a module
+                    // was built for.
+                    Some(
+                        KvmBits::new(shift, frozen)
+                            .ok_or(VersionError::BadValue("spte_ad_shift"))?,
+                    )
+                }
+                (None, Some(_)) => return Err(VersionError::Missing("spte_ad_shift")),
+                (Some(_), None) => return Err(VersionError::Missing("frozen_spte")),
+            },
         })
     }
 }

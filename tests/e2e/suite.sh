@@ -95,6 +95,14 @@ s_version() {
 	[ "$(kv $v tdp_mmu)" = yes ] || fail "tdp_mmu is not yes"
 	[ "$(kv $v kernel)" = "$(uname -r)" ] || fail "kernel is not $(uname -r)"
 	[ -n "$(kv $v module)" ] || fail "no module version"
+	# KVM's software SPTE bits, as each kernel's spte.h defines them
+	# (SPTE_TDP_AD_SHIFT, FROZEN_SPTE; they moved in 6.13).
+	case "$(uname -r)" in
+	6.12.*) want="52 0x80000000000005a0" ;;
+	*) want="60 0x80000000000001a0" ;;
+	esac
+	[ "$(kv $v spte_ad_shift) $(kv $v frozen_spte)" = "$want" ] ||
+		fail "SPTE layout '$(kv $v spte_ad_shift) $(kv $v frozen_spte)', expected '$want' on $(uname -r)"
 }
 
 # /proc/ept_sampler is root's alone.

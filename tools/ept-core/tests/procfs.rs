@@ -793,3 +793,60 @@ fn visitor_trait_object_works() {
     m.end_round(&end(0));
     assert_eq!(m.view().store.cell(7).unwrap().current(), State::Hole);
 }
+
+#[test]
+fn version_text_exactly_and_back() {
+    use ept_core::ept_walk::KvmBits;
+    use ept_core::procfs::version::{HostTdp, Version, VersionError};
+    let v = Version {
+        module: "0.1.0",
+        kernel: "7.3.4",
+        tdp: HostTdp::EptAd,
+        tdp_mmu: Some(true),
+        vm_files: "anon-inode-name+fops-owner",
+        tlb_flush: "symbol_get:kvm_flush_remote_tlbs",
+        kvm_bits: Some(KvmBits::LINUX_7_3),
+    };
+    let text = v.to_string();
+    assert_eq!(
+        text,
+        "module 0.1.0\nkernel 7.3.4\ntdp ept+ad\ntdp_mmu yes\n\
+         vm_files anon-inode-name+fops-owner\ntlb_flush symbol_get:kvm_flush_remote_tlbs\n\
+         spte_ad_shift 60\nfrozen_spte 0x80000000000001a0\n"
+    );
+    assert_eq!(Version::parse(&text), Ok(v));
+    let six = Version {
+        kernel: "6.12.117",
+        tdp: HostTdp::Npt,
+        kvm_bits: Some(KvmBits::LINUX_6_12),
+        ..v
+    };
+    assert!(six
+        .to_string()
+        .ends_with("spte_ad_shift 52\nfrozen_spte 0x80000000000005a0\n"));
+    assert_eq!(Version::parse(&six.to_string()), Ok(six));
+    // A module from before the layout lines: no layout, not an error.
+    let old = "module 0.1.0\nkernel 7.3.4\ntdp npt\ntdp_mmu yes\n";
+    assert_eq!(Version::parse(old).map(|v| v.kvm_bits), Ok(None));
+    // Half a layout, or one the walker could not use, is.
+    let half = format!("{old}spte_ad_shift 60\n");
+    assert_eq!(
+        Version::parse(&half),
+        Err(VersionError::Missing("frozen_spte"))
+    );
+    let half = format!("{old}frozen_spte 0x80000000000001a0\n");
+    assert_eq!(
+        Version::parse(&half),
+        Err(VersionError::Missing("spte_ad_shift"))
+    );
+    let bad = format!("{old}spte_ad_shift 62\nfrozen_spte 0x80000000000001a0\n");
+    assert_eq!(
+        Version::parse(&bad),
+        Err(VersionError::BadValue("spte_ad_shift"))
+    );
+    let bad = format!("{old}spte_ad_shift 60\nfrozen_spte 1a0\n");
+    assert_eq!(
+        Version::parse(&bad),
+        Err(VersionError::BadValue("frozen_spte"))
+    );
+}

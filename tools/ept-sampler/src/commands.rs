@@ -6,6 +6,7 @@ use std::io::Write;
 
 use ept_core::heat::{StoreLayout, DEFAULT_WINDOW};
 use ept_core::procfs::control::{Command as Ctl, Settings, VmId};
+use ept_core::procfs::version::Version;
 use ept_core::procfs::vms::VmState;
 
 use crate::cli::{
@@ -228,16 +229,21 @@ fn status(root: &ProcRoot, a: &StatusArgs) -> Result<(), Error> {
         return out(&text::status(&vm));
     }
     // Only what status prints: heat maps and histories can be large.
-    let snap = root.snapshot_of(|_| true, STATUS_FILES)?.parse()?;
+    let raw = root.snapshot_of(|_| true, STATUS_FILES)?;
+    let host = match raw.file("version") {
+        Some(t) => text::host(&Version::parse(t).map_err(|e| Error::format("version", e))?),
+        None => String::from("module: no version file"),
+    };
+    let snap = raw.parse()?;
     let attached: Vec<&VmSnapshot> = snap.vms.iter().filter(|v| v.config.is_some()).collect();
     if attached.is_empty() {
         return say(format_args!(
-            "no VM attached ({} on the host, see `ept-sampler list`)",
+            "{host}\nno VM attached ({} on the host, see `ept-sampler list`)",
             snap.vms.len()
         ));
     }
     let text: Vec<String> = attached.iter().map(|v| text::status(v)).collect();
-    out(&text.join("\n"))
+    out(&format!("{host}\n\n{}", text.join("\n")))
 }
 
 fn heatmap(root: &ProcRoot, a: &HeatmapArgs) -> Result<(), Error> {

@@ -592,3 +592,44 @@ fn help_and_man_page_describe_every_subcommand_and_the_exit_codes() {
         );
     }
 }
+
+#[test]
+fn status_says_what_the_module_found_on_the_host() {
+    let dir = proc_copy();
+    // The fixture's module (7.3 on the QEMU testbed) says nothing of KVM's
+    // SPTE layout: the line has what version has.
+    let o = run(&dir, &["status"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let first = stdout(&o).lines().next().unwrap_or_default().to_string();
+    let version = std::fs::read_to_string(dir.join("version")).unwrap();
+    for (key, shown) in [("module", "module "), ("kernel", "on Linux "), ("tdp", "(")] {
+        let value = version
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} ")))
+            .unwrap();
+        assert!(first.contains(&format!("{shown}{value}")), "{key}: {first}");
+    }
+    assert!(first.contains("TDP MMU on"), "{first}");
+    assert!(!first.contains("SPTE"), "{first}");
+    // A module that says its layout, and is not the tool's version.
+    edit(&dir, "version", |v| {
+        v.replace("module 0.1.0", "module 0.2.0")
+            + "spte_ad_shift 60\nfrozen_spte 0x80000000000001a0\n"
+    });
+    let o = run(&dir, &["status"]);
+    let first = stdout(&o).lines().next().unwrap_or_default().to_string();
+    assert!(
+        first.contains("A/D type at bits 60-61, FROZEN_SPTE 0x80000000000001a0"),
+        "{first}"
+    );
+    assert!(
+        first.contains("(this tool was built for module 0.1.0)"),
+        "{first}"
+    );
+    // A garbled version is a format error.
+    edit(&dir, "version", |v| {
+        v.replace("tdp_mmu yes", "tdp_mmu perhaps")
+    });
+    let o = run(&dir, &["status"]);
+    assert_eq!(o.status.code(), Some(FORMAT), "{}", stderr(&o));
+}

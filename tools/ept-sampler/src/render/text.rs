@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use ept_core::procfs::stats::DirtyStatus;
+use ept_core::procfs::version::{Version, MODULE_VERSION};
 use ept_core::procfs::vms::{Refusal, VmRow, VmState};
 
 use super::{human_bytes, human_ns};
@@ -139,6 +140,39 @@ pub fn list_json(rows: &[VmRow]) -> String {
         .collect();
     // Serialising plain strings and numbers cannot fail.
     serde_json::to_string_pretty(&items).unwrap_or_default() + "\n"
+}
+
+/// The host as the module sees it (`version`): one line for `status`.
+/// Says so when the module is not the version this tool was built with.
+pub fn host(v: &Version<'_>) -> String {
+    let mut o = format!(
+        "module {} on Linux {} ({}",
+        v.module,
+        v.kernel,
+        v.tdp.as_str()
+    );
+    let _ = match v.tdp_mmu {
+        Some(on) => write!(o, ", TDP MMU {}", if on { "on" } else { "off" }),
+        None => write!(o, ", no KVM loaded"),
+    };
+    let _ = write!(
+        o,
+        "); VM files by {}, TLB flushes by {}",
+        v.vm_files, v.tlb_flush
+    );
+    if let Some(bits) = v.kvm_bits {
+        let _ = write!(
+            o,
+            "; KVM's SPTE layout: A/D type at bits {}-{}, FROZEN_SPTE {:#x}",
+            bits.ad_shift(),
+            bits.ad_shift() + 1,
+            bits.frozen()
+        );
+    }
+    if v.module != MODULE_VERSION {
+        let _ = write!(o, " (this tool was built for module {MODULE_VERSION})");
+    }
+    o
 }
 
 /// The status of one VM: its settings and counters.
