@@ -3,6 +3,7 @@
 //! PNG pictures of the fixture VM, decoded with the `png` crate: the size
 //! is as asked and the heat is where testvm's truth file says.
 
+mod bios_support;
 #[path = "picture_support/mod.rs"]
 mod support;
 
@@ -144,29 +145,10 @@ fn a_far_away_memslot_does_not_leave_the_picture_mostly_hole() {
     // 4 GiB (the BIOS in the last, an eighth of its pages).
     let snap = snapshot("phase2");
     let mut vm = snap.vm("72-4").unwrap().clone();
-    let bios = 0xfffc_0000u64..0x1_0000_0000;
-    vm.memslots.extend(
-        ept_core::procfs::memslots::parse(
-            "# slot as_id id base size flags\n1 0 1 0xfffc0000 0x40000 readonly\n",
-        )
-        .map(Result::unwrap),
-    );
-    let (_, runs) = ept_core::procfs::heatmap::parse(
-        "# ept_sampler heatmap 1\n# vm 72-4\n# granule 4K\n# window 5\n# rounds 126\n# mode both\n\
-         # columns start end granule leaf accessed dirty window slot\n\
-         0x000010000000 0x0000fffc0000 4K hole 0 0 5 -\n\
-         0x0000fffc0000 0x000100000000 4K 4K 5 0 5 1\n",
-    )
-    .unwrap();
-    let (_, heat) = vm.heatmap.as_mut().unwrap();
-    assert_eq!(heat.last().unwrap().end, 256 * MIB);
-    heat.extend(runs.map(Result::unwrap));
-    let share = 32; // ceil(254 * 64 / 512)
-    for r in &mut vm.history.as_mut().unwrap().rounds {
-        assert_eq!(r.accessed.len(), 128);
-        r.accessed.resize(2048, 0);
-        r.accessed[2047] = share;
-    }
+    let bios = bios_support::BIOS;
+    // ceil(254 * 64 / 512): 64 of the last 2 MiB region's 512 pages.
+    let share = 32;
+    bios_support::add_bios_slot(&mut vm, share);
     let (w, h) = (1000, 700);
     let path = out("72-4-bios.png");
     picture::write(&vm, &path, PictureFormat::Png, w, h).unwrap();

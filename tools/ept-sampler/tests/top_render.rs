@@ -4,6 +4,7 @@
 //! 80x24 and 120x40. Expectations come from the fixture README and the
 //! testvm truth files, not from the view's own output.
 
+mod bios_support;
 mod top_support;
 
 use ept_sampler::top::app::{self, Action};
@@ -459,30 +460,7 @@ fn app_with_bios() -> ept_sampler::top::app::App {
         .iter_mut()
         .find(|v| v.row.vm.to_string() == "72-4")
         .unwrap();
-    vm.memslots.extend(
-        ept_core::procfs::memslots::parse(
-            "# slot as_id id base size flags\n1 0 1 0xfffc0000 0x40000 readonly\n",
-        )
-        .map(Result::unwrap),
-    );
-    let (_, runs) = ept_core::procfs::heatmap::parse(
-        "# ept_sampler heatmap 1\n# vm 72-4\n# granule 4K\n# window 5\n# rounds 126\n# mode both\n\
-         # columns start end granule leaf accessed dirty window slot\n\
-         0x000010000000 0x0000fffc0000 4K hole 0 0 5 -\n\
-         0x0000fffc0000 0x000100000000 4K 4K 5 0 5 1\n",
-    )
-    .unwrap();
-    let (_, heat) = vm.heatmap.as_mut().unwrap();
-    assert_eq!(heat.last().unwrap().end, 256 * MIB);
-    heat.extend(runs.map(Result::unwrap));
-    let history = vm.history.as_mut().unwrap();
-    assert_eq!(history.header.regions, 128);
-    history.header.regions = 2048;
-    for r in &mut history.rounds {
-        assert_eq!(r.accessed.len(), 128);
-        r.accessed.resize(2048, 0);
-        r.accessed[2047] = 255;
-    }
+    bios_support::add_bios_slot(vm, 255);
     let mut app = ept_sampler::top::app::App::new(
         ept_sampler::top::app::SourceKind::Live("fixtures/phase2+bios".into()),
         1000,
