@@ -295,9 +295,11 @@ pub fn heatmap(header: &Header, runs: &[Run], slots: &[Memslot], opts: &Options)
             // The last row of a segment may be short: it ends there.
             o.extend(std::iter::repeat_n(' ', cols.saturating_sub(row.len())));
             o.push('|');
-            // Memslot boundaries: the slots that begin in this row.
+            // Memslot boundaries: the slots that begin in this row (not
+            // the SMM copies of address space 0's slots).
             let starting: Vec<String> = slots
                 .iter()
+                .filter(|s| !smm_copy(s, slots))
                 .filter(|s| (*start..*end).contains(&slot_bytes(s).start))
                 .map(|s| s.slot().to_string())
                 .collect();
@@ -308,7 +310,7 @@ pub fn heatmap(header: &Header, runs: &[Run], slots: &[Memslot], opts: &Options)
         }
     }
     legend(&mut o, opts.palette);
-    for s in slots {
+    for s in slots.iter().filter(|s| !smm_copy(s, slots)) {
         let bytes = slot_bytes(s);
         let _ = writeln!(
             o,
@@ -325,7 +327,33 @@ pub fn heatmap(header: &Header, runs: &[Run], slots: &[Memslot], opts: &Options)
             if s.flags.readonly { ", read-only" } else { "" },
         );
     }
+    let copies: Vec<String> = slots
+        .iter()
+        .filter(|s| smm_copy(s, slots))
+        .map(|s| s.slot().to_string())
+        .collect();
+    if !copies.is_empty() {
+        let _ = writeln!(
+            o,
+            "memslots {}: address space {} (SMM), the same ranges as address space 0",
+            copies.join(","),
+            slots
+                .iter()
+                .find(|s| smm_copy(s, slots))
+                .map_or(1, |s| s.as_id)
+        );
+    }
     o
+}
+
+/// Whether `s` is a slot of another address space than 0 (SMM, with QEMU)
+/// that maps the same addresses, with the same flags, as a slot of address
+/// space 0: QEMU gives SMM a copy of every slot, shown once.
+fn smm_copy(s: &Memslot, slots: &[Memslot]) -> bool {
+    s.as_id != 0
+        && slots
+            .iter()
+            .any(|z| z.as_id == 0 && slot_bytes(z) == slot_bytes(s) && z.flags == s.flags)
 }
 
 fn legend(o: &mut String, palette: Palette) {
