@@ -79,6 +79,20 @@ start_vm() {
 	vm=$(sed -n 's/.* vm=\([0-9]*-[0-9]*\).*/\1/p' "/tmp/$name.out" | head -1)
 }
 
+# end_vm NAME BG: stops testvm NAME, started by start_vm as background job
+# BG. It must still be running: a guest that died during the scenario is a
+# failure, reported with testvm's own last words (its output).
+end_vm() {
+	if ! kill "$2" 2>/dev/null; then
+		wait "$2"
+		rc=$?
+		cat "/tmp/$1.out"
+		dmesg | tail -20
+		fail "testvm $1 exited (status $rc) before the scenario ended: $(grep -v '^ *$' "/tmp/$1.out" | tail -1)"
+	fi
+	wait "$2" || true
+}
+
 # check_heat VM WINDOW DIRTY W_START W_LEN R_START R_LEN [LEAF]
 # Checks the VM's heatmap against testvm's truth, granule by granule:
 # written pages accessed in every round of the window (and dirty in every
@@ -155,8 +169,7 @@ s_accuracy() {
 	walk=$(kv "/proc/ept_sampler/$vm/stats" walk_ns_last)
 	echo "1 GiB guest: round (walk+clear+flush) ${round} ns, walk+clear ${walk} ns; page_idle pass ${pass} ns: $((pass / (round + 1)))x with the flush, $((pass / (walk + 1)))x without"
 	es detach "$vm"
-	kill $vm_bg
-	wait $vm_bg || true
+	end_vm acc $vm_bg
 }
 
 # 2. THP backing: hot ranges reported at their 2 MiB leaf size.
@@ -167,8 +180,7 @@ s_thp() {
 	wait_rounds "$vm" 7
 	check_heat "$vm" 5 off 16M 4M 32M 4M 2M
 	es detach "$vm"
-	kill $vm_bg
-	wait $vm_bg || true
+	end_vm thp $vm_bg
 }
 
 # 4. Two VMs at once, separate results.
@@ -198,8 +210,8 @@ s_two_vms() {
 	check_heat "$one" 5 off 16M 2M 0 0
 	wait_rounds "$two" $(($(rounds "$two") + 2))
 	es detach --all
-	kill $one_bg $two_bg
-	wait $one_bg $two_bg || true
+	end_vm one $one_bg
+	end_vm two $two_bg
 }
 
 # 5. A sampled VM's process dies: the VM is detached and gone; rmmod while
@@ -226,8 +238,7 @@ s_kill() {
 	wait_rounds "$vm" 3
 	rmmod ept_sampler || fail "rmmod while sampling failed"
 	insmod "$EPT_SAMPLER_KO"
-	kill $vm_bg
-	wait $vm_bg || true
+	end_vm kill2 $vm_bg
 }
 
 # 6. Dirty logging on: dirty sampling refused with a reason, accessed
@@ -244,8 +255,7 @@ s_dirty_log() {
 	wait_rounds "$vm" 7
 	check_heat "$vm" 5 off 16M 2M 32M 2M
 	es detach "$vm"
-	kill $vm_bg
-	wait $vm_bg || true
+	end_vm dlog $vm_bg
 }
 
 # as_uid1000 CMD: runs the shell command CMD as uid 1000 (busybox's setpriv
@@ -287,8 +297,7 @@ s_non_root() {
 	es status "$vm"
 	grep -q "^$vm  sampling" /tmp/es.out || fail "uid 1000 changed the VM's state"
 	es detach --all
-	kill $vm_bg
-	wait $vm_bg || true
+	end_vm nr $vm_bg
 }
 
 # 9. 1000 random or malformed control lines: all refused, nothing changes,
@@ -330,8 +339,7 @@ s_fuzz() {
 	r=$(rounds "$vm")
 	wait_rounds "$vm" $((r + 2))
 	ctl "detach vm=$vm"
-	kill $vm_bg
-	wait $vm_bg || true
+	end_vm fz $vm_bg
 }
 
 # 3. Phase change: testvm moves its writes from 16M..18M to 32M..34M after
@@ -361,6 +369,5 @@ s_phase() {
 	wait_rounds "$vm" $(($(rounds "$vm") + 5))
 	check_heat "$vm" 5 off 32M 2M 0 0
 	es detach "$vm"
-	kill $vm_bg
-	wait $vm_bg || true
+	end_vm ph $vm_bg
 }

@@ -49,8 +49,12 @@ wait_running() {
 switch_test() {
 	t=/tmp/truth-switch.json
 	out=/tmp/testvm-switch.out
+	# Emptied first: the shell truncates $out in the child, which may run
+	# after wait_running's first look. Stopped by SIGTERM below, not by an
+	# iteration count it could reach under load while page-idle measures.
+	: >"$out"
 	testvm --mem 64M --write 16M+4M --read 32M+1M --switch-after 2 --then-write 40M+4M \
-		--dirty-log --truth "$t" >"$out" 2>&1 &
+		--dirty-log --seconds 600 --truth "$t" >"$out" 2>&1 &
 	pid=$!
 	wait_running "$out" $pid
 	check "switch: testvm running" $? ""
@@ -62,6 +66,11 @@ switch_test() {
 	done
 	[ "$(grep -c '"started": true,' "$t")" = 2 ]
 	check "switch: truth shows phase 1 started" $? "$(grep '"start_s"' "$t" | tr -d ' \n')"
+	# "started" is written when the first pass of phase 1 begins: the new
+	# range is faulted in during that pass (about 2 ms here, far longer on a
+	# loaded host), and page-idle counts a page not yet mapped as
+	# not_present, not young. Give it a whole second.
+	sleep 1
 	idle=$(page-idle --truth "$t" --wait-ms 500)
 	check "switch: page-idle ran" $? ""
 	echo "$idle"
@@ -104,6 +113,7 @@ for b in $backings; do
 	fi
 	t=/tmp/truth-$b.json
 	out=/tmp/testvm-$b.out
+	: >"$out"
 	testvm --mem 64M --backing "$b" --vcpus 2 --write 16M+8M --read 32M+4M \
 		--truth "$t" >"$out" 2>&1 &
 	pid=$!

@@ -33,8 +33,7 @@ s_record_report() {
 		fail "header line: $(zcat /tmp/run.rec.gz | head -c 120)"
 	[ "$(zcat /tmp/run.rec.gz | wc -l)" = 14 ] || fail "expected a header and 13 snapshot lines"
 	es detach "$vm"
-	kill $vm_bg
-	wait $vm_bg || true
+	end_vm rec $vm_bg
 	# Offline: report never looks at the module's files.
 	es --proc /nonexistent report /tmp/run.rec.gz
 	es --proc /nonexistent report /tmp/run.rec.gz --format csv
@@ -98,6 +97,5 @@ s_record_killed() {
 	csv_col /tmp/killed.csv hot_mib | awk '$1 < 2 || $1 > 2.1 { print "hot " $1 " MiB not 2..2.1"; bad = 1 } END { exit bad }' ||
 		fail "hot MiB does not follow the truth"
 	es detach "$vm"
-	kill $vm_bg
-	wait $vm_bg || true
+	end_vm killed $vm_bg
 }
