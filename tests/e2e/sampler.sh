@@ -84,8 +84,8 @@ start_vm() {
 # failure, reported with testvm's own last words (its output).
 end_vm() {
 	if ! kill "$2" 2>/dev/null; then
-		wait "$2"
-		rc=$?
+		rc=0
+		wait "$2" || rc=$?
 		cat "/tmp/$1.out"
 		dmesg | tail -20
 		fail "testvm $1 exited (status $rc) before the scenario ended: $(grep -v '^ *$' "/tmp/$1.out" | tail -1)"
