@@ -40,6 +40,16 @@ pub enum Error {
     /// The VM is not on the host (any more).
     #[error("no VM {0} on this host (see `ept-sampler list`)")]
     NoVm(String),
+    /// `report --vm` named a VM that the recording does not hold.
+    #[error("no VM {vm} in the recording {} (it holds: {holds})", .file.display())]
+    NotRecorded {
+        /// The VM as resolved (`<pid>-<fd>`, or "of pid P").
+        vm: String,
+        /// The recording.
+        file: PathBuf,
+        /// Its VMs, or "none".
+        holds: String,
+    },
     /// The module found no such VM for a command (`ENOENT`/`ESRCH`).
     #[error("no such VM: the module refused `{command}`: {reason} (see `ept-sampler list`)")]
     NoVmBecause {
@@ -103,6 +113,7 @@ impl Error {
             Error::NoModule(_) => exit::NO_MODULE,
             Error::Permission(_) => exit::PERMISSION,
             Error::NoVm(_)
+            | Error::NotRecorded { .. }
             | Error::NoVmBecause { .. }
             | Error::NotAttached(_)
             | Error::NotSampling(_) => exit::NO_VM,

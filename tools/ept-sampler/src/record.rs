@@ -256,7 +256,22 @@ pub fn report(args: &ReportArgs) -> Result<(), Error> {
         .filter_map(|s| s.last.as_ref().map(|v| v.row))
         .collect();
     let only = match &args.vm {
-        Some(v) => vec![resolve_vm(v, &rows)?.to_string()],
+        // The host's own words ("no VM ... on this host") would mislead
+        // here: the recording is what is searched.
+        Some(v) => vec![resolve_vm(v, &rows)
+            .map_err(|e| match e {
+                Error::NoVm(vm) => Error::NotRecorded {
+                    vm,
+                    file: args.file.clone(),
+                    holds: if ids.is_empty() {
+                        "none".into()
+                    } else {
+                        ids.join(", ")
+                    },
+                },
+                e => e,
+            })?
+            .to_string()],
         None => Vec::new(),
     };
     let series: Vec<_> = all

@@ -256,3 +256,39 @@ fn report_of_a_foreign_file_exits_with_the_format_code() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an ept-sampler recording"));
 }
+
+#[test]
+fn report_of_a_vm_the_recording_lacks_names_the_ones_it_holds() {
+    // The VMs of the recording, from its files' paths (`<pid>-<fd>/...`).
+    let (_, snaps, _) = record::file::read_all(&fixture_recording()).unwrap();
+    let mut held: Vec<String> = snaps
+        .iter()
+        .flat_map(|s| s.files.keys())
+        .filter_map(|p| p.split_once('/').map(|(vm, _)| vm.to_string()))
+        .collect();
+    held.sort();
+    held.dedup();
+    assert!(!held.is_empty());
+    for (vm, named) in [("4242-3", "4242-3"), ("4242", "of pid 4242")] {
+        let out = Command::new(BIN)
+            .arg("report")
+            .arg(fixture_recording())
+            .args(["--vm", vm])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(i32::from(ept_sampler::error::exit::NO_VM))
+        );
+        assert!(out.stdout.is_empty());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("no VM {named} in the recording")),
+            "{err}"
+        );
+        assert!(!err.contains("on this host"), "{err}");
+        for h in &held {
+            assert!(err.contains(h.as_str()), "{h} not named: {err}");
+        }
+    }
+}
