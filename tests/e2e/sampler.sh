@@ -346,8 +346,13 @@ s_fuzz() {
 #    3 s; the history ring shows region 8 hot then cold, region 16 the
 #    reverse, in that order.
 s_phase() {
-	start_vm ph --mem 64M --seconds 600 --write 16M+2M --switch-after 3 --then-write 32M+2M
+	# The switch is timed from testvm's start; sampling must begin well
+	# before it. 3 s was too short once on the debug kernel under a loaded
+	# host: start_vm and start took so long that no round saw phase 0.
+	start_vm ph --mem 64M --seconds 600 --write 16M+2M --switch-after 6 --then-write 32M+2M
 	es start --pid "${vm%-*}" --period-ms 100 --mode accessed --history 128
+	[ "$(grep -o '"started": *true' /tmp/ph.json | wc -l)" -lt 2 ] ||
+		fail "testvm switched phases before sampling began: nothing to see in history"
 	i=0
 	until grep -q '"started": *true' /tmp/ph.json && [ "$(grep -o '"started": *true' /tmp/ph.json | wc -l)" -ge 2 ]; do
 		i=$((i + 1))
