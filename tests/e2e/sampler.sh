@@ -343,7 +343,7 @@ s_fuzz() {
 }
 
 # 3. Phase change: testvm moves its writes from 16M..18M to 32M..34M after
-#    3 s; the history ring shows region 8 hot then cold, region 16 the
+#    6 s; the history ring shows region 8 hot then cold, region 16 the
 #    reverse, in that order.
 s_phase() {
 	# The switch is timed from testvm's start; sampling must begin well
