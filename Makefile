@@ -10,8 +10,18 @@
 #   make install              the tool, its man pages and completions
 #                             (PREFIX=/usr/local, DESTDIR)
 #   make kernels              build the test kernels (cached; minutes, once)
-#   make check                every test: unit, property, and end-to-end on
-#                             every test kernel x testbed (does all set-up)
+#   make warm                 build what the gate needs into the cache: the
+#                             6.12 and 7.3 test kernels, the module for each,
+#                             the tools and their tests (start it in the
+#                             background at the start of a day)
+#   make check                the gate, before every commit that touches
+#                             code: unit, property, lints, and end-to-end on
+#                             both kernels and both TDP formats (does all
+#                             set-up)
+#   make check-full           the whole matrix, before calling a kernel-side
+#                             change done: adds 6.12 under Bochs, the 7.3
+#                             debug kernel (lockdep, KASAN), the real guest
+#                             and the eptad=0 refusal under Bochs
 #   make demo                 boot the 7.3 kernel on the Intel EPT testbed and
 #                             show the module at work on a test VM
 #   make bench                the walker benchmark
@@ -49,7 +59,7 @@ kbuild_vars := LLVM=$(LLVM) RUSTC=$(RUSTC) $(if $(BINDGEN),BINDGEN=$(BINDGEN)) \
 
 module_src := Kbuild ept_sampler.rs ept_walk heat kvm procfs
 
-.PHONY: all module tools kernels check unit e2e demo bench lint fmt fmt-check clippy-module install clean kdir-check
+.PHONY: all module tools kernels warm check check-full unit e2e demo bench lint fmt fmt-check clippy-module install clean kdir-check
 
 all: module
 
@@ -83,6 +93,16 @@ kernels:
 	tests/setup
 	tests/kernels/build all
 
+# The gate's inputs, built once into the cache and the target directory so
+# that `make check` then only tests.
+warm:
+	tests/setup
+	tests/kernels/build 6.12 7.3
+	$(MAKE) -s module KERNEL=6.12
+	$(MAKE) -s module KERNEL=7.3
+	cargo build --release --workspace
+	cargo test --release --workspace --no-run
+
 unit:
 	cargo test --release --workspace
 
@@ -90,6 +110,9 @@ unit:
 # one line "N passed, N failed".
 check:
 	tests/check
+
+check-full:
+	tests/check --full
 
 e2e:
 	tests/check --e2e-only

@@ -19,25 +19,39 @@ fi
 
 # scenario NAME FUNCTION: runs FUNCTION in a subshell, output captured.
 # The time after "ok NAME" is the testbed's own (virtual under Bochs).
+# A scenario that fails runs once more: it passes only if that try passes,
+# and its first failure is reported on a line "flaky NAME: why" (tests/check
+# lists every such line at the end) so that a flake stays visible.
 scenario() {
 	name=$1
 	shift
 	case "$only" in "" | *" $name "*) ;; *) return 0 ;; esac
 	ran="$ran $name "
+	try_scenario "$@" && return
+	first=$why
+	echo "flaky $name: $first"
+	[ -z "$out" ] || echo "$out" | sed 's/^/    first try| /'
+	try_scenario "$@" && return
+	failures=$((failures + 1))
+	echo "FAIL $name: $why (first try: $first)"
+	[ -z "$out" ] || echo "$out" | sed 's/^/    /'
+}
+# try_scenario FUNCTION: one try; prints "ok NAME" when it passes, else
+# leaves the reason in $why; its output in $out either way.
+try_scenario() {
 	t0=$(cut -d' ' -f1 /proc/uptime)
 	out=$( ( set -e; "$@" ) 2>&1 )
 	rc=$?
-	if [ $rc -eq 0 ]; then
-		echo "ok $name ($(took "$t0"))"
-	else
-		failures=$((failures + 1))
-		echo "FAIL $name: $(echo "$out" | grep -v '^ *$' | tail -1)"
-	fi
-	[ -z "$out" ] || echo "$out" | sed 's/^/    /'
-	# Whatever a failed scenario left behind must not spoil the next one.
+	# Whatever a failed try left behind must not spoil the next one.
 	killall testvm 2>/dev/null && sleep 0.3
 	[ ! -w /proc/ept_sampler/control ] || echo "detach all" >/proc/ept_sampler/control 2>/dev/null
-	true
+	if [ $rc -eq 0 ]; then
+		echo "ok $name ($(took "$t0"))"
+		[ -z "$out" ] || echo "$out" | sed 's/^/    /'
+		return 0
+	fi
+	why=$(echo "$out" | grep -v '^ *$' | tail -1)
+	return 1
 }
 
 fail() {
