@@ -117,9 +117,12 @@ top_tty() {
 
 	# top in a 100x30 terminal; when it ends, the shell in the pane says
 	# with what status (on screen and in a file) and whether the terminal
-	# is back in canonical mode, then waits to be read.
+	# is back in canonical mode, then waits to be read. Status and mode are
+	# one line, written at once: a check that waited for the status alone
+	# once read the screen before the mode was printed beside it, and took
+	# the missing "icanon" for a terminal left raw.
 	tt_tmux new-session -d -s top -x 100 -y 30 \
-		"ept-sampler --proc $TOP_TTY_PROC top; echo \"top-exit \$?\" | tee $tt_dir/exit; stty -a | tr ' ;' '\\n\\n' | grep -x -- '-\\{0,1\\}icanon'; exec sleep 3600" ||
+		"ept-sampler --proc $TOP_TTY_PROC top; echo \"top-exit \$?\" >$tt_dir/exit; echo \"\$(cat $tt_dir/exit) tty \$(stty -a | tr ' ;' '\\n\\n' | grep -x -- '-\\{0,1\\}icanon')\"; exec sleep 3600" ||
 		{ echo "top_tty: tmux could not start a session" >&2; return 1; }
 	tt_size=$(tt_tmux display-message -p -t top '#{pane_width}x#{pane_height}') || tt_size=unknown
 	[ "$tt_size" = 100x30 ] || { tt_fail "the pane is $tt_size, not 100x30"; return 1; }
@@ -178,11 +181,11 @@ top_tty() {
 
 	# 6. q leaves with status 0 and the terminal as it was.
 	tt_key quit q || return 1
-	tt_wait "q: 'top-exit 0'" 10 tt_has '^top-exit [0-9]+$' || return 1
+	tt_wait "q: 'top-exit 0 tty icanon'" 10 tt_has '^top-exit [0-9]+ tty ' || return 1
 	tt_keep "q: top ended"
 	[ "$(cat "$tt_dir/exit" 2>/dev/null)" = "top-exit 0" ] ||
 		{ tt_fail "q: top exited with '$(cat "$tt_dir/exit" 2>/dev/null)', not 'top-exit 0'"; return 1; }
-	tt_has '^icanon$' || { tt_fail "q: the terminal is left in raw mode (no icanon)"; return 1; }
+	tt_has '^top-exit [0-9]+ tty icanon$' || { tt_fail "q: the terminal is left in raw mode (no icanon)"; return 1; }
 	tt_lacks '^ept-sampler top [0-9:]+Z' || { tt_fail "q: top's screen is still shown (alternate screen not left)"; return 1; }
 	tt_tmux kill-server 2>/dev/null || true
 	cat "$tt_out"
