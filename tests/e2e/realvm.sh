@@ -87,7 +87,16 @@ until_() {
 }
 guest_says() { tr -d '\r' <$gl | grep -q "$1"; }
 # alive PID: running (a child that ended stays a zombie until waited for).
-alive() { [ -e "/proc/$1/stat" ] && ! grep -q '^[0-9]* (.*) Z' "/proc/$1/stat"; }
+# One read of stat decides: the shell reaps any child while it waits for
+# another (busybox ash waits for any pid), so QEMU's /proc entry can vanish
+# between two looks; a stat that cannot be read is not a live process. (It
+# was once "exists" then "grep finds no Z": the grep could not open the
+# file, QEMU had just been reaped, and it was counted alive and "killed".)
+alive() {
+	al_stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	# The state is the first field after the command name's ")".
+	case "${al_stat##*) }" in Z* | X* | x* | "") return 1 ;; esac
+}
 rounds() { kv "/proc/ept_sampler/$vm/stats" rounds; }
 rounds_at_least() { [ "$(rounds)" -ge "$1" ]; }
 
