@@ -102,6 +102,7 @@ warm:
 	$(MAKE) -s module KERNEL=7.3
 	cargo build --release --workspace
 	cargo test --release --workspace --no-run
+	cargo clippy --release --workspace --all-targets
 
 unit:
 	cargo test --release --workspace

@@ -181,7 +181,7 @@ top_tty() {
 
 	# 6. q leaves with status 0 and the terminal as it was.
 	tt_key quit q || return 1
-	tt_wait "q: 'top-exit 0 tty icanon'" 10 tt_has '^top-exit [0-9]+ tty ' || return 1
+	tt_wait "q: 'top-exit 0 tty icanon'" 10 tt_has '^top-exit [0-9]+ tty( |$)' || return 1
 	tt_keep "q: top ended"
 	[ "$(cat "$tt_dir/exit" 2>/dev/null)" = "top-exit 0" ] ||
 		{ tt_fail "q: top exited with '$(cat "$tt_dir/exit" 2>/dev/null)', not 'top-exit 0'"; return 1; }
