@@ -23,7 +23,7 @@ start() { # NAME ARGS
 	sed -n 's/.* vm=\([0-9]*-[0-9]*\).*/\1/p' /tmp/$n.out | head -1
 }
 rounds() { sed -n 's/^rounds //p' /proc/ept_sampler/$1/stats; }
-a=$(start a --mem 256M --backing anon --seconds 600 --write 16M+8M --read 64M+8M --switch-after 4 --then-write 128M+8M)
+a=$(start a --mem 256M --backing anon --seconds 600 --write 16M+8M --read 64M+8M --switch-on-signal --then-write 128M+8M)
 b=$(start b --mem 128M --backing thp --seconds 600 --write 32M+16M)
 c=$(start c --mem 64M --backing anon --seconds 600 --write 8M+4M)
 ctl attach pid=${a%-*}
@@ -35,7 +35,17 @@ until [ "$(rounds $a)" -ge 30 ]; do sleep 0.2; done
 until [ "$(rounds $b)" -ge 8 ]; do sleep 0.2; done
 cat /tmp/a.json >/dev/null
 dump phase1-cap
-sleep 6
+# Phase 2: testvm moves its writes (SIGUSR2), and a's window and history
+# follow for 40 more rounds of its own.
+kill -USR2 "${a%-*}"
+i=0
+until grep -q '^testvm: phase 1 running' /tmp/a.out; do
+	i=$((i + 1))
+	[ $i -lt 600 ] || { echo "testvm a did not start phase 1 within 60 s" >&2; exit 1; }
+	sleep 0.1
+done
+r=$(rounds $a)
+until [ "$(rounds $a)" -ge $((r + 40)) ]; do sleep 0.2; done
 dump phase2-cap
 echo "=== truth/a.json"; cat /tmp/a.json; echo
 echo "=== truth/b.json"; cat /tmp/b.json; echo

@@ -9,9 +9,10 @@
 # stops testvm with SIGTERM and checks the final truth file. hugetlb pages
 # cannot be tracked by page_idle (not on the LRU): for that backing only the
 # VMM side is checked. Prints one "PASS"/"FAIL" line per check and exits 1 if
-# any failed. "switch" runs a two-phase workload (--switch-after/--then-write)
-# and checks that after the switch the new write range is young and the old
-# one idle.
+# any failed. "switch" runs a two-phase workload (--switch-on-signal and
+# --then-write), switches it with SIGUSR2 and, once testvm says every vCPU
+# completed a pass of the new phase, checks that the new write range is
+# young and the old one idle.
 
 backings=${*:-anon thp hugetlb switch}
 fails=0
@@ -53,24 +54,26 @@ switch_test() {
 	# after wait_running's first look. Stopped by SIGTERM below, not by an
 	# iteration count it could reach under load while page-idle measures.
 	: >"$out"
-	testvm --mem 64M --write 16M+4M --read 32M+1M --switch-after 2 --then-write 40M+4M \
+	testvm --mem 64M --write 16M+4M --read 32M+1M --switch-on-signal --then-write 40M+4M \
 		--dirty-log --seconds 600 --truth "$t" >"$out" 2>&1 &
 	pid=$!
 	wait_running "$out" $pid
 	check "switch: testvm running" $? ""
+	kill -USR2 $pid
+	# "phase 1 running" comes once every vCPU completed a whole pass of
+	# phase 1: every page of the new range is written, so mapped. (The
+	# truth's "started" comes when the first such pass begins; page-idle
+	# run then counted pages not yet mapped as not_present, not young.)
 	i=0
-	while ! grep -q '"started": true,' "$t" || [ "$(grep -c '"started": true,' "$t")" != 2 ]; do
+	while ! grep -q '^testvm: phase 1 running' "$out"; do
 		i=$((i + 1))
-		[ $i -le 300 ] || break
+		[ $i -le 600 ] && kill -0 $pid 2>/dev/null || break
 		sleep 0.1
 	done
+	grep -q '^testvm: phase 1 running' "$out"
+	check "switch: testvm says phase 1 runs" $? "$(grep '^testvm: phase' "$out")"
 	[ "$(grep -c '"started": true,' "$t")" = 2 ]
 	check "switch: truth shows phase 1 started" $? "$(grep '"start_s"' "$t" | tr -d ' \n')"
-	# "started" is written when the first pass of phase 1 begins: the new
-	# range is faulted in during that pass (about 2 ms here, far longer on a
-	# loaded host), and page-idle counts a page not yet mapped as
-	# not_present, not young. Give it a whole second.
-	sleep 1
 	idle=$(page-idle --truth "$t" --wait-ms 500)
 	check "switch: page-idle ran" $? ""
 	echo "$idle"

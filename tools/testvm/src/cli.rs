@@ -1,6 +1,6 @@
 //! Command line of `testvm`.
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, ArgGroup, Parser};
 use std::path::PathBuf;
 
 use crate::range::{parse_range, parse_size, validate, Backing, Range, Workload};
@@ -15,20 +15,23 @@ Before the guest starts, the host writes one qword into each page of each --read
 (real pages rather than the shared zero page); --prefault populates all guest memory.
 
 Stdout: 'testvm: running pid=P vm_fd=F vm=P-F hva=0x.. mem=N' once every vCPU completed a
-pass (truth file written just before), 'testvm: done iterations=N elapsed_s=S' at exit.
-SIGINT/SIGTERM stop cleanly.
+pass (truth file written just before), 'testvm: phase 1 running start_s=S' once every vCPU
+completed a whole pass of phase 1 (every page of the new ranges written), 'testvm: done
+iterations=N elapsed_s=S' at exit. SIGINT/SIGTERM stop cleanly; with --switch-on-signal,
+SIGUSR2 starts phase 1.
 
 Truth file (JSON, schema 1, written atomically when running, at a phase switch, at exit):
   schema, state (running|done|failed), pid, vm_fd, vm (\"P-F\"), mem_bytes, backing,
   hva (host address of GPA 0), vcpus, dirty_log, prefault, page_size (4096),
   written [{gpa,len}] (union of started phases), read [{gpa,len}],
   own [{gpa,len,what}] (gdt, pml4, pdpt, range-table, code, stack, pd),
-  phases [{written, after_s, started, start_s, start_unix_ns}],
+  phases [{written, after_s (null: on SIGUSR2), started, start_s, start_unix_ns}],
   iterations (sum over vCPUs), vcpu_iterations [..], start_unix_ns, elapsed_s.";
 
 /// Guest workload VMM for ept-sampler tests.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "testvm", version, about, after_help = AFTER_HELP)]
+#[command(group(ArgGroup::new("switch").args(["switch_after", "switch_on_signal"])))]
 pub struct Cli {
     /// Guest memory size (multiple of 2M), mapped at GPA 0.
     #[arg(long, value_parser = parse_size, value_name = "SIZE")]
@@ -54,8 +57,13 @@ pub struct Cli {
     /// Switch to the second phase this many seconds after the guest started.
     #[arg(long, value_parser = parse_seconds, requires = "then_write", value_name = "S")]
     pub switch_after: Option<f64>,
+    /// Switch to the second phase when testvm receives SIGUSR2 (a test then
+    /// switches at a point of its own, not at a time that may come too early
+    /// or too late on a slow testbed).
+    #[arg(long, requires = "then_write")]
+    pub switch_on_signal: bool,
     /// Write ranges of the second phase: they replace the --write ranges.
-    #[arg(long = "then-write", value_parser = parse_range, num_args = 1.., action = ArgAction::Append, requires = "switch_after", value_name = "GPA+LEN")]
+    #[arg(long = "then-write", value_parser = parse_range, num_args = 1.., action = ArgAction::Append, requires = "switch", value_name = "GPA+LEN")]
     pub then_write: Vec<Range>,
     /// Create the memslot with KVM_MEM_LOG_DIRTY_PAGES.
     #[arg(long)]

@@ -8,7 +8,7 @@
 //! testvm --mem SIZE [--backing anon|thp|hugetlb] [--vcpus N]
 //!        [--seconds S | --iterations N]
 //!        [--write GPA+LEN]... [--read GPA+LEN]...
-//!        [--switch-after S --then-write GPA+LEN...]
+//!        [--switch-after S | --switch-on-signal] [--then-write GPA+LEN...]
 //!        [--dirty-log] [--prefault] [--truth FILE]
 //! ```
 //!
@@ -44,6 +44,10 @@
 //! Phases: with `--switch-after S --then-write R...`, the first pass handed
 //! out `S` seconds after the guest started (and all later ones) use the
 //! `--then-write` ranges instead of the `--write` ranges; `--read` ranges stay.
+//! With `--switch-on-signal` instead, the first pass handed out after testvm
+//! receives SIGUSR2 does. Once every vCPU has completed a whole pass of
+//! phase 1 (every page of the new ranges written, so mapped), testvm prints
+//! `testvm: phase 1 running start_s=S`: the event a test waits for.
 //! With several vCPUs, a vCPU in the middle of a phase-0 pass at the switch
 //! finishes that pass first.
 //!
@@ -73,7 +77,7 @@
 //!   "written": [{"gpa": 16777216, "len": 8388608}],  // started phases, merged
 //!   "read":    [{"gpa": 33554432, "len": 4194304}],
 //!   "own": [{"gpa": 4096, "len": 4096, "what": "gdt"}, ...],
-//!   "phases": [{"written": [...], "after_s": 0.0, "started": true,
+//!   "phases": [{"written": [...], "after_s": 0.0, "started": true, // after_s null: SIGUSR2
 //!               "start_s": 0.0, "start_unix_ns": 1764000000000000000}],
 //!   "iterations": 42, "vcpu_iterations": [42],
 //!   "start_unix_ns": 1764000000000000000, "elapsed_s": 0.73

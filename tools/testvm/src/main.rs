@@ -28,9 +28,16 @@ use testvm::truth::{Phase, Truth, SCHEMA};
 const TSS_ADDR: u64 = 0xfffb_d000;
 
 static SIGNALLED: AtomicBool = AtomicBool::new(false);
+/// SIGUSR2 arrived (`--switch-on-signal`): passes handed out from now on
+/// are phase 1's.
+static SWITCH_REQUESTED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_term(_: libc::c_int) {
     SIGNALLED.store(true, Ordering::SeqCst);
+}
+
+extern "C" fn on_switch(_: libc::c_int) {
+    SWITCH_REQUESTED.store(true, Ordering::SeqCst);
 }
 
 extern "C" fn on_kick(_: libc::c_int) {}
@@ -199,8 +206,11 @@ struct Shared {
     max_iterations: Option<u64>,
     deadline: Option<Duration>,
     switch_after: Option<Duration>,
+    switch_on_signal: bool,
     /// (seconds after start, unix ns) of the first pass handed phase 1.
     phase1_start: OnceLock<(f64, u64)>,
+    /// vCPUs that completed a whole pass of phase 1.
+    phase1_done: AtomicU32,
 }
 
 impl Shared {
@@ -215,6 +225,10 @@ impl Shared {
 
 fn vcpu_loop(idx: usize, mut vcpu: VcpuFd, sh: Arc<Shared>) {
     let mut passes_started = 0u64;
+    // The phase of the pass this vCPU was last handed, and whether a whole
+    // pass of phase 1 has come back from it yet.
+    let mut handed = 0;
+    let mut phase1_counted = false;
     loop {
         if sh.stop.load(Ordering::SeqCst) {
             return;
@@ -226,6 +240,10 @@ fn vcpu_loop(idx: usize, mut vcpu: VcpuFd, sh: Arc<Shared>) {
                     if n == 1 {
                         sh.first_done.fetch_add(1, Ordering::SeqCst);
                     }
+                    if handed == 1 && !phase1_counted {
+                        phase1_counted = true;
+                        sh.phase1_done.fetch_add(1, Ordering::SeqCst);
+                    }
                     if sh.max_iterations.is_some_and(|m| n >= m) {
                         return;
                     }
@@ -235,14 +253,18 @@ fn vcpu_loop(idx: usize, mut vcpu: VcpuFd, sh: Arc<Shared>) {
                     sh.stop.store(true, Ordering::SeqCst);
                     return;
                 }
-                let phase = match sh.switch_after {
-                    Some(s) if elapsed >= s => {
-                        sh.phase1_start
-                            .get_or_init(|| (elapsed.as_secs_f64(), unix_ns(SystemTime::now())));
-                        1
-                    }
-                    _ => 0,
+                // Once switched, every later pass is phase 1's.
+                let switch = sh.phase1_start.get().is_some()
+                    || sh.switch_after.is_some_and(|s| elapsed >= s)
+                    || (sh.switch_on_signal && SWITCH_REQUESTED.load(Ordering::SeqCst));
+                let phase = if switch {
+                    sh.phase1_start
+                        .get_or_init(|| (elapsed.as_secs_f64(), unix_ns(SystemTime::now())));
+                    1
+                } else {
+                    0
                 };
+                handed = phase;
                 let table = (layout::table_gpa(phase) as u32).to_le_bytes();
                 let n = data.len().min(table.len());
                 data[..n].copy_from_slice(&table[..n]);
@@ -372,6 +394,7 @@ fn run(cli: &Cli, w: &Workload) -> Result<i32, String> {
     install_handler(libc::SIGINT, on_term)?;
     install_handler(libc::SIGTERM, on_term)?;
     install_handler(libc::SIGUSR1, on_kick)?;
+    install_handler(libc::SIGUSR2, on_switch)?;
 
     let pid = std::process::id();
     let start_wall = SystemTime::now();
@@ -384,7 +407,9 @@ fn run(cli: &Cli, w: &Workload) -> Result<i32, String> {
         max_iterations: cli.iterations,
         deadline: cli.seconds.map(Duration::from_secs_f64),
         switch_after: cli.switch_after.map(Duration::from_secs_f64),
+        switch_on_signal: cli.switch_on_signal,
         phase1_start: OnceLock::new(),
+        phase1_done: AtomicU32::new(0),
     });
     let mut handles = Vec::new();
     for (i, vcpu) in vcpus.into_iter().enumerate() {
@@ -398,15 +423,15 @@ fn run(cli: &Cli, w: &Workload) -> Result<i32, String> {
 
     let mut phases = vec![Phase {
         written: w.write.clone(),
-        after_s: 0.0,
+        after_s: Some(0.0),
         started: true,
         start_s: Some(0.0),
         start_unix_ns: Some(unix_ns(start_wall)),
     }];
-    if let (Some(t), Some(s)) = (&w.then_write, cli.switch_after) {
+    if let Some(t) = &w.then_write {
         phases.push(Phase {
             written: t.clone(),
-            after_s: s,
+            after_s: cli.switch_after,
             started: false,
             start_s: None,
             start_unix_ns: None,
@@ -458,6 +483,21 @@ fn run(cli: &Cli, w: &Workload) -> Result<i32, String> {
         }
     };
 
+    // "phase 1 running": once every vCPU completed a whole pass of phase 1
+    // (after the truth file says phase 1 started).
+    let mut phase1_announced = false;
+    let announce_phase1 = |done: &mut bool, truth_written: bool| {
+        if truth_written
+            && !*done
+            && sh.phase1_done.load(Ordering::SeqCst) == w.vcpus
+            && sh.failure.lock().unwrap().is_none()
+        {
+            let start_s = sh.phase1_start.get().map_or(0.0, |p| p.0);
+            println!("testvm: phase 1 running start_s={start_s:.3}");
+            let _ = std::io::stdout().flush();
+            *done = true;
+        }
+    };
     let mut announced = false;
     let mut phase1_written = false;
     loop {
@@ -486,6 +526,7 @@ fn run(cli: &Cli, w: &Workload) -> Result<i32, String> {
             write_truth(&truth);
             phase1_written = true;
         }
+        announce_phase1(&mut phase1_announced, phase1_written);
         if handles.iter().all(|h| h.is_finished()) {
             break;
         }
@@ -502,6 +543,9 @@ fn run(cli: &Cli, w: &Workload) -> Result<i32, String> {
     for h in handles {
         let _ = h.join();
     }
+    // A vCPU may complete its phase-1 pass and end (--iterations) between
+    // the loop's last look and its exit.
+    announce_phase1(&mut phase1_announced, phase1_written);
     refresh(&mut truth);
     let failure = sh.failure.lock().unwrap().clone();
     truth.state = if failure.is_some() { "failed" } else { "done" }.into();

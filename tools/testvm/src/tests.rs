@@ -127,6 +127,18 @@ fn cli_rejects() {
     // phase switch needs both halves
     assert!(cli(&["--mem", "16M", "--switch-after", "1"]).is_err());
     assert!(cli(&["--mem", "16M", "--then-write", "2M+4K"]).is_err());
+    assert!(cli(&["--mem", "16M", "--switch-on-signal"]).is_err());
+    // one way to switch, not two
+    assert!(cli(&[
+        "--mem",
+        "16M",
+        "--switch-after",
+        "1",
+        "--switch-on-signal",
+        "--then-write",
+        "2M+4K"
+    ])
+    .is_err());
     assert!(cli(&["--mem", "16M", "--seconds", "0"]).is_err());
     assert!(cli(&["--mem", "16M", "--seconds", "-1"]).is_err());
     assert!(cli(&["--mem", "16M", "--iterations", "0"]).is_err());
@@ -154,7 +166,20 @@ fn cli_phase_switch() {
     .unwrap();
     let w = c.workload().unwrap();
     assert_eq!(c.switch_after, Some(1.5));
+    assert!(!c.switch_on_signal);
     assert_eq!(w.phases(), 2);
+    let s = cli(&[
+        "--mem",
+        "32M",
+        "--write",
+        "2M+1M",
+        "--switch-on-signal",
+        "--then-write",
+        "4M+1M",
+    ])
+    .unwrap();
+    assert!(s.switch_on_signal && s.switch_after.is_none());
+    assert_eq!(s.workload().unwrap().phases(), 2);
     assert_eq!(
         w.phase_ranges(1),
         vec![
@@ -434,14 +459,14 @@ fn sample_truth() -> Truth {
         phases: vec![
             Phase {
                 written: vec![Range::new(16 * M, 8 * M)],
-                after_s: 0.0,
+                after_s: Some(0.0),
                 started: true,
                 start_s: Some(0.0),
                 start_unix_ns: Some(1),
             },
             Phase {
                 written: vec![Range::new(20 * M, 8 * M)],
-                after_s: 2.0,
+                after_s: None,
                 started: false,
                 start_s: None,
                 start_unix_ns: None,

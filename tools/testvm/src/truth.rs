@@ -12,13 +12,15 @@ use crate::range::{merge, Backing, Range};
 /// Version of the truth file format.
 pub const SCHEMA: u32 = 1;
 
-/// One workload phase: phase 0 from the start, phase 1 after `--switch-after`.
+/// One workload phase: phase 0 from the start, phase 1 after `--switch-after`
+/// or on SIGUSR2 (`--switch-on-signal`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Phase {
     /// Write ranges of this phase (the read ranges are the same in every phase).
     pub written: Vec<Range>,
-    /// Requested start, seconds after the guest started (0 for phase 0).
-    pub after_s: f64,
+    /// Requested start, seconds after the guest started (0 for phase 0);
+    /// `null` for a phase started by SIGUSR2.
+    pub after_s: Option<f64>,
     /// Whether a vCPU has started a pass of this phase yet.
     pub started: bool,
     /// When the first pass of this phase was handed out: seconds after the
