@@ -37,11 +37,13 @@ run ls "/proc/ept_sampler/$vm/"
 run cat "/proc/ept_sampler/$vm/stats"
 
 say "idle page tracking's view of the same guest (the baseline)"
-page-idle --truth /tmp/truth.json --wait-ms 200 >/dev/null
-page-idle --truth /tmp/truth.json --wait-ms 1000
+page-idle --truth /tmp/truth.json >/dev/null
+page-idle --truth /tmp/truth.json --passes 2
 
 kill $bg
 wait $bg || true
-sleep 0.3
+# The module notices a VM's end on its own round: wait for that, not a time.
+n=0
+while [ -e "/proc/ept_sampler/$vm" ] && [ $n -lt 100 ]; do n=$((n + 1)); sleep 0.1; done
 say "the VM's process is gone: detached"
 run ept-sampler list

@@ -431,7 +431,6 @@ killed=
 if alive "$qemu"; then
 	kill "$qemu"
 	killed=" (still running at the end: killed)"
-	sleep 1
 fi
 wait "$qemu"
 rc=$?

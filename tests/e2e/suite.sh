@@ -49,7 +49,12 @@ try_scenario() {
 	out=$( ( set -e; "$@" ) 2>&1 )
 	rc=$?
 	# Whatever a failed try left behind must not spoil the next one.
-	killall testvm 2>/dev/null && sleep 0.3
+	# (Until they are gone, not for a guessed time; at most 3 s, as a
+	# zombie still answers signal 0.)
+	if killall testvm 2>/dev/null; then
+		n=0
+		while killall -0 testvm 2>/dev/null && [ $n -lt 60 ]; do n=$((n + 1)); sleep 0.05; done
+	fi
 	[ ! -w /proc/ept_sampler/control ] || echo "detach all" >/proc/ept_sampler/control 2>/dev/null
 	if [ $rc -eq 0 ]; then
 		echo "ok $name ($(took "$t0"))"
@@ -142,8 +147,8 @@ s_accessed_bits() {
 	[ "$(readlink /proc/$vm_pid/fd/$vm_fd)" = "anon_inode:kvm-vm" ] || fail "truth's vm_fd is not a VM file"
 	# A first pass puts every page on the LRU (page_idle cannot track pages
 	# still in a per-CPU LRU batch); the second is the measurement.
-	page-idle --truth /tmp/t1.json --wait-ms 200 >/dev/null
-	page-idle --truth /tmp/t1.json --wait-ms 1000 | tee /tmp/idle.out
+	page-idle --truth /tmp/t1.json >/dev/null
+	page-idle --truth /tmp/t1.json --passes 2 | tee /tmp/idle.out
 	# Pages page_idle cannot track (not on an LRU list: hugetlb, or still in
 	# a per-CPU batch) are counted apart: page_idle reads them back young
 	# whatever happened, so they prove nothing either way.

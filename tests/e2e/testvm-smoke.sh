@@ -74,7 +74,7 @@ switch_test() {
 	check "switch: testvm says phase 1 runs" $? "$(grep '^testvm: phase' "$out")"
 	[ "$(grep -c '"started": true,' "$t")" = 2 ]
 	check "switch: truth shows phase 1 started" $? "$(grep '"start_s"' "$t" | tr -d ' \n')"
-	idle=$(page-idle --truth "$t" --wait-ms 500)
+	idle=$(page-idle --truth "$t")
 	check "switch: page-idle ran" $? ""
 	echo "$idle"
 	young=$(echo "$idle" | grep '^page-idle: young ')
@@ -128,7 +128,7 @@ for b in $backings; do
 	[ -n "$vm" ] && [ -e "/proc/$pid/fd/${vm#*-}" ]
 	check "$b: vm_fd is open in testvm" $? "$vm -> $(readlink "/proc/$pid/fd/${vm#*-}")"
 
-	idle=$(page-idle --truth "$t" --wait-ms 500)
+	idle=$(page-idle --truth "$t")
 	check "$b: page-idle ran" $? ""
 	echo "$idle"
 	w=$(echo "$idle" | grep '^page-idle: written ')

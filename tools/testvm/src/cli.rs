@@ -26,7 +26,9 @@ Truth file (JSON, schema 1, written atomically when running, at a phase switch, 
   written [{gpa,len}] (union of started phases), read [{gpa,len}],
   own [{gpa,len,what}] (gdt, pml4, pdpt, range-table, code, stack, pd),
   phases [{written, after_s (null: on SIGUSR2), started, start_s, start_unix_ns}],
-  iterations (sum over vCPUs), vcpu_iterations [..], start_unix_ns, elapsed_s.";
+  iterations (sum over vCPUs), vcpu_iterations [..], passes_file, start_unix_ns, elapsed_s.
+passes_file (FILE.passes): one native-endian u64 per vCPU, its completed passes, updated
+live through a shared mapping: what page-idle's window waits on.";
 
 /// Guest workload VMM for ept-sampler tests.
 #[derive(Parser, Debug, Clone)]

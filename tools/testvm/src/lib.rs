@@ -80,9 +80,15 @@
 //!   "phases": [{"written": [...], "after_s": 0.0, "started": true, // after_s null: SIGUSR2
 //!               "start_s": 0.0, "start_unix_ns": 1764000000000000000}],
 //!   "iterations": 42, "vcpu_iterations": [42],
+//!   "passes_file": "/tmp/t.json.passes", // live per-vCPU pass counters
 //!   "start_unix_ns": 1764000000000000000, "elapsed_s": 0.73
 //! }
 //! ```
+//!
+//! `passes_file` (the truth file's path with `.passes` appended) holds one
+//! native-endian `u64` per vCPU, the passes it has completed, updated live
+//! through a shared mapping: the event a measurement window waits on (see
+//! [`passes`]). `iterations` in the truth file is only a snapshot.
 //!
 //! All ranges are byte ranges `[gpa, gpa + len)` of whole 4 KiB pages.
 //! `own` kinds: `gdt`, `pml4`, `pdpt`, `range-table`, `code`, `stack`, `pd`.
@@ -90,7 +96,7 @@
 //!
 //! ## page-idle
 //!
-//! The second binary, `page-idle --truth FILE [--wait-ms MS] [--json]`, is a
+//! The second binary, `page-idle --truth FILE [--passes N] [--json]`, is a
 //! reference measurement with the kernel's idle page tracking; see
 //! `src/bin/page-idle.rs`.
 
@@ -98,6 +104,7 @@ pub mod cli;
 pub mod guest;
 pub mod idle;
 pub mod layout;
+pub mod passes;
 pub mod range;
 pub mod truth;
 

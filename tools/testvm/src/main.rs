@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::thread::JoinHandleExt;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -20,6 +20,7 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap, GuestRegionMmap, MmapRegio
 use testvm::cli::Cli;
 use testvm::guest;
 use testvm::layout::{self, CODE_GPA};
+use testvm::passes::PassCounters;
 use testvm::range::{fmt_size, Backing, Workload, HUGE_PAGE_SIZE, PAGE_SIZE};
 use testvm::truth::{Phase, Truth, SCHEMA};
 
@@ -200,7 +201,8 @@ struct Shared {
     start: Instant,
     stop: AtomicBool,
     failure: Mutex<Option<String>>,
-    iterations: Vec<AtomicU64>,
+    /// Completed passes per vCPU, live in the truth's `passes_file`.
+    iterations: PassCounters,
     /// vCPUs that completed at least one pass.
     first_done: AtomicU32,
     max_iterations: Option<u64>,
@@ -236,7 +238,7 @@ fn vcpu_loop(idx: usize, mut vcpu: VcpuFd, sh: Arc<Shared>) {
         let what = match vcpu.run() {
             Ok(VcpuExit::IoIn(guest::PORT, data)) => {
                 if passes_started > 0 {
-                    let n = sh.iterations[idx].fetch_add(1, Ordering::SeqCst) + 1;
+                    let n = sh.iterations.counters()[idx].fetch_add(1, Ordering::SeqCst) + 1;
                     if n == 1 {
                         sh.first_done.fetch_add(1, Ordering::SeqCst);
                     }
@@ -396,13 +398,24 @@ fn run(cli: &Cli, w: &Workload) -> Result<i32, String> {
     install_handler(libc::SIGUSR1, on_kick)?;
     install_handler(libc::SIGUSR2, on_switch)?;
 
+    // The live pass counters sit beside the truth file, for page-idle.
+    let passes_file = cli.truth.as_ref().map(|t| {
+        let mut p = t.clone().into_os_string();
+        p.push(".passes");
+        std::path::PathBuf::from(p)
+    });
+    let iterations = match &passes_file {
+        Some(p) => PassCounters::create(p, w.vcpus as usize)?,
+        None => PassCounters::anonymous(w.vcpus as usize)?,
+    };
+
     let pid = std::process::id();
     let start_wall = SystemTime::now();
     let sh = Arc::new(Shared {
         start: Instant::now(),
         stop: AtomicBool::new(false),
         failure: Mutex::new(None),
-        iterations: (0..w.vcpus).map(|_| AtomicU64::new(0)).collect(),
+        iterations,
         first_done: AtomicU32::new(0),
         max_iterations: cli.iterations,
         deadline: cli.seconds.map(Duration::from_secs_f64),
@@ -456,12 +469,14 @@ fn run(cli: &Cli, w: &Workload) -> Result<i32, String> {
         phases,
         iterations: 0,
         vcpu_iterations: Vec::new(),
+        passes_file,
         start_unix_ns: unix_ns(start_wall),
         elapsed_s: 0.0,
     };
     let refresh = |t: &mut Truth| {
         t.vcpu_iterations = sh
             .iterations
+            .counters()
             .iter()
             .map(|a| a.load(Ordering::SeqCst))
             .collect();

@@ -474,6 +474,7 @@ fn sample_truth() -> Truth {
         ],
         iterations: 7,
         vcpu_iterations: vec![3, 4],
+        passes_file: None,
         start_unix_ns: 1,
         elapsed_s: 0.5,
     };
@@ -532,6 +533,63 @@ fn truth_json_shape() {
     assert_eq!(v["vcpu_iterations"], serde_json::json!([3, 4]));
     let back: Truth = serde_json::from_value(v).unwrap();
     assert_eq!(back, t);
+}
+
+#[test]
+fn truth_passes_file_optional() {
+    // Absent when None (a truth file of an older testvm reads the same)...
+    let mut t = sample_truth();
+    let v = serde_json::to_value(&t).unwrap();
+    assert!(v.get("passes_file").is_none());
+    // ...and a path when set.
+    t.passes_file = Some("/tmp/t.json.passes".into());
+    let v = serde_json::to_value(&t).unwrap();
+    assert_eq!(v["passes_file"], "/tmp/t.json.passes");
+    let back: Truth = serde_json::from_value(v).unwrap();
+    assert_eq!(back, t);
+}
+
+#[test]
+fn whole_passes_need_one_more_than_asked() {
+    use crate::passes::whole_passes_since;
+    // The pass in progress at the mark is not whole: one pass asked, the
+    // counter must move by two.
+    assert!(!whole_passes_since(&[5], &[5], 1));
+    assert!(!whole_passes_since(&[5], &[6], 1));
+    assert!(whole_passes_since(&[5], &[7], 1));
+    assert!(!whole_passes_since(&[5], &[7], 2));
+    assert!(whole_passes_since(&[5], &[8], 2));
+    // Every vCPU, not the sum.
+    assert!(!whole_passes_since(&[5, 5], &[9, 6], 1));
+    assert!(whole_passes_since(&[5, 5], &[7, 7], 1));
+    // A different vCPU count (another testvm's file) never matches.
+    assert!(!whole_passes_since(&[5], &[9, 9], 1));
+}
+
+#[test]
+fn pass_counters_shared_through_the_file() {
+    use crate::passes::PassCounters;
+    use std::sync::atomic::Ordering;
+    let dir = std::env::temp_dir().join(format!("testvm-passes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("t.json.passes");
+    std::fs::write(&path, b"stale, and not a multiple of 8").unwrap();
+    let w = PassCounters::create(&path, 2).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 16);
+    let r = PassCounters::open(&path).unwrap();
+    assert_eq!(r.counters().len(), 2);
+    assert_eq!(r.counters()[1].load(Ordering::Acquire), 0);
+    w.counters()[1].fetch_add(3, Ordering::SeqCst);
+    assert_eq!(r.counters()[1].load(Ordering::Acquire), 3);
+    assert_eq!(r.counters()[0].load(Ordering::Acquire), 0);
+    // A new run replaces the file; the old reader keeps its own pages.
+    let w2 = PassCounters::create(&path, 1).unwrap();
+    w2.counters()[0].fetch_add(1, Ordering::SeqCst);
+    assert_eq!(r.counters()[1].load(Ordering::Acquire), 3);
+    assert_eq!(PassCounters::open(&path).unwrap().counters().len(), 1);
+    std::fs::write(&path, b"12345").unwrap();
+    assert!(PassCounters::open(&path).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -65,6 +65,10 @@ pub struct Truth {
     pub iterations: u64,
     /// Full passes per vCPU.
     pub vcpu_iterations: Vec<u64>,
+    /// The live pass counters (see `crate::passes`); absent in files
+    /// written before they existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passes_file: Option<std::path::PathBuf>,
     /// Wall clock when the guest was started, ns since the Unix epoch.
     pub start_unix_ns: u64,
     /// Seconds since the guest was started.

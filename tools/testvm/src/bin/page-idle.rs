@@ -3,7 +3,7 @@
 //! accessed bits through the MMU notifier (`clear_young`/`test_young`).
 //!
 //! ```text
-//! page-idle --truth FILE [--wait-ms 500] [--json]
+//! page-idle --truth FILE [--passes 1] [--timeout-s 120] [--json]
 //! ```
 //!
 //! 1. Reads `pid`, `hva`, `mem_bytes` and the page sets from the truth file.
@@ -11,8 +11,13 @@
 //! 3. Marks the pages idle in `/sys/kernel/mm/page_idle/bitmap`. For a page
 //!    inside a compound folio (THP) the folio's head PFN is used: the kernel
 //!    tracks folios and ignores tail PFNs.
-//! 4. Waits `--wait-ms`, reads the bitmap back: bit still set = idle, cleared
-//!    = young (accessed since the mark, by the host or through KVM).
+//! 4. Waits until every vCPU has completed `--passes` whole passes that
+//!    began after the mark (testvm's live pass counters, the truth's
+//!    `passes_file`): every page the guest touches has been touched since,
+//!    however slow the testbed. No time window: a slow machine makes it
+//!    longer, never wrong. Gives up after `--timeout-s`, or as soon as testvm
+//!    is gone. Then reads the bitmap back: bit still set = idle, cleared =
+//!    young (accessed since the mark, by the host or through KVM).
 //! 5. Prints, per category (written, read, own, untouched = none of them),
 //!    how many pages came back young / idle / not on the LRU / not present,
 //!    and the wall time of the pass.
@@ -30,7 +35,7 @@
 //!
 //! Output (default, one `key=value` line per item, easy to grep in sh):
 //! ```text
-//! page-idle: pid=P vm=P-F pages=N wait_ms=500 translate_ns=.. mark_ns=.. read_ns=.. pass_ns=.. kpageflags=yes
+//! page-idle: pid=P vm=P-F pages=N passes=1 window_ms=.. translate_ns=.. mark_ns=.. read_ns=.. pass_ns=.. kpageflags=yes
 //! page-idle: written pages=N young=N idle=N untrackable=N not_present=N
 //! page-idle: read ...
 //! page-idle: own ...
@@ -40,7 +45,8 @@
 //! page-idle: untrackable ...
 //! ```
 //! `pass_ns = translate_ns + mark_ns + read_ns` (pagemap read, bitmap
-//! write, bitmap read; the wait and kpageflags reads are not included).
+//! write, bitmap read; the window and kpageflags reads are not included);
+//! `window_ms` is the time from the mark to the read.
 //! With `--json` one JSON object with the same numbers plus the GPA ranges
 //! of young, idle, untrackable and not_present pages. Exit status 0 when
 //! the measurement ran, 1 on errors.
@@ -58,6 +64,7 @@ use testvm::idle::{
     bitmap_runs, categorize, mark_shared, pagemap_entry, ranges_where, summarize, PageState,
     Summary, KPF_COMPOUND_HEAD, KPF_COMPOUND_TAIL, KPF_LRU,
 };
+use testvm::passes::{whole_passes_since, PassCounters};
 use testvm::range::{fmt_size, Range, PAGE_SIZE};
 use testvm::truth::Truth;
 
@@ -70,9 +77,13 @@ struct Cli {
     /// Truth file written by the running testvm.
     #[arg(long, value_name = "FILE")]
     truth: PathBuf,
-    /// Time between marking idle and reading back.
-    #[arg(long, default_value_t = 500, value_name = "MS")]
-    wait_ms: u64,
+    /// Read back once every vCPU has completed this many whole passes that
+    /// began after the mark.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..), value_name = "N")]
+    passes: u64,
+    /// Give up (exit 1) when the passes take longer than this.
+    #[arg(long, default_value_t = 120, value_name = "S")]
+    timeout_s: u64,
     /// Print one JSON object instead of lines.
     #[arg(long)]
     json: bool,
@@ -83,7 +94,8 @@ struct Report {
     pid: u32,
     vm: String,
     pages: u64,
-    wait_ms: u64,
+    passes: u64,
+    window_ms: u64,
     translate_ns: u64,
     mark_ns: u64,
     read_ns: u64,
@@ -212,8 +224,64 @@ impl PageFlags {
     }
 }
 
+/// Whether process `pid` still runs: a zombie (exited, not yet reaped by
+/// its parent) does not.
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| state != 'Z' && state != 'X')
+    })
+}
+
+/// The counters now.
+fn load(c: &PassCounters) -> Vec<u64> {
+    c.counters()
+        .iter()
+        .map(|a| a.load(std::sync::atomic::Ordering::Acquire))
+        .collect()
+}
+
+/// Waits until every vCPU completed `passes` whole passes after `at`.
+fn wait_passes(c: &PassCounters, at: &[u64], cli: &Cli, pid: u32) -> Result<(), String> {
+    let start = Instant::now();
+    loop {
+        let now = load(c);
+        if whole_passes_since(at, &now, cli.passes) {
+            return Ok(());
+        }
+        if !alive(pid) {
+            return Err(format!(
+                "testvm pid {pid} ended during the window (passes {at:?} at the mark, {now:?} now)"
+            ));
+        }
+        if start.elapsed() >= Duration::from_secs(cli.timeout_s) {
+            return Err(format!(
+                "{} whole passes per vCPU did not complete within {} s (passes {at:?} at the mark, {now:?} now)",
+                cli.passes, cli.timeout_s
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 fn run(cli: &Cli) -> Result<(), String> {
     let t = Truth::read(&cli.truth)?;
+    let passes_path = t.passes_file.as_ref().ok_or_else(|| {
+        format!(
+            "truth file {} names no passes_file (written by an older testvm?)",
+            cli.truth.display()
+        )
+    })?;
+    let counters = PassCounters::open(passes_path)?;
+    if counters.counters().len() != t.vcpus as usize {
+        return Err(format!(
+            "{}: {} counters for {} vCPUs",
+            passes_path.display(),
+            counters.counters().len(),
+            t.vcpus
+        ));
+    }
     let npages = (t.mem_bytes / PAGE_SIZE) as usize;
     if t.hva % PAGE_SIZE != 0 || npages == 0 {
         return Err("truth file: hva not page aligned or mem_bytes is 0".into());
@@ -286,11 +354,16 @@ fn run(cli: &Cli) -> Result<(), String> {
         write_bitmap(&bitmap, *w, &bytes)?;
     }
     let mark_ns = t1.elapsed().as_nanos() as u64;
+    // The counters are read once every page is marked: a pass in progress
+    // now may have touched pages before their mark, the next one begins
+    // after this read (see `whole_passes_since`).
+    let at = load(&counters);
 
-    std::thread::sleep(Duration::from_millis(cli.wait_ms));
+    wait_passes(&counters, &at, cli, t.pid)?;
 
     // 3. Read back.
     let t2 = Instant::now();
+    let window_ms = t2.duration_since(t1).as_millis() as u64;
     // Words the kernel returned; a missing word is the partial last one.
     let mut idle_bits: HashMap<u64, u64> = HashMap::new();
     for (w, masks) in &runs {
@@ -323,7 +396,8 @@ fn run(cli: &Cli) -> Result<(), String> {
         pid: t.pid,
         vm: t.vm.clone(),
         pages: npages as u64,
-        wait_ms: cli.wait_ms,
+        passes: cli.passes,
+        window_ms,
         translate_ns,
         mark_ns,
         read_ns,
@@ -358,11 +432,12 @@ fn fmt_ranges(v: &[Range]) -> String {
 
 fn print_lines(r: &Report) {
     println!(
-        "page-idle: pid={} vm={} pages={} wait_ms={} translate_ns={} mark_ns={} read_ns={} pass_ns={} kpageflags={}",
+        "page-idle: pid={} vm={} pages={} passes={} window_ms={} translate_ns={} mark_ns={} read_ns={} pass_ns={} kpageflags={}",
         r.pid,
         r.vm,
         r.pages,
-        r.wait_ms,
+        r.passes,
+        r.window_ms,
         r.translate_ns,
         r.mark_ns,
         r.read_ns,
