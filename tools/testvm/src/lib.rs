@@ -96,7 +96,7 @@
 //!
 //! ## page-idle
 //!
-//! The second binary, `page-idle --truth FILE [--passes N] [--json]`, is a
+//! The second binary, `page-idle --truth FILE [--passes N] [--timeout-s S] [--json]`, is a
 //! reference measurement with the kernel's idle page tracking; see
 //! `src/bin/page-idle.rs`.
 

@@ -399,11 +399,17 @@ fn run(cli: &Cli, w: &Workload) -> Result<i32, String> {
     install_handler(libc::SIGUSR2, on_switch)?;
 
     // The live pass counters sit beside the truth file, for page-idle.
-    let passes_file = cli.truth.as_ref().map(|t| {
-        let mut p = t.clone().into_os_string();
-        p.push(".passes");
-        std::path::PathBuf::from(p)
-    });
+    // Absolute: a reader may run in another directory.
+    let passes_file = match &cli.truth {
+        Some(t) => {
+            let mut p = std::path::absolute(t)
+                .map_err(|e| format!("truth path {}: {e}", t.display()))?
+                .into_os_string();
+            p.push(".passes");
+            Some(std::path::PathBuf::from(p))
+        }
+        None => None,
+    };
     let iterations = match &passes_file {
         Some(p) => PassCounters::create(p, w.vcpus as usize)?,
         None => PassCounters::anonymous(w.vcpus as usize)?,

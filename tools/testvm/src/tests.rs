@@ -568,7 +568,7 @@ fn whole_passes_need_one_more_than_asked() {
 
 #[test]
 fn pass_counters_shared_through_the_file() {
-    use crate::passes::PassCounters;
+    use crate::passes::{PassCounters, PassReader};
     use std::sync::atomic::Ordering;
     let dir = std::env::temp_dir().join(format!("testvm-passes-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -576,19 +576,21 @@ fn pass_counters_shared_through_the_file() {
     std::fs::write(&path, b"stale, and not a multiple of 8").unwrap();
     let w = PassCounters::create(&path, 2).unwrap();
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 16);
-    let r = PassCounters::open(&path).unwrap();
-    assert_eq!(r.counters().len(), 2);
-    assert_eq!(r.counters()[1].load(Ordering::Acquire), 0);
+    let r = PassReader::open(&path).unwrap();
+    assert_eq!(r.len(), 2);
+    assert_eq!(r.read(), [0, 0]);
     w.counters()[1].fetch_add(3, Ordering::SeqCst);
-    assert_eq!(r.counters()[1].load(Ordering::Acquire), 3);
-    assert_eq!(r.counters()[0].load(Ordering::Acquire), 0);
+    assert_eq!(r.read(), [0, 3]);
     // A new run replaces the file; the old reader keeps its own pages.
     let w2 = PassCounters::create(&path, 1).unwrap();
     w2.counters()[0].fetch_add(1, Ordering::SeqCst);
-    assert_eq!(r.counters()[1].load(Ordering::Acquire), 3);
-    assert_eq!(PassCounters::open(&path).unwrap().counters().len(), 1);
+    assert_eq!(r.read(), [0, 3]);
+    assert_eq!(PassReader::open(&path).unwrap().read(), [1]);
+    drop(w2);
     std::fs::write(&path, b"12345").unwrap();
-    assert!(PassCounters::open(&path).is_err());
+    assert!(PassReader::open(&path).is_err());
+    std::fs::write(&path, b"").unwrap();
+    assert!(PassReader::open(&path).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

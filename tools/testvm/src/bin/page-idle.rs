@@ -46,7 +46,14 @@
 //! ```
 //! `pass_ns = translate_ns + mark_ns + read_ns` (pagemap read, bitmap
 //! write, bitmap read; the window and kpageflags reads are not included);
-//! `window_ms` is the time from the mark to the read.
+//! `window_ms` is the time from the end of the marking to the read.
+//!
+//! What no window length changes: page_idle's clear_young does not flush
+//! TLBs, so a page the guest reaches through a translation still cached
+//! since before the mark sets no accessed bit and reads back idle. A pass
+//! over more pages than the TLB holds re-walks nearly all of them; a small
+//! working set on real hardware can read idle however long one waits (the
+//! sampler's own rounds flush for this reason).
 //! With `--json` one JSON object with the same numbers plus the GPA ranges
 //! of young, idle, untrackable and not_present pages. Exit status 0 when
 //! the measurement ran, 1 on errors.
@@ -64,7 +71,7 @@ use testvm::idle::{
     bitmap_runs, categorize, mark_shared, pagemap_entry, ranges_where, summarize, PageState,
     Summary, KPF_COMPOUND_HEAD, KPF_COMPOUND_TAIL, KPF_LRU,
 };
-use testvm::passes::{whole_passes_since, PassCounters};
+use testvm::passes::{whole_passes_since, PassReader};
 use testvm::range::{fmt_size, Range, PAGE_SIZE};
 use testvm::truth::Truth;
 
@@ -234,19 +241,11 @@ fn alive(pid: u32) -> bool {
     })
 }
 
-/// The counters now.
-fn load(c: &PassCounters) -> Vec<u64> {
-    c.counters()
-        .iter()
-        .map(|a| a.load(std::sync::atomic::Ordering::Acquire))
-        .collect()
-}
-
 /// Waits until every vCPU completed `passes` whole passes after `at`.
-fn wait_passes(c: &PassCounters, at: &[u64], cli: &Cli, pid: u32) -> Result<(), String> {
+fn wait_passes(c: &PassReader, at: &[u64], cli: &Cli, pid: u32) -> Result<(), String> {
     let start = Instant::now();
     loop {
-        let now = load(c);
+        let now = c.read();
         if whole_passes_since(at, &now, cli.passes) {
             return Ok(());
         }
@@ -273,12 +272,12 @@ fn run(cli: &Cli) -> Result<(), String> {
             cli.truth.display()
         )
     })?;
-    let counters = PassCounters::open(passes_path)?;
-    if counters.counters().len() != t.vcpus as usize {
+    let counters = PassReader::open(passes_path)?;
+    if counters.len() != t.vcpus as usize {
         return Err(format!(
             "{}: {} counters for {} vCPUs",
             passes_path.display(),
-            counters.counters().len(),
+            counters.len(),
             t.vcpus
         ));
     }
@@ -357,13 +356,14 @@ fn run(cli: &Cli) -> Result<(), String> {
     // The counters are read once every page is marked: a pass in progress
     // now may have touched pages before their mark, the next one begins
     // after this read (see `whole_passes_since`).
-    let at = load(&counters);
+    let at = counters.read();
+    let window_start = Instant::now();
 
     wait_passes(&counters, &at, cli, t.pid)?;
 
     // 3. Read back.
     let t2 = Instant::now();
-    let window_ms = t2.duration_since(t1).as_millis() as u64;
+    let window_ms = t2.duration_since(window_start).as_millis() as u64;
     // Words the kernel returned; a missing word is the partial last one.
     let mut idle_bits: HashMap<u64, u64> = HashMap::new();
     for (w, masks) in &runs {
