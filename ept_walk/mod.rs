@@ -17,6 +17,8 @@
 //! - [`walk`]: the [`Walker`], which reports the leaves, idle ranges, holes
 //!   and skipped ranges of a GFN range to a [`Visitor`], in GFN order, within
 //!   a budget of entries, and can be resumed from where it stopped.
+//! - [`roots`]: [`walk_roots`], every root of a VM in chunks across drops of
+//!   the lock, each root looked up again before every chunk.
 //!
 //! The code uses only `core`: no allocation, no locks, no kernel crate. The
 //! kernel module compiles these files into itself and a userspace crate
@@ -29,11 +31,13 @@
 //! `unsafe` is one `asm!` prefetch hint on x86_64.
 
 pub mod addr;
+pub mod roots;
 pub mod spte;
 pub mod table;
 pub mod walk;
 
 pub use addr::{Gfn, GfnRange, Level, PageSize, ENTRIES_PER_TABLE};
+pub use roots::{walk_roots, RootSink, RootSource, RootsStats, MAX_ROOTS};
 pub use spte::{AdType, Format, KvmBits, Pattern, Spte};
 pub use table::{Table, Tables};
 pub use walk::{

@@ -266,6 +266,31 @@ pub trait Visitor {
     fn skipped(&mut self, range: GfnRange, why: Skip);
 }
 
+/// A visitor lent out: what a caller that keeps its visitor between calls
+/// (the round driver's sink) hands to each call.
+impl<V: Visitor + ?Sized> Visitor for &mut V {
+    #[inline]
+    fn leaf(&mut self, leaf: Leaf) {
+        (**self).leaf(leaf);
+    }
+    #[inline]
+    fn idle(&mut self, range: GfnRange) {
+        (**self).idle(range);
+    }
+    #[inline]
+    fn hole(&mut self, range: GfnRange) {
+        (**self).hole(range);
+    }
+    #[inline]
+    fn cold(&mut self, range: GfnRange) {
+        (**self).cold(range);
+    }
+    #[inline]
+    fn skipped(&mut self, range: GfnRange, why: Skip) {
+        (**self).skipped(range, why);
+    }
+}
+
 /// Counters for one call to [`Walker::walk`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {

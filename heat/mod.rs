@@ -42,7 +42,7 @@ pub use error::HeatError;
 pub use granule::{parse_decimal, DecimalError, Granule, GranuleError, Track};
 pub use history::{share, History, HistoryLayout, HistoryView};
 pub use map::{Geometry, HeatMap, Layout, MapView, RoundVisitor};
-pub use round::{RoundEnd, RoundRecord, RECORD_WORDS};
+pub use round::{RootCounts, RoundEnd, RoundRecord, RECORD_WORDS};
 pub use store::{HeatStore, StoreLayout, StoreView};
 pub use totals::Totals;
 

@@ -19,6 +19,27 @@ pub struct RoundEnd {
     pub yields: u64,
     /// Whether the guest's TLBs were flushed after the bits were cleared.
     pub flushed: bool,
+    /// What became of the VM's roots.
+    pub roots: RootCounts,
+}
+
+/// A round's roots: walked, lost, and not walked by why.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RootCounts {
+    /// Roots whose walk began.
+    pub walked: u32,
+    /// Roots listed at the start that KVM freed while `mmu_lock` was
+    /// dropped, before their walk was done: the rest of them went unwalked.
+    pub lost: u32,
+    /// Usable roots beyond the limit of a round, not walked.
+    pub over_limit: u32,
+    /// Roots not walked because KVM had invalidated them (being torn down).
+    pub invalid: u32,
+    /// TDX mirror roots (private memory, not walkable), not walked.
+    pub mirror: u32,
+    /// Roots of a nested guest (`guest_mode`: L2's addresses, not this
+    /// guest's), not walked.
+    pub guest_mode: u32,
 }
 
 /// A finished round, as kept in the history ring and shown in `history`

@@ -37,6 +37,21 @@ pub struct Totals {
     pub malformed: u64,
     /// Tables not entered because their parent's A bit was clear.
     pub cold_tables: u64,
+    /// Roots walked in the last round.
+    pub roots_last: u64,
+    /// Roots walked, all rounds ([`RootCounts`](super::RootCounts) summed,
+    /// as are the next five).
+    pub roots_walked: u64,
+    /// Roots freed by KVM during a round before their walk was done.
+    pub roots_lost: u64,
+    /// Roots beyond a round's limit, not walked.
+    pub roots_over_limit: u64,
+    /// Invalid roots not walked.
+    pub roots_invalid: u64,
+    /// Mirror roots not walked.
+    pub roots_mirror: u64,
+    /// Nested-guest roots not walked.
+    pub roots_guest_mode: u64,
     /// The last finished round.
     pub last: Option<RoundRecord>,
     /// Time from the start of the round before the last to the start of
@@ -67,6 +82,18 @@ impl Totals {
         self.unreachable = self.unreachable.saturating_add(w.unreachable);
         self.malformed = self.malformed.saturating_add(w.malformed);
         self.cold_tables = self.cold_tables.saturating_add(w.cold_tables);
+        let r = &end.roots;
+        self.roots_last = u64::from(r.walked);
+        self.roots_walked = self.roots_walked.saturating_add(u64::from(r.walked));
+        self.roots_lost = self.roots_lost.saturating_add(u64::from(r.lost));
+        self.roots_over_limit = self
+            .roots_over_limit
+            .saturating_add(u64::from(r.over_limit));
+        self.roots_invalid = self.roots_invalid.saturating_add(u64::from(r.invalid));
+        self.roots_mirror = self.roots_mirror.saturating_add(u64::from(r.mirror));
+        self.roots_guest_mode = self
+            .roots_guest_mode
+            .saturating_add(u64::from(r.guest_mode));
         self.interval_ns_last = self
             .last
             .and_then(|prev| record.start_ns.checked_sub(prev.start_ns))

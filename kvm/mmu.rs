@@ -43,6 +43,25 @@ pub(crate) struct MmuReadGuard<'a> {
     _vm: PhantomData<(&'a (), *mut ())>,
 }
 
+/// Roots on a VM's list that are not walked, by why.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SkippedRoots {
+    /// Invalidated (being torn down), or without a walkable table.
+    pub(crate) invalid: u32,
+    /// TDX mirror roots.
+    pub(crate) mirror: u32,
+    /// Roots of a nested guest.
+    pub(crate) guest_mode: u32,
+}
+
+/// A root on the list, as [`MmuReadGuard::for_each_listed`] sees it.
+enum Listed {
+    Usable(RootInfo),
+    Invalid,
+    Mirror,
+    GuestMode,
+}
+
 /// A valid TDP root of the guest's own address spaces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct RootInfo {
@@ -95,6 +114,30 @@ impl<'a> MmuReadGuard<'a> {
     /// (`guest_mode`: they map L2's addresses, not this guest's), and on
     /// kernels with TDX mirror roots, those (private memory, not walkable).
     pub(crate) fn for_each_root(&self, mut f: impl FnMut(RootInfo)) {
+        self.for_each_listed(|listed| {
+            if let Listed::Usable(info) = listed {
+                f(info);
+            }
+        });
+    }
+
+    /// How many roots on the list are not walked, by why.
+    pub(crate) fn skipped_roots(&self) -> SkippedRoots {
+        let mut s = SkippedRoots::default();
+        self.for_each_listed(|listed| {
+            let n = match listed {
+                Listed::Usable(_) => return,
+                Listed::Invalid => &mut s.invalid,
+                Listed::Mirror => &mut s.mirror,
+                Listed::GuestMode => &mut s.guest_mode,
+            };
+            *n = n.saturating_add(1);
+        });
+        s
+    }
+
+    /// Calls `f` with every root on the list, classified.
+    fn for_each_listed(&self, mut f: impl FnMut(Listed)) {
         let kvm = self.kvm.as_ptr();
         // SAFETY: the VM is alive (invariant); the list head does not move.
         let head = unsafe { ptr::addr_of_mut!((*kvm).arch.tdp_mmu_roots) };
@@ -115,20 +158,24 @@ impl<'a> MmuReadGuard<'a> {
             // SAFETY: as above; `spt` is set when the root is created.
             let spt = unsafe { (*sp).spt };
             let levels = role.level();
-            let usable = role.invalid() == 0
-                && role.guest_mode() == 0
-                && !compat::is_mirror_root(&role)
-                && !spt.is_null()
-                && (levels == 4 || levels == 5);
-            if usable {
-                f(RootInfo {
+            let listed = if role.invalid() != 0 || spt.is_null() || !(levels == 4 || levels == 5) {
+                // No table, or a shape the walker cannot start from: not
+                // a root KVM could enter either.
+                Listed::Invalid
+            } else if compat::is_mirror_root(&role) {
+                Listed::Mirror
+            } else if role.guest_mode() != 0 {
+                Listed::GuestMode
+            } else {
+                Listed::Usable(RootInfo {
                     id: sp as usize,
                     // __pa() of a direct-map address.
                     table_pa: (spt as u64).wrapping_sub(base),
                     levels: levels as u8,
                     smm: role.smm() != 0,
-                });
-            }
+                })
+            };
+            f(listed);
             // SAFETY: as above; READ_ONCE of the next pointer.
             node = unsafe { ptr::read_volatile(ptr::addr_of!((*node).next)) };
         }

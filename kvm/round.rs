@@ -4,15 +4,16 @@
 //! the bits being sampled, then flush the VM's TLBs.
 
 use crate::ept_walk::{
-    Descent, Format, GfnRange, Leaf, Mode, Root, Skip, Stats, Stop, Visitor, Walker,
+    walk_roots, Descent, Format, GfnRange, Leaf, Mode, Root, RootSink, RootSource, RootsStats,
+    Skip, Visitor,
 };
 
 use super::compat;
 use core::ops::DerefMut;
 
-use crate::heat::HeatMap;
+use crate::heat::{HeatMap, RoundVisitor};
 
-use super::mmu::{MmuReadGuard, RootInfo};
+use super::mmu::{KernelTables, MmuReadGuard, RootInfo, SkippedRoots};
 use super::vm::{Vendor, Vm};
 
 /// Entries examined between releases of `mmu_lock`: tens of microseconds
@@ -20,21 +21,14 @@ use super::vm::{Vendor, Vm};
 /// changes) and the scheduler never wait long behind a sampler.
 const BUDGET: u64 = 8192;
 
-/// Roots walked per round at most: KVM keeps a handful (one per address
-/// space and paging mode in use); more means something to investigate.
-const MAX_ROOTS: usize = 8;
-
 /// What a round did.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct RoundStats {
-    /// The walker's counters, summed over roots and chunks.
-    pub(crate) walk: Stats,
-    /// Roots walked.
-    pub(crate) roots: u32,
-    /// Times the lock was dropped for a writer or the scheduler.
-    pub(crate) yields: u64,
-    /// Roots that went away during a yield (rest of them not walked).
-    pub(crate) lost_roots: u32,
+    /// The roots' walks: the walker's counters, roots walked, lost and
+    /// beyond the limit, yields.
+    pub(crate) roots: RootsStats,
+    /// Roots on the list at the start of the round that were not walked.
+    pub(crate) skipped: SkippedRoots,
     /// Whether the TLBs were flushed after clearing.
     pub(crate) flushed: bool,
 }
@@ -79,11 +73,82 @@ impl<V: Visitor> Visitor for KeepDirty<V> {
     }
 }
 
+/// A VM's roots under its `mmu_lock`, as the round driver sees them.
+struct VmRoots<'a> {
+    guard: MmuReadGuard<'a>,
+    format: Format,
+    phys_mask: u64,
+}
+
+impl RootSource for VmRoots<'_> {
+    /// The `kvm_mmu_page` with its table and role: a page freed and reused
+    /// for another root with another table does not compare equal.
+    type Key = RootInfo;
+    type Tables<'s>
+        = KernelTables<'s>
+    where
+        Self: 's;
+
+    fn for_each_root(&self, f: &mut dyn FnMut(RootInfo, Root)) {
+        self.guard.for_each_root(|info| {
+            // A root whose table the walker could not start from (an
+            // unknown level count) is not usable; for_each_root already
+            // keeps only 4 and 5 levels.
+            if let Some(root) = Root::new(
+                info.table_pa,
+                info.levels,
+                self.format,
+                compat::KVM_BITS,
+                self.phys_mask,
+            ) {
+                f(info, root);
+            }
+        });
+    }
+
+    fn tables(&self) -> KernelTables<'_> {
+        self.guard.tables()
+    }
+
+    fn relax(&mut self) {
+        self.guard.relax();
+    }
+}
+
+/// The open round of a heat map, root after root, with KVM told about the
+/// dirty bits it clears where the kernel needs that.
+struct MapSink<'m, C, H> {
+    map: &'m mut HeatMap<C, H>,
+}
+
+impl<C, H> RootSink for MapSink<'_, C, H>
+where
+    C: DerefMut<Target = [u16]>,
+    H: DerefMut<Target = [u64]>,
+{
+    type Visitor<'a>
+        = KeepDirty<RoundVisitor<'a, C, H>>
+    where
+        Self: 'a;
+
+    fn begin_root(&mut self) {
+        self.map.begin_root();
+    }
+
+    fn visitor(&mut self) -> Self::Visitor<'_> {
+        KeepDirty {
+            inner: self.map.visitor(),
+        }
+    }
+}
+
 /// Walks every usable root of `vm` once into the open round of `map` (SMM
 /// roots too: SMRAM and the normal memory they map are the guest's), then
 /// flushes the VM's TLBs if `flush` and anything was cleared.
 ///
-/// Process context; takes and yields `mmu_lock` for read.
+/// Process context; takes and yields `mmu_lock` for read. Each root is
+/// looked up again after every yield, and before its first chunk
+/// ([`walk_roots`]): a root listed before a yield may be freed during it.
 pub(crate) fn run<C, H>(
     vm: &Vm<'_>,
     format: Format,
@@ -96,62 +161,29 @@ where
     C: DerefMut<Target = [u16]>,
     H: DerefMut<Target = [u64]>,
 {
-    let mut stats = RoundStats::default();
-    let phys_mask = compat::physical_mask();
-    {
-        // SAFETY: `vm` borrows the file reference that keeps the VM alive;
-        // callers only sample VMs whose TDP MMU is on.
-        let mut guard = unsafe { MmuReadGuard::lock(vm.raw()) };
-        let mut roots: [Option<RootInfo>; MAX_ROOTS] = [None; MAX_ROOTS];
-        let mut n = 0;
-        guard.for_each_root(|r| {
-            if let Some(slot) = roots.get_mut(n) {
-                *slot = Some(r);
-                n += 1;
-            }
-        });
-        for info in roots.iter().flatten() {
-            let Some(root) = Root::new(
-                info.table_pa,
-                info.levels,
-                format,
-                compat::KVM_BITS,
-                phys_mask,
-            ) else {
-                continue;
-            };
-            stats.roots += 1;
-            map.begin_root();
-            let span = root.span();
-            let mut cursor = span.start;
-            loop {
-                let walker = Walker::new(guard.tables(), root, mode, descent);
-                let mut visitor = KeepDirty {
-                    inner: map.visitor(),
-                };
-                let out = walker.walk(GfnRange::new(cursor, span.end), BUDGET, &mut visitor);
-                stats.walk.accumulate(&out.stats);
-                let Stop::Paused(next) = out.stop else { break };
-                cursor = next;
-                guard.relax();
-                stats.yields += 1;
-                // The root may have been freed while the lock was dropped:
-                // continue only if it is still a valid root.
-                let mut alive = false;
-                guard.for_each_root(|r| alive |= r == *info);
-                if !alive {
-                    stats.lost_roots += 1;
-                    break;
-                }
-            }
-        }
-    }
-    let cleared = stats.walk.cleared_accessed != 0
-        || stats.walk.cleared_dirty != 0
-        || stats.walk.cleared_tables != 0;
-    if flush && cleared {
+    let (roots, skipped) = {
+        let mut source = VmRoots {
+            // SAFETY: `vm` borrows the file reference that keeps the VM
+            // alive; callers only sample VMs whose TDP MMU is on.
+            guard: unsafe { MmuReadGuard::lock(vm.raw()) },
+            format,
+            phys_mask: compat::physical_mask(),
+        };
+        let skipped = source.guard.skipped_roots();
+        let roots = walk_roots(&mut source, mode, descent, BUDGET, &mut MapSink { map });
+        // The guard drops here: mmu_lock is released before the flush.
+        (roots, skipped)
+    };
+    let cleared = roots.walk.cleared_accessed != 0
+        || roots.walk.cleared_dirty != 0
+        || roots.walk.cleared_tables != 0;
+    let flushed = flush && cleared && {
         // SAFETY: live VM (see above), process context, mmu_lock dropped.
-        stats.flushed = unsafe { compat::flush_remote_tlbs(vm.raw().as_ptr()) };
+        unsafe { compat::flush_remote_tlbs(vm.raw().as_ptr()) }
+    };
+    RoundStats {
+        roots,
+        skipped,
+        flushed,
     }
-    stats
 }

@@ -18,7 +18,7 @@ use kernel::prelude::*;
 use kernel::sync::Mutex;
 
 use crate::ept_walk::{Descent, Gfn, GfnRange};
-use crate::heat::{Geometry, HeatMap, RoundEnd, Track, DEFAULT_REGION};
+use crate::heat::{Geometry, HeatMap, RootCounts, RoundEnd, Track, DEFAULT_REGION};
 use crate::procfs::config::Config;
 use crate::procfs::control::{Command, Flush, Settings, VmId, Walk};
 use crate::procfs::last_error::{self, Errno, LastError, MessageBuf, MESSAGE_MAX};
@@ -196,9 +196,17 @@ impl Attached {
         let walk_ns = now_ns().saturating_sub(t0);
         s.map.end_round(&RoundEnd {
             walk_ns,
-            walk: stats.walk,
-            yields: stats.yields,
+            walk: stats.roots.walk,
+            yields: stats.roots.yields,
             flushed: stats.flushed,
+            roots: RootCounts {
+                walked: stats.roots.walked,
+                lost: stats.roots.lost,
+                over_limit: stats.roots.overflow,
+                invalid: stats.skipped.invalid,
+                mirror: stats.skipped.mirror,
+                guest_mode: stats.skipped.guest_mode,
+            },
         });
         // The next round starts one period after this one was due; a VM
         // that fell behind starts again from now instead of catching up.

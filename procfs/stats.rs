@@ -21,6 +21,13 @@
 //! unreachable 0
 //! malformed 0
 //! cold_tables 0
+//! roots_last 2
+//! roots_walked 84
+//! roots_lost 0
+//! roots_over_limit 0
+//! roots_invalid 0
+//! roots_mirror 0
+//! roots_guest_mode 0
 //! store_bytes 524288
 //! history_bytes 66048
 //! accessed_pages_last 2048
@@ -35,7 +42,8 @@
 //! The last three lines are derived from the others (two decimals,
 //! rounded down; `-` while undefined) and are for people: the parser
 //! reads the integers. `interval_ns_last` and `flush_last` are `-` until
-//! they are defined.
+//! they are defined. The `roots_` keys came later than the others: a file
+//! without them (an older module's) reads as 0 for each.
 
 use core::fmt;
 
@@ -114,6 +122,21 @@ pub struct StatsFile {
     pub malformed: u64,
     /// Tables skipped as cold.
     pub cold_tables: u64,
+    /// Roots walked in the last round.
+    pub roots_last: u64,
+    /// Roots walked, all rounds.
+    pub roots_walked: u64,
+    /// Roots KVM freed during a round before their walk was done (the
+    /// rest of each went unwalked), all rounds.
+    pub roots_lost: u64,
+    /// Roots beyond a round's limit, not walked, all rounds.
+    pub roots_over_limit: u64,
+    /// Roots not walked because KVM had invalidated them, all rounds.
+    pub roots_invalid: u64,
+    /// TDX mirror roots not walked, all rounds.
+    pub roots_mirror: u64,
+    /// Nested-guest (`guest_mode`) roots not walked, all rounds.
+    pub roots_guest_mode: u64,
     /// Bytes of the heat store.
     pub store_bytes: u64,
     /// Bytes of the history ring.
@@ -157,6 +180,13 @@ impl StatsFile {
             unreachable: totals.unreachable,
             malformed: totals.malformed,
             cold_tables: totals.cold_tables,
+            roots_last: totals.roots_last,
+            roots_walked: totals.roots_walked,
+            roots_lost: totals.roots_lost,
+            roots_over_limit: totals.roots_over_limit,
+            roots_invalid: totals.roots_invalid,
+            roots_mirror: totals.roots_mirror,
+            roots_guest_mode: totals.roots_guest_mode,
             store_bytes,
             history_bytes,
             accessed_pages_last: last.map_or(0, |r| r.accessed_pages),
@@ -223,6 +253,13 @@ impl fmt::Display for StatsFile {
         n(f, "unreachable", self.unreachable)?;
         n(f, "malformed", self.malformed)?;
         n(f, "cold_tables", self.cold_tables)?;
+        n(f, "roots_last", self.roots_last)?;
+        n(f, "roots_walked", self.roots_walked)?;
+        n(f, "roots_lost", self.roots_lost)?;
+        n(f, "roots_over_limit", self.roots_over_limit)?;
+        n(f, "roots_invalid", self.roots_invalid)?;
+        n(f, "roots_mirror", self.roots_mirror)?;
+        n(f, "roots_guest_mode", self.roots_guest_mode)?;
         n(f, "store_bytes", self.store_bytes)?;
         n(f, "history_bytes", self.history_bytes)?;
         n(f, "accessed_pages_last", self.accessed_pages_last)?;
@@ -247,6 +284,11 @@ impl StatsFile {
     /// ignored.
     pub fn parse(text: &str) -> Result<StatsFile, FormatError> {
         let n = |key| kv_number(text, key);
+        // Keys an older module did not write: 0 when absent.
+        let later = |key| match kv::get(text, key) {
+            None => Ok(0),
+            Some(_) => kv_number(text, key),
+        };
         let opt_number = |key: &'static str| match kv::get(text, key) {
             Some("-") => Ok(None),
             _ => kv_number(text, key).map(Some),
@@ -275,6 +317,13 @@ impl StatsFile {
             unreachable: n("unreachable")?,
             malformed: n("malformed")?,
             cold_tables: n("cold_tables")?,
+            roots_last: later("roots_last")?,
+            roots_walked: later("roots_walked")?,
+            roots_lost: later("roots_lost")?,
+            roots_over_limit: later("roots_over_limit")?,
+            roots_invalid: later("roots_invalid")?,
+            roots_mirror: later("roots_mirror")?,
+            roots_guest_mode: later("roots_guest_mode")?,
             store_bytes: n("store_bytes")?,
             history_bytes: n("history_bytes")?,
             accessed_pages_last: n("accessed_pages_last")?,

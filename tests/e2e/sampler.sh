@@ -148,6 +148,11 @@ s_accuracy() {
 	wait_rounds "$vm" 8
 	es status "$vm"
 	check_heat "$vm" 5 strict 16M 4M 64M 4M
+	# Each round walked testvm's one root (no SMM, one vCPU), and lost none.
+	st=/proc/ept_sampler/$vm/stats
+	[ "$(kv $st roots_last) $(kv $st roots_lost) $(kv $st roots_over_limit)" = "1 0 0" ] ||
+		fail "roots last/lost/over limit: $(kv $st roots_last) $(kv $st roots_lost) $(kv $st roots_over_limit), expected 1 0 0"
+	[ "$(kv $st roots_walked)" -ge 8 ] || fail "roots_walked $(kv $st roots_walked) after 8 rounds"
 	# Costs in ns, as the module counts them (status rounds them for people).
 	round=$(kv "/proc/ept_sampler/$vm/stats" walk_ns_avg)
 	page-idle --truth /tmp/acc.json >/dev/null

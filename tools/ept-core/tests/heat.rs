@@ -19,7 +19,7 @@ use ept_core::ept_walk::{
 };
 use ept_core::heat::{
     share, Cell, Geometry, Granule, GranuleError, HeatError, HeatMap, HeatStore, HistoryLayout,
-    RoundEnd, Sizes, State, StoreLayout, Track, Width, DEFAULT_REGION,
+    RootCounts, RoundEnd, Sizes, State, StoreLayout, Track, Width, DEFAULT_REGION,
 };
 
 type Map = HeatMap<Vec<u16>, Vec<u64>>;
@@ -69,6 +69,7 @@ fn end() -> RoundEnd {
         walk: Stats::default(),
         yields: 0,
         flushed: true,
+        roots: RootCounts::default(),
     }
 }
 
@@ -832,6 +833,7 @@ fn round_over_real_tables(l: Layout) {
             walk: stats,
             yields: 0,
             flushed: true,
+            roots: RootCounts::default(),
         });
     }
     // Bits were cleared in round 1, so round 2 saw nothing accessed.

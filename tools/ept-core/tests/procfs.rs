@@ -11,8 +11,8 @@ use proptest::prelude::*;
 
 use ept_core::ept_walk::{Gfn, GfnRange, Leaf, PageSize, Spte, Stats, Visitor};
 use ept_core::heat::{
-    Geometry, Granule, HeatMap, RoundEnd, RoundRecord, Sizes, State, StoreLayout, Totals, Track,
-    DEFAULT_REGION,
+    Geometry, Granule, HeatMap, RootCounts, RoundEnd, RoundRecord, Sizes, State, StoreLayout,
+    Totals, Track, DEFAULT_REGION,
 };
 use ept_core::procfs::config::Config;
 use ept_core::procfs::control::{Flush, Settings, VmId, Walk};
@@ -75,6 +75,14 @@ fn end(walk_ns: u64) -> RoundEnd {
         },
         yields: 2,
         flushed: true,
+        roots: RootCounts {
+            walked: 2,
+            lost: 1,
+            over_limit: 0,
+            invalid: 3,
+            mirror: 0,
+            guest_mode: 1,
+        },
     }
 }
 
@@ -243,6 +251,13 @@ untracked 0
 unreachable 0
 malformed 0
 cold_tables 0
+roots_last 2
+roots_walked 4
+roots_lost 2
+roots_over_limit 0
+roots_invalid 6
+roots_mirror 0
+roots_guest_mode 2
 store_bytes 2048
 history_bytes 4096
 accessed_pages_last 514
@@ -277,6 +292,26 @@ dirty_mb_s 0.00
     assert_eq!(
         StatsFile::parse("rounds 1\n"),
         Err(FormatError::Missing("leaves"))
+    );
+    // An older module's file, without the roots_ keys: 0 for each; a bad
+    // value is still an error.
+    let old: String = want
+        .lines()
+        .filter(|l| !l.starts_with("roots_"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let zeroed = StatsFile {
+        roots_last: 0,
+        roots_walked: 0,
+        roots_lost: 0,
+        roots_invalid: 0,
+        roots_guest_mode: 0,
+        ..s
+    };
+    assert_eq!(StatsFile::parse(&old), Ok(zeroed));
+    assert_eq!(
+        StatsFile::parse(&want.replace("roots_lost 2", "roots_lost x")),
+        Err(FormatError::Bad("roots_lost"))
     );
 }
 
@@ -693,7 +728,7 @@ proptest! {
 
     #[test]
     fn stats_round_trip(
-        n in vec(any::<u64>(), 21), flush_last in proptest::option::of(any::<bool>()),
+        n in vec(any::<u64>(), 27), flush_last in proptest::option::of(any::<bool>()),
         interval in proptest::option::of(any::<u64>()), dirty in 0usize..3,
     ) {
         let s = StatsFile {
@@ -703,6 +738,8 @@ proptest! {
             frozen: n[11], untracked: n[12], unreachable: n[13], malformed: n[14],
             cold_tables: n[15], store_bytes: n[16], history_bytes: n[17],
             accessed_pages_last: n[18], dirty_pages_last: n[19],
+            roots_last: n[20], roots_walked: n[21], roots_lost: n[22], roots_over_limit: n[23],
+            roots_invalid: n[24], roots_mirror: n[25], roots_guest_mode: n[26],
             interval_ns_last: interval,
             dirty: [DirtyStatus::Tracked, DirtyStatus::Off, DirtyStatus::DirtyLogging][dirty],
         };

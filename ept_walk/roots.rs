@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Walking every root of a VM once, across drops of the lock that keeps
+//! roots and tables alive.
+//!
+//! A walk is split into chunks of a budget of entries; between chunks the
+//! caller drops `mmu_lock` so that writers and the scheduler get their turn
+//! ([`RootSource::relax`]). While it is dropped KVM may invalidate any root
+//! and free its tables (`kvm_mmu_zap_all_fast` on a memslot delete or move,
+//! SMRAM open/close), so nothing learnt about a root before a drop may be
+//! walked after it: not the root being walked, and not the roots listed at
+//! the start of the round and still waiting for their turn.
+//!
+//! The driver here keeps only a root's identity ([`RootSource::Key`]) across
+//! a drop, and before every chunk, the first of each root included, looks the
+//! root up again under the current hold of the lock. What a lookup returns,
+//! [`Found`], borrows the source, and `relax` needs the source mutably: a
+//! root found before a drop cannot be used after it (the borrow checker
+//! refuses), and the walker, which borrows the source's tables, cannot live
+//! across one either.
+
+use core::marker::PhantomData;
+
+use super::addr::GfnRange;
+use super::table::Tables;
+use super::walk::{Descent, Mode, Root, Stats, Stop, Visitor, Walker};
+
+/// Roots walked per round at most: KVM keeps a handful (one per address
+/// space and paging mode in use). More are counted in
+/// [`RootsStats::overflow`], not walked.
+pub const MAX_ROOTS: usize = 8;
+
+/// The roots of one VM under a lock that can be dropped and taken again.
+pub trait RootSource {
+    /// What identifies a root across lock drops: enough that a root freed
+    /// and replaced by another one at the same address does not compare
+    /// equal (in the kernel: the `kvm_mmu_page`, its table and its role).
+    type Key: Copy + Eq;
+
+    /// The tables below the roots, valid while the lock is held.
+    type Tables<'s>: Tables
+    where
+        Self: 's;
+
+    /// Calls `f` with each usable root now, in the source's order.
+    fn for_each_root(&self, f: &mut dyn FnMut(Self::Key, Root));
+
+    /// The tables, valid until the next [`relax`](Self::relax).
+    fn tables(&self) -> Self::Tables<'_>;
+
+    /// Drops the lock, lets others run, takes it again. Every root may have
+    /// gone meanwhile.
+    fn relax(&mut self);
+}
+
+/// Where a round's results go: one heat map round, root after root.
+pub trait RootSink {
+    /// Receives one chunk's visits.
+    type Visitor<'a>: Visitor
+    where
+        Self: 'a;
+
+    /// A root's walk begins (called once per root, before its first chunk).
+    fn begin_root(&mut self);
+
+    /// A visitor for the next chunk.
+    fn visitor(&mut self) -> Self::Visitor<'_>;
+}
+
+/// A root as found under the current hold of the lock. It borrows the
+/// source: no [`RootSource::relax`] while it lives.
+pub struct Found<'s> {
+    root: Root,
+    _hold: PhantomData<&'s ()>,
+}
+
+impl Found<'_> {
+    /// The root, to walk now.
+    pub fn root(&self) -> Root {
+        self.root
+    }
+}
+
+/// Looks `key` up among the source's roots now.
+pub fn find<S: RootSource>(source: &S, key: S::Key) -> Option<Found<'_>> {
+    let mut found = None;
+    source.for_each_root(&mut |k, root| {
+        if found.is_none() && k == key {
+            found = Some(root);
+        }
+    });
+    found.map(|root| Found {
+        root,
+        _hold: PhantomData,
+    })
+}
+
+/// What walking the roots did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RootsStats {
+    /// The walker's counters, summed over roots and chunks.
+    pub walk: Stats,
+    /// Roots whose walk began.
+    pub walked: u32,
+    /// Roots listed at the start that went away during a drop of the lock
+    /// before their walk was done (before it began, or part way).
+    pub lost: u32,
+    /// Usable roots beyond [`MAX_ROOTS`], not walked.
+    pub overflow: u32,
+    /// Times the lock was dropped.
+    pub yields: u64,
+}
+
+/// Walks every usable root of `source` once, in chunks of `budget` entries,
+/// dropping the lock between chunks, into `sink`.
+///
+/// A root is walked only from what a lookup under the current hold of the
+/// lock found; one that has gone since the last drop is counted lost and the
+/// rest of it skipped. A root that went and came back with the same key is
+/// walked on from where it stopped.
+pub fn walk_roots<S, K>(
+    source: &mut S,
+    mode: Mode,
+    descent: Descent,
+    budget: u64,
+    sink: &mut K,
+) -> RootsStats
+where
+    S: RootSource,
+    K: RootSink,
+{
+    let mut stats = RootsStats::default();
+    let mut keys: [Option<S::Key>; MAX_ROOTS] = [None; MAX_ROOTS];
+    let mut n = 0;
+    source.for_each_root(&mut |k, _| match keys.get_mut(n) {
+        Some(slot) => {
+            *slot = Some(k);
+            n += 1;
+        }
+        None => stats.overflow = stats.overflow.saturating_add(1),
+    });
+    for key in keys.iter().flatten() {
+        // Where the walk of this root goes on from; None before it began.
+        let mut resume: Option<GfnRange> = None;
+        loop {
+            let Some(found) = find(source, *key) else {
+                stats.lost = stats.lost.saturating_add(1);
+                break;
+            };
+            let root = found.root();
+            let range = match resume {
+                Some(r) => r,
+                None => {
+                    sink.begin_root();
+                    stats.walked = stats.walked.saturating_add(1);
+                    root.span()
+                }
+            };
+            let out = {
+                let walker = Walker::new(source.tables(), root, mode, descent);
+                walker.walk(range, budget, &mut sink.visitor())
+            };
+            stats.walk.accumulate(&out.stats);
+            let Stop::Paused(next) = out.stop else { break };
+            resume = Some(GfnRange::new(next, range.end));
+            source.relax();
+            stats.yields = stats.yields.saturating_add(1);
+        }
+    }
+    stats
+}
