@@ -14,10 +14,12 @@
 //! The driver here keeps only a root's identity ([`RootSource::Key`]) across
 //! a drop, and before every chunk, the first of each root included, looks the
 //! root up again under the current hold of the lock. What a lookup returns,
-//! [`Found`], borrows the source, and `relax` needs the source mutably: a
-//! root found before a drop cannot be used after it (the borrow checker
-//! refuses), and the walker, which borrows the source's tables, cannot live
-//! across one either.
+//! [`Found`], borrows the source, and `relax` needs the source mutably; a
+//! `Found` gives no [`Root`] out, only a [`Walker`] over the source's tables,
+//! which borrows the source too. So the driver cannot walk a root found
+//! before a drop after it: the borrow checker refuses. ([`Root`] itself is
+//! a plain value that the walker's tests build freely; only this driver
+//! walks kernel roots.)
 
 use core::marker::PhantomData;
 
@@ -74,10 +76,16 @@ pub struct Found<'s> {
     _hold: PhantomData<&'s ()>,
 }
 
-impl Found<'_> {
-    /// The root, to walk now.
-    pub fn root(&self) -> Root {
-        self.root
+impl<'s> Found<'s> {
+    /// The GFNs the root maps.
+    pub fn span(&self) -> GfnRange {
+        self.root.span()
+    }
+
+    /// A walker of the root over `tables`, which must be the source's
+    /// tables of the same hold (the lifetime ties both to it).
+    pub fn walker<T: Tables + 's>(self, tables: T, mode: Mode, descent: Descent) -> Walker<T> {
+        Walker::new(tables, self.root, mode, descent)
     }
 }
 
@@ -102,8 +110,9 @@ pub struct RootsStats {
     pub walk: Stats,
     /// Roots whose walk began.
     pub walked: u32,
-    /// Roots listed at the start that went away during a drop of the lock
-    /// before their walk was done (before it began, or part way).
+    /// Roots listed at the start that KVM invalidated (or freed) during a
+    /// drop of the lock before their walk was done (before it began, or
+    /// part way).
     pub lost: u32,
     /// Usable roots beyond [`MAX_ROOTS`], not walked.
     pub overflow: u32,
@@ -116,8 +125,11 @@ pub struct RootsStats {
 ///
 /// A root is walked only from what a lookup under the current hold of the
 /// lock found; one that has gone since the last drop is counted lost and the
-/// rest of it skipped. A root that went and came back with the same key is
-/// walked on from where it stopped.
+/// rest of it skipped. A root that went and came back with the same key (a
+/// page and a table both reused after a grace period during a drop) is
+/// walked on from where it stopped: it is a valid root under this hold, so
+/// that is safe; its first part goes unwalked this round. Roots that appear
+/// during a round wait for the next.
 pub fn walk_roots<S, K>(
     source: &mut S,
     mode: Mode,
@@ -147,19 +159,19 @@ where
                 stats.lost = stats.lost.saturating_add(1);
                 break;
             };
-            let root = found.root();
             let range = match resume {
                 Some(r) => r,
                 None => {
                     sink.begin_root();
                     stats.walked = stats.walked.saturating_add(1);
-                    root.span()
+                    found.span()
                 }
             };
-            let out = {
-                let walker = Walker::new(source.tables(), root, mode, descent);
-                walker.walk(range, budget, &mut sink.visitor())
-            };
+            let out = found.walker(source.tables(), mode, descent).walk(
+                range,
+                budget,
+                &mut sink.visitor(),
+            );
             stats.walk.accumulate(&out.stats);
             let Stop::Paused(next) = out.stop else { break };
             resume = Some(GfnRange::new(next, range.end));

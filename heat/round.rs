@@ -28,8 +28,9 @@ pub struct RoundEnd {
 pub struct RootCounts {
     /// Roots whose walk began.
     pub walked: u32,
-    /// Roots listed at the start that KVM freed while `mmu_lock` was
-    /// dropped, before their walk was done: the rest of them went unwalked.
+    /// Roots listed at the start that KVM invalidated (or freed) while
+    /// `mmu_lock` was dropped, before their walk was done: the rest of them
+    /// went unwalked.
     pub lost: u32,
     /// Usable roots beyond the limit of a round, not walked.
     pub over_limit: u32,

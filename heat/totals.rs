@@ -42,7 +42,7 @@ pub struct Totals {
     /// Roots walked, all rounds ([`RootCounts`](super::RootCounts) summed,
     /// as are the next five).
     pub roots_walked: u64,
-    /// Roots freed by KVM during a round before their walk was done.
+    /// Roots KVM invalidated during a round before their walk was done.
     pub roots_lost: u64,
     /// Roots beyond a round's limit, not walked.
     pub roots_over_limit: u64,

@@ -208,8 +208,10 @@ impl Tables for KernelTables<'_> {
     #[inline]
     fn table(&self, pa: u64) -> Option<&Table> {
         let va = pa.checked_add(self.base)?;
-        // `pa` comes from a present non-leaf SPTE (or a root) of a VM whose
-        // mmu_lock is held for read (the guard this borrows), so it is a
+        // `pa` comes from a present non-leaf SPTE, or is the table of a root
+        // found valid under the current hold (the round driver looks roots
+        // up again after every relax), of a VM whose mmu_lock is held for
+        // read (the guard this borrows), so it is a
         // live, page-aligned TDP table page in the direct map; KVM frees
         // such pages only after an RCU grace period, which cannot end while
         // the lock keeps preemption disabled.

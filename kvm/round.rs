@@ -82,7 +82,12 @@ struct VmRoots<'a> {
 
 impl RootSource for VmRoots<'_> {
     /// The `kvm_mmu_page` with its table and role: a page freed and reused
-    /// for another root with another table does not compare equal.
+    /// for another root with another table does not compare equal. (Both
+    /// reused for a root of the same role is possible after a grace period
+    /// during a yield; the driver then walks that valid root on from the old
+    /// cursor: safe, and only the accounting of that round is off. KVM keeps
+    /// no generation that could tell them apart: `mmu_valid_gen` only
+    /// toggles.)
     type Key = RootInfo;
     type Tables<'s>
         = KernelTables<'s>

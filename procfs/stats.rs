@@ -126,8 +126,8 @@ pub struct StatsFile {
     pub roots_last: u64,
     /// Roots walked, all rounds.
     pub roots_walked: u64,
-    /// Roots KVM freed during a round before their walk was done (the
-    /// rest of each went unwalked), all rounds.
+    /// Roots KVM invalidated during a round before their walk was done
+    /// (the rest of each went unwalked), all rounds.
     pub roots_lost: u64,
     /// Roots beyond a round's limit, not walked, all rounds.
     pub roots_over_limit: u64,
