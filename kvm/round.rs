@@ -16,11 +16,6 @@ use crate::heat::{HeatMap, RoundVisitor};
 use super::mmu::{KernelTables, MmuReadGuard, RootInfo, SkippedRoots};
 use super::vm::{Vendor, Vm};
 
-/// Entries examined between releases of `mmu_lock`: tens of microseconds
-/// of work at most, so writers (vCPU faults that split pages, memslot
-/// changes) and the scheduler never wait long behind a sampler.
-const BUDGET: u64 = 8192;
-
 /// What a round did.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct RoundStats {
@@ -151,7 +146,10 @@ where
 /// roots too: SMRAM and the normal memory they map are the guest's), then
 /// flushes the VM's TLBs if `flush` and anything was cleared.
 ///
-/// Process context; takes and yields `mmu_lock` for read. Each root is
+/// Examines at most `budget` entries per hold of the lock
+/// ([`DEFAULT_WALK_BUDGET`](crate::procfs::control::DEFAULT_WALK_BUDGET)
+/// unless a test tuned it). Process context; takes and yields `mmu_lock`
+/// for read. Each root is
 /// looked up again after every yield, and before its first chunk
 /// ([`walk_roots`]): a root listed before a yield may be freed during it.
 pub(crate) fn run<C, H>(
@@ -160,6 +158,7 @@ pub(crate) fn run<C, H>(
     mode: Mode,
     descent: Descent,
     flush: bool,
+    budget: u64,
     map: &mut HeatMap<C, H>,
 ) -> RoundStats
 where
@@ -175,7 +174,7 @@ where
             phys_mask: compat::physical_mask(),
         };
         let skipped = source.guard.skipped_roots();
-        let roots = walk_roots(&mut source, mode, descent, BUDGET, &mut MapSink { map });
+        let roots = walk_roots(&mut source, mode, descent, budget, &mut MapSink { map });
         // The guard drops here: mmu_lock is released before the flush.
         (roots, skipped)
     };

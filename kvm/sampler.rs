@@ -20,7 +20,7 @@ use kernel::sync::Mutex;
 use crate::ept_walk::{Descent, Gfn, GfnRange};
 use crate::heat::{Geometry, HeatMap, RootCounts, RoundEnd, Track, DEFAULT_REGION};
 use crate::procfs::config::Config;
-use crate::procfs::control::{Command, Flush, Settings, VmId, Walk};
+use crate::procfs::control::{Command, Flush, Settings, VmId, Walk, DEFAULT_WALK_BUDGET};
 use crate::procfs::last_error::{self, Errno, LastError, MessageBuf, MESSAGE_MAX};
 use crate::procfs::memslots::{self, Memslot, MemslotFlags};
 use crate::procfs::stats::{DirtyStatus, StatsFile};
@@ -159,8 +159,9 @@ impl Attached {
         }
     }
 
-    /// Runs one round.
-    fn run_round(&mut self, now: u64) {
+    /// Runs one round, examining at most `budget` entries per hold of
+    /// `mmu_lock`.
+    fn run_round(&mut self, now: u64, budget: u64) {
         let vendor = self.vendor;
         let vm = Vm::new(&self.file);
         let Some(s) = self.sampling.as_mut() else {
@@ -191,6 +192,7 @@ impl Attached {
             track.walker_mode(),
             descent,
             s.settings.flush == Flush::Round,
+            budget,
             &mut s.map,
         );
         let walk_ns = now_ns().saturating_sub(t0);
@@ -231,6 +233,8 @@ pub(crate) struct State {
     /// reading sysfs inside one would nest two seq_file locks (lockdep
     /// reports it); opening `version` or `vms` and every `attach` refresh it.
     pub(crate) host: HostParams,
+    /// Entries a round examines per hold of `mmu_lock` (`tune`, for tests).
+    walk_budget: u32,
 }
 
 impl State {
@@ -265,6 +269,7 @@ impl Sampler {
                 closing: false,
                 last_error: None,
                 host: (HostTdp::NoKvm, None),
+                walk_budget: DEFAULT_WALK_BUDGET,
             }),
         })
     }
@@ -488,6 +493,7 @@ impl Sampler {
         let mut next = now.saturating_add(IDLE_WAKE_MS * 1_000_000);
         {
             let mut state = self.state.lock();
+            let budget = u64::from(state.walk_budget);
             for (slot, out) in state.vms.iter_mut().zip(orphans.iter_mut()) {
                 if slot.as_ref().is_some_and(|a| a.file.is_orphan()) {
                     *out = slot.take();
@@ -496,7 +502,7 @@ impl Sampler {
                 let Some(a) = slot.as_mut() else { continue };
                 let running = a.sampling.as_ref().filter(|s| s.running);
                 if running.is_some_and(|s| s.next_due_ns <= now) {
-                    a.run_round(now);
+                    a.run_round(now, budget);
                 }
                 if let Some(s) = a.sampling.as_ref().filter(|s| s.running) {
                     next = next.min(s.next_due_ns);
@@ -656,6 +662,10 @@ pub(crate) fn command(bytes: &[u8]) -> Result<()> {
         }
         Ok(Command::Start { vm, settings }) => sampler.start(vm, settings),
         Ok(Command::Stop(vm)) => sampler.stop(vm),
+        Ok(Command::Tune { walk_budget }) => {
+            sampler.state.lock().walk_budget = walk_budget;
+            Ok(())
+        }
     };
     result.map_err(|f| {
         sampler.note_error(&f);

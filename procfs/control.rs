@@ -11,7 +11,13 @@
 //! start vm=P-F [period_ms=N] [mode=accessed|dirty|both] [granule=G]
 //!       [window=N] [flush=round|none] [walk=leaf|upper] [history=K]
 //! stop vm=P-F
+//! tune walk_budget=N
 //! ```
+//!
+//! `tune` is for tests: it sets, for every VM, how many entries a round
+//! examines per hold of `mmu_lock` (default [`DEFAULT_WALK_BUDGET`]). A small
+//! budget makes every round drop and retake the lock hundreds of times,
+//! which is how the e2e suite exercises the yield path on small guests.
 //!
 //! [`Command::parse`] checks every byte: printable ASCII only, single
 //! separators, at most one trailing newline, at most [`MAX_LINE`] bytes, no
@@ -44,6 +50,14 @@ pub const PERIOD_MS_MIN: u64 = 10;
 pub const PERIOD_MS_MAX: u64 = 60_000;
 /// The period unless told otherwise, ms.
 pub const DEFAULT_PERIOD_MS: u32 = 100;
+/// Entries a round examines per hold of `mmu_lock` unless `tune` says
+/// otherwise: tens of microseconds of work, so that writers (vCPU faults,
+/// memslot changes) and the scheduler never wait long behind a round.
+pub const DEFAULT_WALK_BUDGET: u32 = 8192;
+/// The smallest walk budget `tune` accepts.
+pub const WALK_BUDGET_MIN: u64 = 16;
+/// The largest walk budget `tune` accepts.
+pub const WALK_BUDGET_MAX: u64 = 1 << 20;
 
 /// A VM as KVM names it in `/proc/<pid>/fd` and as `/proc/ept_sampler/`
 /// names its directory: the pid of the process that owns it and the file
@@ -231,6 +245,12 @@ pub enum Command {
     },
     /// Stop sampling a VM (it stays attached and keeps its heat map).
     Stop(VmId),
+    /// Set the entries examined per hold of `mmu_lock`, for every VM (a
+    /// setting for tests of the yield path).
+    Tune {
+        /// [`WALK_BUDGET_MIN`]..=[`WALK_BUDGET_MAX`].
+        walk_budget: u32,
+    },
 }
 
 /// A `key=value` key.
@@ -246,9 +266,10 @@ enum Key {
     Flush,
     Walk,
     History,
+    WalkBudget,
 }
 
-const KEYS: [Key; 10] = [
+const KEYS: [Key; 11] = [
     Key::Pid,
     Key::Fd,
     Key::Vm,
@@ -259,6 +280,7 @@ const KEYS: [Key; 10] = [
     Key::Flush,
     Key::Walk,
     Key::History,
+    Key::WalkBudget,
 ];
 
 impl Key {
@@ -274,6 +296,7 @@ impl Key {
             Key::Flush => "flush",
             Key::Walk => "walk",
             Key::History => "history",
+            Key::WalkBudget => "walk_budget",
         }
     }
 
@@ -289,6 +312,7 @@ enum Verb {
     Detach,
     Start,
     Stop,
+    Tune,
 }
 
 impl Verb {
@@ -298,6 +322,7 @@ impl Verb {
             "detach" => Verb::Detach,
             "start" => Verb::Start,
             "stop" => Verb::Stop,
+            "tune" => Verb::Tune,
             _ => return None,
         })
     }
@@ -308,6 +333,7 @@ impl Verb {
             Verb::Detach => "detach",
             Verb::Start => "start",
             Verb::Stop => "stop",
+            Verb::Tune => "tune",
         }
     }
 
@@ -318,6 +344,7 @@ impl Verb {
             Verb::Detach => "vm, or the word all",
             Verb::Start => "vm, period_ms, mode, granule, window, flush, walk, history",
             Verb::Stop => "vm",
+            Verb::Tune => "walk_budget",
         }
     }
 
@@ -325,7 +352,8 @@ impl Verb {
         match self {
             Verb::Attach => matches!(key, Key::Pid | Key::Fd),
             Verb::Detach | Verb::Stop => matches!(key, Key::Vm),
-            Verb::Start => !matches!(key, Key::Pid | Key::Fd),
+            Verb::Start => !matches!(key, Key::Pid | Key::Fd | Key::WalkBudget),
+            Verb::Tune => matches!(key, Key::WalkBudget),
         }
     }
 }
@@ -467,7 +495,7 @@ impl fmt::Display for ControlError<'_> {
             ),
             ControlError::UnknownCommand(w) => write!(
                 f,
-                "unknown command '{w}' (expected attach, detach, start or stop)"
+                "unknown command '{w}' (expected attach, detach, start, stop or tune)"
             ),
             ControlError::UnknownWord(w) => write!(f, "unknown word '{w}' (expected key=value)"),
             ControlError::UnknownKey {
@@ -597,6 +625,7 @@ struct Seen {
     flush: Option<Flush>,
     walk: Option<Walk>,
     history: Option<u16>,
+    walk_budget: Option<u32>,
 }
 
 impl Seen {
@@ -637,6 +666,10 @@ impl Seen {
             Key::Walk => self.walk = Some(Walk::parse(value).ok_or(choice("leaf, upper"))?),
             Key::History => {
                 self.history = Some(number(key, value, 1, u64::from(MAX_HISTORY_ROUNDS))? as u16)
+            }
+            Key::WalkBudget => {
+                self.walk_budget =
+                    Some(number(key, value, WALK_BUDGET_MIN, WALK_BUDGET_MAX)? as u32)
             }
         }
         Ok(())
@@ -707,6 +740,9 @@ impl Command {
             Verb::Detach if all => Command::DetachAll,
             Verb::Detach => Command::Detach(seen.vm.ok_or(missing(Key::Vm))?),
             Verb::Stop => Command::Stop(seen.vm.ok_or(missing(Key::Vm))?),
+            Verb::Tune => Command::Tune {
+                walk_budget: seen.walk_budget.ok_or(missing(Key::WalkBudget))?,
+            },
             Verb::Start => {
                 let vm = seen.vm.ok_or(missing(Key::Vm))?;
                 let d = Settings::default();
@@ -759,6 +795,7 @@ impl fmt::Display for Command {
                 s.history,
             ),
             Command::Stop(vm) => write!(f, "stop vm={vm}"),
+            Command::Tune { walk_budget } => write!(f, "tune walk_budget={walk_budget}"),
         }
     }
 }

@@ -55,7 +55,10 @@ try_scenario() {
 		n=0
 		while killall -0 testvm 2>/dev/null && [ $n -lt 60 ]; do n=$((n + 1)); sleep 0.05; done
 	fi
-	[ ! -w /proc/ept_sampler/control ] || echo "detach all" >/proc/ept_sampler/control 2>/dev/null
+	if [ -w /proc/ept_sampler/control ]; then
+		echo "detach all" >/proc/ept_sampler/control 2>/dev/null
+		echo "tune walk_budget=8192" >/proc/ept_sampler/control 2>/dev/null
+	fi
 	if [ $rc -eq 0 ]; then
 		echo "ok $name ($(took "$t0"))"
 		[ -z "$out" ] || echo "$out" | sed 's/^/    /'
@@ -193,6 +196,7 @@ if [ -f "$EPT_FILES/sampler.sh" ]; then
 	scenario thp-2m-leaves s_thp
 	scenario phase-change s_phase
 	scenario two-vms s_two_vms
+	scenario yields s_yields
 	scenario dirty-logging s_dirty_log
 	scenario non-root s_non_root
 	scenario malformed-commands s_fuzz

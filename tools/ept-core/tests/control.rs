@@ -44,6 +44,9 @@ fn accepted() {
         ("detach all", Command::DetachAll),
         ("detach all\n", Command::DetachAll),
         ("stop vm=9-0", Command::Stop(vm(9, 0))),
+        ("tune walk_budget=64", Command::Tune { walk_budget: 64 }),
+        ("tune walk_budget=16\n", Command::Tune { walk_budget: 16 }),
+        ("tune walk_budget=1048576", Command::Tune { walk_budget: 1_048_576 }),
         ("start vm=1-3", Command::Start { vm: vm(1, 3), settings: settings() }),
         ("start vm=1-3 period_ms=100", Command::Start { vm: vm(1, 3), settings: settings() }),
         (
@@ -106,6 +109,10 @@ fn canonical_lines() {
     assert_eq!(Command::Detach(vm(1, 2)).to_string(), "detach vm=1-2");
     assert_eq!(Command::Stop(vm(1, 2)).to_string(), "stop vm=1-2");
     assert_eq!(
+        Command::Tune { walk_budget: 8192 }.to_string(),
+        "tune walk_budget=8192"
+    );
+    assert_eq!(
         Command::Start { vm: vm(1, 2), settings: settings() }.to_string(),
         "start vm=1-2 period_ms=100 mode=accessed granule=4K window=5 flush=round walk=leaf history=64"
     );
@@ -128,8 +135,8 @@ fn refused_with_the_reason() {
         (" attach pid=1", "empty word at offset 0: separate words with a single space or tab"),
         ("attach pid=1 ", "empty word at offset 13: separate words with a single space or tab"),
         ("attach pid=1\t\tfd=2", "empty word at offset 13: separate words with a single space or tab"),
-        ("foo", "unknown command 'foo' (expected attach, detach, start or stop)"),
-        ("ATTACH pid=1", "unknown command 'ATTACH' (expected attach, detach, start or stop)"),
+        ("foo", "unknown command 'foo' (expected attach, detach, start, stop or tune)"),
+        ("ATTACH pid=1", "unknown command 'ATTACH' (expected attach, detach, start, stop or tune)"),
         ("attach foo", "unknown word 'foo' (expected key=value)"),
         ("attach pid=1 foo=2", "unknown key 'foo' for attach (expected pid, fd)"),
         ("attach vm=1-2", "unknown key 'vm' for attach (expected pid, fd)"),
@@ -175,6 +182,12 @@ fn refused_with_the_reason() {
         ("detach all all", "detach all takes no other word, got 'all'"),
         ("detach vm=1-2 all", "unknown word 'all' (expected key=value)"),
         ("attach all", "unknown word 'all' (expected key=value)"),
+        ("tune", "tune: missing walk_budget="),
+        ("tune walk_budget=15", "walk_budget: 15 is below 16"),
+        ("tune walk_budget=1048577", "walk_budget: 1048577 is above 1048576"),
+        ("tune walk_budget=64 walk_budget=64", "duplicate key 'walk_budget'"),
+        ("tune vm=1-2", "unknown key 'vm' for tune (expected walk_budget)"),
+        ("start vm=1-2 walk_budget=64", "unknown key 'walk_budget' for start (expected vm, period_ms, mode, granule, window, flush, walk, history)"),
     ];
     for (line, want) in cases {
         assert_eq!(parse(line), Err(want.to_string()), "{line:?}");
@@ -268,6 +281,7 @@ fn gen_command() -> impl Strategy<Value = Command> {
         Just(Command::DetachAll),
         (gen_vm(), gen_settings()).prop_map(|(vm, settings)| Command::Start { vm, settings }),
         gen_vm().prop_map(Command::Stop),
+        (16u32..=1 << 20).prop_map(|walk_budget| Command::Tune { walk_budget }),
     ]
 }
 
@@ -280,6 +294,7 @@ fn in_range(c: &Command) -> bool {
         }
         Command::Detach(v) | Command::Stop(v) => vm_ok(v),
         Command::DetachAll => true,
+        Command::Tune { walk_budget } => (16..=1 << 20).contains(walk_budget),
         Command::Start { vm, settings: s } => {
             vm_ok(vm)
                 && (10..=60_000).contains(&s.period_ms)
