@@ -197,6 +197,7 @@ if [ -f "$EPT_FILES/sampler.sh" ]; then
 	scenario phase-change s_phase
 	scenario two-vms s_two_vms
 	scenario yields s_yields
+	scenario lost-roots s_lost_roots
 	scenario dirty-logging s_dirty_log
 	scenario non-root s_non_root
 	scenario malformed-commands s_fuzz

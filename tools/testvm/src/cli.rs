@@ -74,6 +74,14 @@ pub struct Cli {
     /// untouched pages are present in the VMM's page tables).
     #[arg(long)]
     pub prefault: bool,
+    /// Add and delete a second memslot (slot 1, 2 MiB the guest never
+    /// touches, above guest memory) every 5 ms while the guest runs, until
+    /// SIGHUP. Each delete makes KVM invalidate every TDP root
+    /// (kvm_mmu_zap_all_fast): how a test makes roots go away in the middle
+    /// of a sampler's rounds. Prints 'testvm: memslot churn stopped
+    /// deletes=N' on SIGHUP.
+    #[arg(long)]
+    pub churn_memslot: bool,
     /// Write the truth file (JSON) here.
     #[arg(long, value_name = "FILE")]
     pub truth: Option<PathBuf>,

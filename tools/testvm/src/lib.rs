@@ -9,7 +9,7 @@
 //!        [--seconds S | --iterations N]
 //!        [--write GPA+LEN]... [--read GPA+LEN]...
 //!        [--switch-after S | --switch-on-signal] [--then-write GPA+LEN...]
-//!        [--dirty-log] [--prefault] [--truth FILE]
+//!        [--dirty-log] [--prefault] [--churn-memslot] [--truth FILE]
 //! ```
 //!
 //! Sizes are numbers (decimal or `0x` hex) with an optional `K`/`M`/`G`
@@ -50,6 +50,14 @@
 //! `testvm: phase 1 running start_s=S`: the event a test waits for.
 //! With several vCPUs, a vCPU in the middle of a phase-0 pass at the switch
 //! finishes that pass first.
+//!
+//! Roots that go away: with `--churn-memslot`, testvm adds and deletes a
+//! second memslot (slot 1, 2 MiB above guest memory, never touched by the
+//! guest) every 5 ms once the guest runs, until SIGHUP, then prints
+//! `testvm: memslot churn stopped deletes=N`. Each delete makes KVM
+//! invalidate every TDP root of the VM (`kvm_mmu_zap_all_fast`), so a
+//! sampler's round loses its roots mid-walk; the guest refaults and goes
+//! on.
 //!
 //! Measured access pattern (KVM dirty log on a real host): the guest writes
 //! only the `--write` pages and its PML4, PDPT and the page directories it

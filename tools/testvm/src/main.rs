@@ -43,6 +43,82 @@ extern "C" fn on_switch(_: libc::c_int) {
 
 extern "C" fn on_kick(_: libc::c_int) {}
 
+/// SIGHUP arrived (`--churn-memslot`): stop adding and deleting slot 1.
+static CHURN_STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_churn_stop(_: libc::c_int) {
+    CHURN_STOP.store(true, Ordering::SeqCst);
+}
+
+/// Slot 1 of `--churn-memslot`: 2 MiB of anonymous memory the guest never
+/// touches, added and deleted in turn.
+struct ChurnSlot {
+    hva: *mut libc::c_void,
+    gpa: u64,
+    present: bool,
+    deletes: u64,
+}
+
+impl ChurnSlot {
+    const SIZE: u64 = 2 << 20;
+
+    /// Maps its memory; its GPA is a whole GiB above guest memory (and so
+    /// above or below KVM_SET_TSS_ADDR's pages, never on them).
+    fn new(mem: u64) -> Result<ChurnSlot, String> {
+        const GIB: u64 = 1 << 30;
+        let gpa = mem.div_ceil(GIB).saturating_add(1).saturating_mul(GIB);
+        // SAFETY: a fresh private anonymous mapping; the kernel chooses
+        // the address.
+        let hva = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                Self::SIZE as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if hva == libc::MAP_FAILED {
+            return Err(format!(
+                "churn slot: mmap: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(ChurnSlot {
+            hva,
+            gpa,
+            present: false,
+            deletes: 0,
+        })
+    }
+
+    /// Adds slot 1 if it is absent, deletes it if present.
+    fn toggle(&mut self, vm: &kvm_ioctls::VmFd) -> Result<(), String> {
+        let region = kvm_userspace_memory_region {
+            slot: 1,
+            flags: 0,
+            guest_phys_addr: self.gpa,
+            // Size 0 deletes the slot.
+            memory_size: if self.present { 0 } else { Self::SIZE },
+            userspace_addr: self.hva as u64,
+        };
+        // SAFETY: the slot maps our own mapping of SIZE bytes, which is
+        // never unmapped while the process lives; the guest never uses it.
+        unsafe { vm.set_user_memory_region(region) }.map_err(|e| {
+            format!(
+                "KVM_SET_USER_MEMORY_REGION slot 1 ({}): {e}",
+                if self.present { "delete" } else { "add" }
+            )
+        })?;
+        if self.present {
+            self.deletes += 1;
+        }
+        self.present = !self.present;
+        Ok(())
+    }
+}
+
 fn install_handler(sig: libc::c_int, f: extern "C" fn(libc::c_int)) -> Result<(), String> {
     // SAFETY: a zeroed sigaction with a handler that only touches an atomic
     // (or does nothing) is async-signal-safe; no SA_RESTART so KVM_RUN
@@ -397,6 +473,12 @@ fn run(cli: &Cli, w: &Workload) -> Result<i32, String> {
     install_handler(libc::SIGTERM, on_term)?;
     install_handler(libc::SIGUSR1, on_kick)?;
     install_handler(libc::SIGUSR2, on_switch)?;
+    install_handler(libc::SIGHUP, on_churn_stop)?;
+    let mut churn = if cli.churn_memslot {
+        Some(ChurnSlot::new(w.mem)?)
+    } else {
+        None
+    };
 
     // The live pass counters sit beside the truth file, for page-idle.
     // Absolute: a reader may run in another directory.
@@ -548,6 +630,16 @@ fn run(cli: &Cli, w: &Workload) -> Result<i32, String> {
             phase1_written = true;
         }
         announce_phase1(&mut phase1_announced, phase1_written);
+        // Churn once the guest runs (every 5 ms: this loop's pace).
+        if let Some(c) = churn.as_mut().filter(|_| announced) {
+            if CHURN_STOP.load(Ordering::SeqCst) {
+                println!("testvm: memslot churn stopped deletes={}", c.deletes);
+                let _ = std::io::stdout().flush();
+                churn = None;
+            } else if let Err(e) = c.toggle(&vm) {
+                sh.fail(e);
+            }
+        }
         if handles.iter().all(|h| h.is_finished()) {
             break;
         }

@@ -89,8 +89,10 @@ fn cli_full_command_line() {
         "--truth",
         "/tmp/t.json",
         "--dirty-log",
+        "--churn-memslot",
     ])
     .unwrap();
+    assert!(c.churn_memslot);
     assert_eq!(c.mem, 64 * M);
     assert_eq!(c.backing, Backing::Thp);
     assert_eq!(c.vcpus, 2);
