@@ -3,7 +3,7 @@
  * What ept_sampler needs from the kernel beyond the `bindings` crate:
  * procfs/seq_file, file access, and KVM's internal structures (struct kvm,
  * the TDP MMU's struct kvm_mmu_page), generated against the target tree so
- * no offset is ever written by hand.
+ * no offset is ever written by hand; and the module's own C helpers.
  */
 #include <linux/capability.h>
 #include <linux/err.h>
@@ -23,6 +23,7 @@
 #include <linux/kvm_host.h>
 #include "mmu/mmu_internal.h"
 #include "mmu/spte.h"
+#include "helpers.h"
 
 /*
  * KVM's software SPTE bits that moved between kernels (SPTE_TDP_AD_SHIFT is

@@ -215,21 +215,12 @@ impl RcuReadGuard {
             _guard: kernel::sync::rcu::read_lock(),
             _not_send: PhantomData,
         };
-        // 6.12's kernel crate has no RCU guard, and rcu_read_lock() is an
-        // inline function. With preemptible RCU it calls the exported
-        // __rcu_read_lock(); without it (a kernel that cannot be preempted)
-        // it is preempt_disable(), which is at most a count for debugging
-        // checks: a reader that does not sleep is inside the critical
-        // section, and only the compiler must not move accesses out of it.
+        // 6.12's kernel crate has no RCU guard: the module's C helper.
         #[cfg(not(ept_rust_rcu))]
         let guard = {
-            #[cfg(CONFIG_PREEMPT_RCU)]
-            // SAFETY: no precondition; paired with __rcu_read_unlock() in
-            // drop() on this task (the guard is not Send).
-            unsafe {
-                bindings::__rcu_read_lock()
-            };
-            core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+            // SAFETY: no precondition; ended in drop() on this task (the
+            // guard is not Send).
+            unsafe { bindings::ept_sampler_rcu_read_lock() };
             RcuReadGuard {
                 _not_send: PhantomData,
             }
@@ -243,14 +234,10 @@ impl Drop for RcuReadGuard {
     fn drop(&mut self) {
         // 6.13 and later: the kernel crate's guard, a field, ends it.
         #[cfg(not(ept_rust_rcu))]
-        {
-            core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
-            #[cfg(CONFIG_PREEMPT_RCU)]
-            // SAFETY: new() called __rcu_read_lock() on this task.
-            unsafe {
-                bindings::__rcu_read_unlock()
-            };
-        }
+        // SAFETY: new() began the critical section on this task.
+        unsafe {
+            bindings::ept_sampler_rcu_read_unlock()
+        };
     }
 }
 

@@ -7,19 +7,23 @@
 //!   SPTEs with cmpxchg while it holds the lock for read and with plain
 //!   writes only while it holds it for write, so under the read lock a
 //!   cmpxchg on an SPTE is exactly as safe as KVM's own.
-//! - TDP table pages and roots are freed through `call_rcu()`. Holding the
-//!   rwlock disables preemption, and since Linux 5.0 a preempt-disabled
-//!   region is an RCU read-side critical section for every RCU flavour, so
-//!   every table reachable from a root stays allocated while the guard lives.
+//! - TDP table pages and roots are freed through `call_rcu()`
+//!   (`tdp_mmu_free_sp_rcu_callback`), and the roots list is RCU-protected.
+//!   The guard holds an RCU read-side critical section inside the lock, as
+//!   KVM's walkers do (`rcu_read_lock()` after taking `mmu_lock`), so every
+//!   table reachable from a root, and every root on the list, stays
+//!   allocated while the guard lives. Holding the rwlock is not relied on
+//!   for that: on PREEMPT_RT it does not disable preemption.
 //! - Work is bounded: callers walk a budget of entries, then yield
-//!   ([`MmuReadGuard::relax`]): the lock is dropped so that a waiting writer
-//!   (the qrwlock is fair to writers) and the scheduler get their turn; then
-//!   roots are looked up again and walks resume from their GFN cursor.
-//! - The lock is taken with bottom halves disabled (`read_lock_bh`): the
-//!   plain `read_unlock` is inlined, not exported, on non-preemptible 6.12
-//!   kernels, while the `_bh` pair is exported everywhere. mmu_lock is never
-//!   taken in softirq context, so this only makes the section stricter, and
-//!   a BH-disabled section is an RCU read-side critical section too.
+//!   ([`MmuReadGuard::relax`]): the RCU section ends and the lock is
+//!   dropped, so that a waiting writer (the qrwlock is fair to writers, and
+//!   PREEMPT_RT's rwlock lets a waiting writer in first too), a grace period
+//!   and the scheduler get their turn; then roots are looked up again and
+//!   walks resume from their GFN cursor.
+//! - The lock is the plain `read_lock()`, through kvm/helpers.c: the only
+//!   form that exists on every kernel (PREEMPT_RT has no `_bh` variant, and
+//!   non-preemptible kernels inline `read_unlock()`), and the one lockdep
+//!   sees KVM take.
 //! - Process context only: taking `mmu_lock` for read in a timer or softirq
 //!   could deadlock against a writer on the same CPU.
 
@@ -31,15 +35,17 @@ use crate::ept_walk::{Table, Tables};
 
 use super::{bindings, compat};
 
-/// `mmu_lock` held for read.
+/// `mmu_lock` held for read, with an RCU read-side critical section inside.
 ///
 /// # Invariants
 ///
-/// `kvm` is a live VM whose `mmu_lock` this guard holds for read.
+/// `kvm` is a live VM whose `mmu_lock` this guard holds for read, and the
+/// task is inside an RCU read-side critical section it began after taking
+/// the lock.
 pub(crate) struct MmuReadGuard<'a> {
     kvm: NonNull<bindings::kvm>,
     /// Borrowed from the reference that keeps the VM alive; not Send (the
-    /// lock must be released by the task that took it).
+    /// lock and the RCU section end on the task that began them).
     _vm: PhantomData<(&'a (), *mut ())>,
 }
 
@@ -77,30 +83,46 @@ pub(crate) struct RootInfo {
 }
 
 impl<'a> MmuReadGuard<'a> {
-    /// Takes `kvm->mmu_lock` for read. May spin; process context only.
+    /// Takes `kvm->mmu_lock` for read, then enters an RCU read-side
+    /// critical section. May spin, or sleep on PREEMPT_RT; process context
+    /// only.
     ///
     /// # Safety
     ///
     /// `kvm` is a live VM for `'a` and uses the TDP MMU.
     pub(crate) unsafe fn lock(kvm: NonNull<bindings::kvm>) -> Self {
-        // SAFETY: the VM is alive (caller); mmu_lock is an rwlock on x86.
-        unsafe { bindings::_raw_read_lock_bh(ptr::addr_of_mut!((*kvm.as_ptr()).mmu_lock)) };
-        // INVARIANT: the lock was taken just above.
+        // SAFETY: the VM is alive (caller), so its mmu_lock is (an rwlock on
+        // x86); process context (caller).
+        unsafe { bindings::ept_sampler_read_lock(ptr::addr_of_mut!((*kvm.as_ptr()).mmu_lock)) };
+        // SAFETY: no precondition; ended in relax() or drop() on this task
+        // (the guard is not Send).
+        unsafe { bindings::ept_sampler_rcu_read_lock() };
+        // INVARIANT: the lock and the RCU section were taken just above.
         MmuReadGuard {
             kvm,
             _vm: PhantomData,
         }
     }
 
-    /// Drops the lock, offers to reschedule, and takes it again. Roots may
-    /// have been freed meanwhile and must be looked up again.
+    /// Ends the RCU section, drops the lock, offers to reschedule, and takes
+    /// both again. Tables and roots may have been freed meanwhile: roots
+    /// must be looked up again ([`KernelTables`] borrows the guard, so no
+    /// table reference survives this call).
     pub(crate) fn relax(&mut self) {
         let lock = self.rwlock();
-        // SAFETY: by the invariant we hold the lock for read.
-        unsafe { bindings::_raw_read_unlock_bh(lock) };
+        // SAFETY: by the invariant this task is inside the RCU section it
+        // began after taking the lock, which it holds for read.
+        unsafe {
+            bindings::ept_sampler_rcu_read_unlock();
+            bindings::ept_sampler_read_unlock(lock);
+        }
         compat::cond_resched();
-        // SAFETY: the VM is alive for 'a (invariant); retaking restores it.
-        unsafe { bindings::_raw_read_lock_bh(lock) };
+        // SAFETY: the VM is alive for 'a (invariant); retaking both in the
+        // same order restores the invariant.
+        unsafe {
+            bindings::ept_sampler_read_lock(lock);
+            bindings::ept_sampler_rcu_read_lock();
+        }
     }
 
     fn rwlock(&self) -> *mut bindings::rwlock_t {
@@ -142,7 +164,8 @@ impl<'a> MmuReadGuard<'a> {
         // SAFETY: the VM is alive (invariant); the list head does not move.
         let head = unsafe { ptr::addr_of_mut!((*kvm).arch.tdp_mmu_roots) };
         // The roots list is RCU-protected for readers (KVM adds and removes
-        // roots under tdp_mmu_pages_lock with list_add_rcu/list_del_rcu).
+        // roots under tdp_mmu_pages_lock with list_add_rcu/list_del_rcu),
+        // and the guard holds the RCU read side.
         // SAFETY: `head` is valid; READ_ONCE of the next pointer.
         let mut node = unsafe { ptr::read_volatile(ptr::addr_of!((*head).next)) };
         let base = compat::page_offset_base();
@@ -152,8 +175,9 @@ impl<'a> MmuReadGuard<'a> {
                 .cast::<u8>()
                 .wrapping_sub(offset_of!(bindings::kvm_mmu_page, link))
                 .cast::<bindings::kvm_mmu_page>();
-            // SAFETY: `sp` is a root on the list, alive under the lock (RCU
-            // read side); its role is stable while mmu_lock is held.
+            // SAFETY: `sp` is a root on the list, alive while the guard's
+            // RCU section lasts; its role does not change while mmu_lock is
+            // held (KVM sets `invalid` only with it held for write).
             let role = unsafe { (*sp).role.__bindgen_anon_1 };
             // SAFETY: as above; `spt` is set when the root is created.
             let spt = unsafe { (*sp).spt };
@@ -181,7 +205,8 @@ impl<'a> MmuReadGuard<'a> {
         }
     }
 
-    /// The tables below this VM's roots, reachable while the guard lives.
+    /// The tables below this VM's roots, reachable while the guard lives
+    /// and is not relaxed.
     pub(crate) fn tables(&self) -> KernelTables<'_> {
         KernelTables {
             base: compat::page_offset_base(),
@@ -192,8 +217,13 @@ impl<'a> MmuReadGuard<'a> {
 
 impl Drop for MmuReadGuard<'_> {
     fn drop(&mut self) {
-        // SAFETY: by the invariant we hold the lock for read.
-        unsafe { bindings::_raw_read_unlock_bh(self.rwlock()) };
+        let lock = self.rwlock();
+        // SAFETY: by the invariant this task is inside the RCU section it
+        // began after taking the lock, which it holds for read.
+        unsafe {
+            bindings::ept_sampler_rcu_read_unlock();
+            bindings::ept_sampler_read_unlock(lock);
+        }
     }
 }
 
@@ -211,10 +241,10 @@ impl Tables for KernelTables<'_> {
         // `pa` comes from a present non-leaf SPTE, or is the table of a root
         // found valid under the current hold (the round driver looks roots
         // up again after every relax), of a VM whose mmu_lock is held for
-        // read (the guard this borrows), so it is a
-        // live, page-aligned TDP table page in the direct map; KVM frees
-        // such pages only after an RCU grace period, which cannot end while
-        // the lock keeps preemption disabled.
+        // read (the guard this borrows), so it is a page-aligned TDP table
+        // page in the direct map that was live at some point in the guard's
+        // current RCU section; KVM frees such pages only after a grace
+        // period (call_rcu), which cannot end before that section does.
         // SAFETY: as just said; entries are only accessed atomically.
         Some(unsafe { &*(va as *const Table) })
     }
