@@ -263,15 +263,14 @@ pub(crate) fn next_pid(nr: i32) -> Option<i32> {
     (found > 0).then_some(found)
 }
 
-/// `cond_resched()`: a chance to reschedule in a long loop. A no-op where
-/// the kernel is preemptible without PREEMPT_DYNAMIC (7.3's default lazy
-/// preemption), as in C.
+/// `cond_resched()`: a chance to reschedule in a long loop (a no-op where
+/// the kernel preempts anyway), through the C helper so that debug kernels
+/// check that the caller may sleep.
 pub(crate) fn cond_resched() {
-    #[cfg(any(not(CONFIG_PREEMPTION), CONFIG_PREEMPT_DYNAMIC))]
-    // SAFETY: called only where sleeping is allowed (callers hold no lock).
-    unsafe {
-        bindings::__cond_resched();
-    }
+    // SAFETY: process context; callers hold no spinning lock and no RCU
+    // read side (MmuReadGuard::relax ends both first), only sleeping locks
+    // such as the sampler's state mutex, under which sleeping is allowed.
+    unsafe { bindings::ept_sampler_cond_resched() };
 }
 
 /// Whether a TDP root is a TDX mirror root (6.14+): it shadows the private

@@ -5,6 +5,7 @@
  * walkers do (arch/x86/kvm/mmu/tdp_mmu.c).
  */
 #include <linux/rcupdate.h>
+#include <linux/sched.h>
 #include <linux/spinlock.h>
 
 #include "helpers.h"
@@ -27,4 +28,9 @@ void ept_sampler_rcu_read_lock(void)
 void ept_sampler_rcu_read_unlock(void)
 {
 	rcu_read_unlock();
+}
+
+void ept_sampler_cond_resched(void)
+{
+	cond_resched();
 }

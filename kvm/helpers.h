@@ -12,20 +12,34 @@
 #include <linux/compiler_types.h>
 #include <linux/spinlock_types.h>
 
+/* 7.3 annotates read locks as shared; 6.12 has only the exclusive form. */
+#ifndef __acquires_shared
+#define __acquires_shared(x) __acquires(x)
+#define __releases_shared(x) __releases(x)
+#endif
+
 /*
  * read_lock()/read_unlock() on KVM's mmu_lock. No exported function is
  * right on every kernel: the _raw_read_unlock() fast path is inline on
  * non-preemptible kernels, and PREEMPT_RT replaces rwlock_t by an rtmutex
  * based lock (rt_read_lock()) with no _bh or _irq variants.
  */
-void ept_sampler_read_lock(rwlock_t *lock) __acquires(lock);
-void ept_sampler_read_unlock(rwlock_t *lock) __releases(lock);
+void ept_sampler_read_lock(rwlock_t *lock) __acquires_shared(lock);
+void ept_sampler_read_unlock(rwlock_t *lock) __releases_shared(lock);
 
 /*
  * rcu_read_lock()/rcu_read_unlock(), with their lockdep annotations. The
  * kernel crate has an RCU guard only from 6.13 on.
  */
-void ept_sampler_rcu_read_lock(void) __acquires(RCU);
-void ept_sampler_rcu_read_unlock(void) __releases(RCU);
+void ept_sampler_rcu_read_lock(void) __acquires_shared(RCU);
+void ept_sampler_rcu_read_unlock(void) __releases_shared(RCU);
+
+/*
+ * cond_resched(), with its might-sleep check on debug kernels: the Rust
+ * side would otherwise have to mirror which preemption models make it a
+ * no-op, and would lose the check that no spinning lock or RCU read side
+ * is held.
+ */
+void ept_sampler_cond_resched(void);
 
 #endif
