@@ -18,10 +18,9 @@
 //! `Found` gives no [`Root`] out, only a [`Walker`] over the source's tables,
 //! which borrows the source too. So the driver cannot walk a root found
 //! before a drop after it: the borrow checker refuses. ([`Root`] itself is
-//! a plain value that the walker's tests build freely; only this driver
-//! walks kernel roots.)
-
-use core::marker::PhantomData;
+//! a plain value that anyone can build; walking one takes the unsafe
+//! [`Walker::new`], whose promise this driver keeps through the unsafe
+//! [`RootSource`] contract.)
 
 use super::addr::GfnRange;
 use super::table::Tables;
@@ -33,7 +32,14 @@ use super::walk::{Descent, Mode, Root, Stats, Stop, Visitor, Walker};
 pub const MAX_ROOTS: usize = 8;
 
 /// The roots of one VM under a lock that can be dropped and taken again.
-pub trait RootSource {
+///
+/// # Safety
+///
+/// Every [`Root`] that [`for_each_root`](Self::for_each_root) passes has a
+/// table that [`tables`](Self::tables) may be asked for (see
+/// [`Tables::table`]) until the next [`relax`](Self::relax): the driver
+/// walks it through those tables without further checks.
+pub unsafe trait RootSource {
     /// What identifies a root across lock drops: enough that a root freed
     /// and replaced by another one at the same address does not compare
     /// equal (in the kernel: the `kvm_mmu_page`, its table and its role).
@@ -71,36 +77,36 @@ pub trait RootSink {
 
 /// A root as found under the current hold of the lock. It borrows the
 /// source: no [`RootSource::relax`] while it lives.
-pub struct Found<'s> {
+pub struct Found<'s, S> {
+    source: &'s S,
     root: Root,
-    _hold: PhantomData<&'s ()>,
 }
 
-impl<'s> Found<'s> {
+impl<'s, S: RootSource> Found<'s, S> {
     /// The GFNs the root maps.
     pub fn span(&self) -> GfnRange {
         self.root.span()
     }
 
-    /// A walker of the root over `tables`, which must be the source's
-    /// tables of the same hold (the lifetime ties both to it).
-    pub fn walker<T: Tables + 's>(self, tables: T, mode: Mode, descent: Descent) -> Walker<T> {
-        Walker::new(tables, self.root, mode, descent)
+    /// A walker of the root over the source's tables of this hold.
+    pub fn walker(self, mode: Mode, descent: Descent) -> Walker<S::Tables<'s>> {
+        // SAFETY: `root` came from the source's for_each_root under the
+        // current hold (`find`), which lasts while `'s` borrows the source:
+        // RootSource's contract makes its table one `tables()` may be asked
+        // for until the next relax, which `'s` rules out.
+        unsafe { Walker::new(self.source.tables(), self.root, mode, descent) }
     }
 }
 
 /// Looks `key` up among the source's roots now.
-pub fn find<S: RootSource>(source: &S, key: S::Key) -> Option<Found<'_>> {
+pub fn find<S: RootSource>(source: &S, key: S::Key) -> Option<Found<'_, S>> {
     let mut found = None;
     source.for_each_root(&mut |k, root| {
         if found.is_none() && k == key {
             found = Some(root);
         }
     });
-    found.map(|root| Found {
-        root,
-        _hold: PhantomData,
-    })
+    found.map(|root| Found { source, root })
 }
 
 /// What walking the roots did.
@@ -167,11 +173,9 @@ where
                     found.span()
                 }
             };
-            let out = found.walker(source.tables(), mode, descent).walk(
-                range,
-                budget,
-                &mut sink.visitor(),
-            );
+            let out = found
+                .walker(mode, descent)
+                .walk(range, budget, &mut sink.visitor());
             stats.walk.accumulate(&out.stats);
             let Stop::Paused(next) = out.stop else { break };
             resume = Some(GfnRange::new(next, range.end));

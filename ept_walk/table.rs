@@ -33,13 +33,24 @@ pub trait Tables {
     /// the kernel that means the caller of `walk` holds the locks that keep
     /// table pages from being freed (RCU read lock).
     ///
+    /// # Safety
+    ///
+    /// `pa` is the table of a root that is valid for these tables (what the
+    /// caller of [`Walker::new`] vouches for), or the address in a present,
+    /// non-leaf entry of a table this `Tables` returned, read while the
+    /// same borrow of `self` lasts. An implementation that translates any
+    /// address into a reference (the kernel's direct map) relies on this; one
+    /// that checks every address (the tests' arena) does not need it.
+    ///
     /// [`Walker::walk`]: super::Walker::walk
-    fn table(&self, pa: u64) -> Option<&Table>;
+    /// [`Walker::new`]: super::Walker::new
+    unsafe fn table(&self, pa: u64) -> Option<&Table>;
 }
 
 impl<T: Tables + ?Sized> Tables for &T {
     #[inline]
-    fn table(&self, pa: u64) -> Option<&Table> {
-        (**self).table(pa)
+    unsafe fn table(&self, pa: u64) -> Option<&Table> {
+        // SAFETY: the caller's promise, passed on unchanged.
+        unsafe { (**self).table(pa) }
     }
 }

@@ -410,7 +410,13 @@ pub struct Walker<T> {
 
 impl<T: Tables> Walker<T> {
     /// A walker over `root`, reaching tables through `tables`.
-    pub fn new(tables: T, root: Root, mode: Mode, descent: Descent) -> Self {
+    ///
+    /// # Safety
+    ///
+    /// `root`'s table is a table `tables` may be asked for (see
+    /// [`Tables::table`]) for as long as the walker lives: in the kernel, a
+    /// root found valid under the hold of the lock that `tables` borrows.
+    pub unsafe fn new(tables: T, root: Root, mode: Mode, descent: Descent) -> Self {
         let format = root.format;
         let bits = root.bits;
         // D is part of "idle" except in the one mode that ignores it.
@@ -519,7 +525,8 @@ impl<T: Tables> Walker<T> {
         let flow = if range.is_empty() {
             Flow::Continue
         } else {
-            pass.enter(self.root.table_pa, self.root.level, Gfn(0))
+            // SAFETY: the root's table, vouched for by the caller of new().
+            unsafe { pass.enter(self.root.table_pa, self.root.level, Gfn(0)) }
         };
         pass.flush_run();
         Outcome {
@@ -573,11 +580,17 @@ struct Pass<'a, T, V> {
 impl<'a, T: Tables, V: Visitor> Pass<'a, T, V> {
     /// Walks the table at `pa`, which is at `level` and covers GFNs from
     /// `base`, from `self.next` on.
-    fn enter(&mut self, pa: u64, level: Level, base: Gfn) -> Flow {
+    ///
+    /// # Safety
+    ///
+    /// `pa` may be passed to [`Tables::table`]: the root's table, or the
+    /// address in a present non-leaf entry of a table entered before.
+    unsafe fn enter(&mut self, pa: u64, level: Level, base: Gfn) -> Flow {
         // Copy the `&'a Walker` out so that the table borrows from it, not
         // from `self`, and `self` stays free for the recursion.
         let walker: &'a Walker<T> = self.walker;
-        let Some(table) = walker.tables.table(pa) else {
+        // SAFETY: the caller's promise, which is the one table() asks for.
+        let Some(table) = (unsafe { walker.tables.table(pa) }) else {
             self.stats.unreachable = self.stats.unreachable.wrapping_add(1);
             let span = GfnRange::new(base, base.offset(level.table_pages()));
             self.report(RunKind::Skipped(Skip::Unreachable), span);
@@ -671,7 +684,9 @@ impl<'a, T: Tables, V: Visitor> Pass<'a, T, V> {
             if !spte.is_present() || spte.is_leaf(Level::PMD) || cold.matches(spte.0) {
                 continue;
             }
-            if let Some(table) = walker.tables.table(spte.addr(walker.root.phys_mask)) {
+            // SAFETY: `entries` belong to a table `enter` was given by
+            // `tables`, and this one was just read present and not a leaf.
+            if let Some(table) = unsafe { walker.tables.table(spte.addr(walker.root.phys_mask)) } {
                 prefetch(table);
             }
             budget = budget.wrapping_sub(1);
@@ -938,7 +953,10 @@ impl<'a, T: Tables, V: Visitor> Pass<'a, T, V> {
         // Like KVM's `spte_to_child_pt`: the entry just read names the table;
         // a table unlinked since stays alive under RCU until the caller lets
         // go, so reading it is safe even if it is no longer current.
-        Ok(self.enter(spte.addr(walker.root.phys_mask), child, gfn))
+        // SAFETY: `spte` was read from `entry`, an entry of a table `enter`
+        // got from `tables` (table_entry is called only for those), and is
+        // present and not a leaf (the caller checked).
+        Ok(unsafe { self.enter(spte.addr(walker.root.phys_mask), child, gfn) })
     }
 
     /// Reports the frames of the entry at `level` mapping from `gfn` as

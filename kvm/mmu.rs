@@ -236,11 +236,12 @@ pub(crate) struct KernelTables<'g> {
 
 impl Tables for KernelTables<'_> {
     #[inline]
-    fn table(&self, pa: u64) -> Option<&Table> {
+    unsafe fn table(&self, pa: u64) -> Option<&Table> {
         let va = pa.checked_add(self.base)?;
         // `pa` comes from a present non-leaf SPTE, or is the table of a root
-        // found valid under the current hold (the round driver looks roots
-        // up again after every relax), of a VM whose mmu_lock is held for
+        // found valid under the current hold (the caller's promise, kept by
+        // the round driver, which looks roots up again after every relax),
+        // of a VM whose mmu_lock is held for
         // read (the guard this borrows), so it is a page-aligned TDP table
         // page in the direct map that was live at some point in the guard's
         // current RCU section; KVM frees such pages only after a grace

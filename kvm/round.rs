@@ -75,7 +75,12 @@ struct VmRoots<'a> {
     phys_mask: u64,
 }
 
-impl RootSource for VmRoots<'_> {
+// SAFETY: for_each_root passes only roots on the VM's list that are valid
+// under the current hold of the guard (MmuReadGuard::for_each_root), and
+// tables() borrows that guard: a valid root's table, and every table below
+// it, stays allocated in the direct map until the guard's RCU section ends,
+// which only relax() (or dropping the guard) does.
+unsafe impl RootSource for VmRoots<'_> {
     /// The `kvm_mmu_page` with its table and role: a page freed and reused
     /// for another root with another table does not compare equal. (Both
     /// reused for a root of the same role is possible after a grace period

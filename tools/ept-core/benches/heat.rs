@@ -167,7 +167,8 @@ fn walk(g: &Guest, descent: Descent, v: &mut impl Visitor) -> u64 {
         PHYS_MASK,
     )
     .expect("root");
-    let walker = Walker::new(&g.arena, root, Mode::ClearAccessedDirty, descent);
+    // SAFETY: the arena checks every address it is asked for.
+    let walker = unsafe { Walker::new(&g.arena, root, Mode::ClearAccessedDirty, descent) };
     let span = root.span();
     let mut range = GfnRange::new(span.start, span.end);
     let mut leaves = 0;

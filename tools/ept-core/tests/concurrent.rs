@@ -134,7 +134,8 @@ fn race(f: Format, l: Layout, descent: Descent) {
     };
 
     let root = Root::new(Arena::pa(root), 4, f, l.bits(), PHYS_MASK).unwrap();
-    let walker = Walker::new(&*arena, root, Mode::ClearAccessedDirty, descent);
+    // SAFETY: the arena checks every address it is asked for.
+    let walker = unsafe { Walker::new(&*arena, root, Mode::ClearAccessedDirty, descent) };
     let mut total = Stats::default();
     let mut passes = 0;
     while !stop.load(Ordering::Relaxed) {
@@ -244,7 +245,9 @@ fn lost_exchanges(l: Layout) {
         })
     };
     let root = Root::new(Arena::pa(ids[0]), 4, f, l.bits(), PHYS_MASK).unwrap();
-    let walker = Walker::new(&*arena, root, Mode::ClearAccessedDirty, Descent::EveryTable);
+    // SAFETY: the arena checks every address it is asked for.
+    let walker =
+        unsafe { Walker::new(&*arena, root, Mode::ClearAccessedDirty, Descent::EveryTable) };
     let mut total = Stats::default();
     while !stop.load(Ordering::Relaxed) {
         let mut rec = Recorder::default();

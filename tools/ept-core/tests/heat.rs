@@ -815,7 +815,9 @@ fn round_over_real_tables(l: Layout) {
     for round in 0..2 {
         m.begin_round(round, Track::Both);
         m.begin_root();
-        let walker = Walker::new(&arena, root, Track::Both.walker_mode(), Descent::EveryTable);
+        // SAFETY: the arena checks every address it is asked for.
+        let walker =
+            unsafe { Walker::new(&arena, root, Track::Both.walker_mode(), Descent::EveryTable) };
         let mut stats = Stats::default();
         // A small budget: the walk pauses and resumes, with a fresh
         // visitor each time.

@@ -95,16 +95,19 @@ struct FakeTables<'s> {
 }
 
 impl Tables for FakeTables<'_> {
-    fn table(&self, pa: u64) -> Option<&Table> {
+    unsafe fn table(&self, pa: u64) -> Option<&Table> {
         if self.freed.contains(&pa) {
             self.use_after_free.borrow_mut().push(pa);
             return None;
         }
-        self.arena.table(pa)
+        // SAFETY: the arena checks every address (see Arena::table).
+        unsafe { self.arena.table(pa) }
     }
 }
 
-impl RootSource for FakeSource<'_> {
+// SAFETY: the tables are an arena's, which checks every address; a freed
+// root's table is refused and recorded (the tests assert none is asked for).
+unsafe impl RootSource for FakeSource<'_> {
     type Key = Key;
     type Tables<'s>
         = FakeTables<'s>

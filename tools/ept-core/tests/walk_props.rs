@@ -28,7 +28,8 @@ fn run(
     descent: Descent,
     budget: u64,
 ) -> (Vec<Event>, Stats, usize) {
-    let walker = Walker::new(&world.arena, world.root(), mode, descent);
+    // SAFETY: the arena checks every address it is asked for.
+    let walker = unsafe { Walker::new(&world.arena, world.root(), mode, descent) };
     let mut rec = Recorder::default();
     let mut total = Stats::default();
     let mut at = start;
@@ -230,7 +231,8 @@ proptest! {
         let mut at = start;
         let mut calls = 0;
         while at < end {
-            let walker = Walker::new(&world.arena, world.root(), mode, Descent::EveryTable);
+            // SAFETY: the arena checks every address it is asked for.
+            let walker = unsafe { Walker::new(&world.arena, world.root(), mode, Descent::EveryTable) };
             let mut rec = Recorder::default();
             let out = walker.walk(GfnRange::new(Gfn(at), Gfn(end)), budget, &mut rec);
             events.extend(rec.events);

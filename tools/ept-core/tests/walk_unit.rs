@@ -57,7 +57,8 @@ impl Fix {
         descent: Descent,
         budget: u64,
     ) -> (Stop, Recorder, ept_core::ept_walk::Stats) {
-        let w = Walker::new(&self.arena, self.root(), mode, descent);
+        // SAFETY: the arena checks every address it is asked for.
+        let w = unsafe { Walker::new(&self.arena, self.root(), mode, descent) };
         let mut rec = Recorder::default();
         let out = w.walk(GfnRange::new(Gfn(start), Gfn(end)), budget, &mut rec);
         (out.stop, rec, out.stats)
@@ -662,7 +663,8 @@ fn missing_root_table_is_unreachable() {
     for l in Layout::ALL {
         let arena = Arena::new();
         let root = Root::new(DANGLING_PA, 4, Format::Ept, l.bits(), PHYS_MASK).unwrap();
-        let w = Walker::new(&arena, root, Mode::ClearAccessed, Descent::EveryTable);
+        // SAFETY: the arena checks every address it is asked for.
+        let w = unsafe { Walker::new(&arena, root, Mode::ClearAccessed, Descent::EveryTable) };
         let mut rec = Recorder::default();
         let out = w.walk(GfnRange::new(Gfn(10), Gfn(20)), 5, &mut rec);
         assert_eq!(out.stop, Stop::Done);
