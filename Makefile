@@ -20,8 +20,9 @@
 #                             set-up)
 #   make check-full           the whole matrix, before calling a kernel-side
 #                             change done: adds 6.12 under Bochs, the 7.3
-#                             debug kernel (lockdep, KASAN), the real guest
-#                             and the eptad=0 refusal under Bochs
+#                             debug kernel (lockdep, KASAN) and PREEMPT_RT
+#                             kernel, the real guest and the eptad=0
+#                             refusal under Bochs
 #   make demo                 boot the 7.3 kernel on the Intel EPT testbed and
 #                             show the module at work on a test VM
 #   make bench                the walker benchmark

@@ -202,7 +202,16 @@ s_two_vms() {
 	wait_rounds "$one" 7
 	wait_rounds "$two" 7
 	es list
-	[ "$(grep -c ' sampling$' /tmp/es.out)" = 2 ] || fail "list does not show two VMs sampling"
+	if [ "$(grep -c ' sampling$' /tmp/es.out)" != 2 ]; then
+		# Seen twice on the PREEMPT_RT kernel, never since with this dump:
+		# a VM missing from the list altogether. What the module and the
+		# processes show right after, for the next time.
+		cat /proc/ept_sampler/vms
+		for p in "${one%-*}" "${two%-*}"; do
+			ls -l "/proc/$p/fd" 2>&1 | grep -c kvm-vm | sed "s/^/pid $p kvm-vm files: /"
+		done
+		fail "list does not show two VMs sampling"
+	fi
 	check_heat "$one" 5 off 16M 2M 0 0
 	check_heat "$two" 5 off 32M 2M 0 0
 	es stop "$one"
