@@ -124,10 +124,16 @@ pub struct RootsStats {
     pub overflow: u32,
     /// Times the lock was dropped.
     pub yields: u64,
+    /// The most entries examined during one hold of the lock (the budget,
+    /// plus at most a root's levels less one: see [`Walker::walk`]).
+    pub longest_hold: u64,
 }
 
 /// Walks every usable root of `source` once, in chunks of `budget` entries,
-/// dropping the lock between chunks, into `sink`.
+/// dropping the lock between chunks, into `sink`. The budget is per hold of
+/// the lock, not per root: a root that begins where another ended gets what
+/// that one left, so no hold examines much more than `budget` entries
+/// however many roots end within it.
 ///
 /// A root is walked only from what a lookup under the current hold of the
 /// lock found; one that has gone since the last drop is counted lost and the
@@ -157,10 +163,22 @@ where
         }
         None => stats.overflow = stats.overflow.saturating_add(1),
     });
+    // Entries this hold of the lock may still examine, and has examined.
+    // (A zero budget would drop the lock before any work; the walker treats
+    // it as 1 anyway.)
+    let budget = budget.max(1);
+    let mut left = budget;
+    let mut held: u64 = 0;
     for key in keys.iter().flatten() {
         // Where the walk of this root goes on from; None before it began.
         let mut resume: Option<GfnRange> = None;
         loop {
+            if left == 0 {
+                source.relax();
+                stats.yields = stats.yields.saturating_add(1);
+                left = budget;
+                held = 0;
+            }
             let Some(found) = find(source, *key) else {
                 stats.lost = stats.lost.saturating_add(1);
                 break;
@@ -175,12 +193,16 @@ where
             };
             let out = found
                 .walker(mode, descent)
-                .walk(range, budget, &mut sink.visitor());
+                .walk(range, left, &mut sink.visitor());
             stats.walk.accumulate(&out.stats);
+            held = held.saturating_add(out.stats.examined);
+            stats.longest_hold = stats.longest_hold.max(held);
+            left = left.saturating_sub(out.stats.examined);
             let Stop::Paused(next) = out.stop else { break };
             resume = Some(GfnRange::new(next, range.end));
-            source.relax();
-            stats.yields = stats.yields.saturating_add(1);
+            // A pause means the budget ran out: the lock is dropped before
+            // the next chunk, the root looked up again after.
+            left = 0;
         }
     }
     stats

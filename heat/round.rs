@@ -17,6 +17,9 @@ pub struct RoundEnd {
     /// How many times the round dropped `mmu_lock` and restarted the walk
     /// from its cursor.
     pub yields: u64,
+    /// The most entries examined during one hold of `mmu_lock`
+    /// ([`RootsStats::longest_hold`](crate::ept_walk::RootsStats)).
+    pub longest_hold: u64,
     /// Whether the guest's TLBs were flushed after the bits were cleared.
     pub flushed: bool,
     /// What became of the VM's roots.

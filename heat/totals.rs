@@ -25,6 +25,8 @@ pub struct Totals {
     pub unflushed: u64,
     /// Yields (and restarts from the cursor).
     pub yields: u64,
+    /// The most entries examined during one hold of `mmu_lock`, any round.
+    pub hold_entries_max: u64,
     /// Failed `compare_exchange`s on entries (the CPU or KVM raced).
     pub cas_retries: u64,
     /// Frozen entries met (skipped).
@@ -76,6 +78,7 @@ impl Totals {
             self.unflushed = self.unflushed.saturating_add(1);
         }
         self.yields = self.yields.saturating_add(end.yields);
+        self.hold_entries_max = self.hold_entries_max.max(end.longest_hold);
         self.cas_retries = self.cas_retries.saturating_add(w.cas_retries);
         self.frozen = self.frozen.saturating_add(w.frozen);
         self.untracked = self.untracked.saturating_add(w.untracked);

@@ -200,6 +200,7 @@ impl Attached {
             walk_ns,
             walk: stats.roots.walk,
             yields: stats.roots.yields,
+            longest_hold: stats.roots.longest_hold,
             flushed: stats.flushed,
             roots: RootCounts {
                 walked: stats.roots.walked,

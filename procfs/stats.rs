@@ -15,6 +15,7 @@
 //! unflushed_rounds 0
 //! flush_last yes
 //! yields 3
+//! hold_entries_max 8194
 //! cas_retries 0
 //! frozen 0
 //! untracked 0
@@ -42,8 +43,9 @@
 //! The last three lines are derived from the others (two decimals,
 //! rounded down; `-` while undefined) and are for people: the parser
 //! reads the integers. `interval_ns_last` and `flush_last` are `-` until
-//! they are defined. The `roots_` keys came later than the others: a file
-//! without them (an older module's) reads as 0 for each.
+//! they are defined. The `roots_` keys and `hold_entries_max` came later
+//! than the others: a file without them (an older module's) reads as 0 for
+//! each.
 
 use core::fmt;
 
@@ -110,6 +112,9 @@ pub struct StatsFile {
     pub flush_last: Option<bool>,
     /// Yields and restarts, all rounds.
     pub yields: u64,
+    /// The most entries examined during one hold of `mmu_lock`, any round:
+    /// at most the walk budget plus a root's levels less one.
+    pub hold_entries_max: u64,
     /// Failed exchanges on entries, all rounds.
     pub cas_retries: u64,
     /// Frozen entries met.
@@ -174,6 +179,7 @@ impl StatsFile {
             unflushed_rounds: totals.unflushed,
             flush_last: last.map(|r| r.flushed),
             yields: totals.yields,
+            hold_entries_max: totals.hold_entries_max,
             cas_retries: totals.cas_retries,
             frozen: totals.frozen,
             untracked: totals.untracked,
@@ -247,6 +253,7 @@ impl fmt::Display for StatsFile {
         let flush_last = Opt(self.flush_last.map(yes_no_str));
         kv::write(f, "flush_last", format_args!("{flush_last}"))?;
         n(f, "yields", self.yields)?;
+        n(f, "hold_entries_max", self.hold_entries_max)?;
         n(f, "cas_retries", self.cas_retries)?;
         n(f, "frozen", self.frozen)?;
         n(f, "untracked", self.untracked)?;
@@ -311,6 +318,7 @@ impl StatsFile {
             unflushed_rounds: n("unflushed_rounds")?,
             flush_last: flush_last()?,
             yields: n("yields")?,
+            hold_entries_max: later("hold_entries_max")?,
             cas_retries: n("cas_retries")?,
             frozen: n("frozen")?,
             untracked: n("untracked")?,

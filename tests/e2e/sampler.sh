@@ -338,6 +338,11 @@ s_yields() {
 	[ "$y" -ge $((r * 100)) ] || fail "$y yields in $r rounds at walk_budget=64, expected at least 100 a round"
 	[ "$(kv $st roots_last) $(kv $st roots_lost)" = "1 0" ] ||
 		fail "roots last/lost: $(kv $st roots_last) $(kv $st roots_lost), expected 1 0"
+	# No hold of mmu_lock examined more than the budget and a root's
+	# levels less one (4 or 5 levels), and the holds used it.
+	h=$(kv $st hold_entries_max)
+	echo "hold_entries_max $h"
+	[ "$h" -ge 64 ] && [ "$h" -le 68 ] || fail "hold_entries_max $h at walk_budget=64, expected 64..68"
 	echo "tune walk_budget=8192" >/proc/ept_sampler/control
 	es detach "$vm"
 	end_vm yld $vm_bg

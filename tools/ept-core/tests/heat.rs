@@ -68,6 +68,7 @@ fn end() -> RoundEnd {
         walk_ns: 1000,
         walk: Stats::default(),
         yields: 0,
+        longest_hold: 0,
         flushed: true,
         roots: RootCounts::default(),
     }
@@ -834,6 +835,7 @@ fn round_over_real_tables(l: Layout) {
             walk_ns: 5,
             walk: stats,
             yields: 0,
+            longest_hold: 0,
             flushed: true,
             roots: RootCounts::default(),
         });

@@ -74,6 +74,7 @@ fn end(walk_ns: u64) -> RoundEnd {
             ..Stats::default()
         },
         yields: 2,
+        longest_hold: 70,
         flushed: true,
         roots: RootCounts {
             walked: 2,
@@ -245,6 +246,7 @@ flushes 2
 unflushed_rounds 0
 flush_last yes
 yields 4
+hold_entries_max 70
 cas_retries 0
 frozen 0
 untracked 0
@@ -293,11 +295,11 @@ dirty_mb_s 0.00
         StatsFile::parse("rounds 1\n"),
         Err(FormatError::Missing("leaves"))
     );
-    // An older module's file, without the roots_ keys: 0 for each; a bad
-    // value is still an error.
+    // An older module's file, without the roots_ keys and
+    // hold_entries_max: 0 for each; a bad value is still an error.
     let old: String = want
         .lines()
-        .filter(|l| !l.starts_with("roots_"))
+        .filter(|l| !l.starts_with("roots_") && !l.starts_with("hold_entries_max "))
         .map(|l| format!("{l}\n"))
         .collect();
     let zeroed = StatsFile {
@@ -306,6 +308,7 @@ dirty_mb_s 0.00
         roots_lost: 0,
         roots_invalid: 0,
         roots_guest_mode: 0,
+        hold_entries_max: 0,
         ..s
     };
     assert_eq!(StatsFile::parse(&old), Ok(zeroed));
@@ -728,7 +731,7 @@ proptest! {
 
     #[test]
     fn stats_round_trip(
-        n in vec(any::<u64>(), 27), flush_last in proptest::option::of(any::<bool>()),
+        n in vec(any::<u64>(), 28), flush_last in proptest::option::of(any::<bool>()),
         interval in proptest::option::of(any::<u64>()), dirty in 0usize..3,
     ) {
         let s = StatsFile {
@@ -740,6 +743,7 @@ proptest! {
             accessed_pages_last: n[18], dirty_pages_last: n[19],
             roots_last: n[20], roots_walked: n[21], roots_lost: n[22], roots_over_limit: n[23],
             roots_invalid: n[24], roots_mirror: n[25], roots_guest_mode: n[26],
+            hold_entries_max: n[27],
             interval_ns_last: interval,
             dirty: [DirtyStatus::Tracked, DirtyStatus::Off, DirtyStatus::DirtyLogging][dirty],
         };

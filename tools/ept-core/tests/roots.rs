@@ -227,6 +227,30 @@ fn unchanged_roots_are_walked_whole_across_yields() {
     assert_eq!(stats.walk.cleared_accessed, 1024);
 }
 
+/// The budget is per hold of the lock, not per root: a root that begins
+/// where another ended gets what that one left, so no hold examines more
+/// than the budget plus a root's levels less one (the walker's own bound),
+/// however many roots end within it; and every hold but the last used its
+/// budget up.
+#[test]
+fn the_budget_is_per_hold_across_roots() {
+    let (arena, all) = world(4);
+    let mut src = FakeSource::new(&arena, &all, &[0, 1, 2, 3]);
+    let (stats, sink) = run(&mut src);
+    assert_eq!(leaves(&sink), [512; 4]);
+    assert!(
+        (BUDGET..=BUDGET + 3).contains(&stats.longest_hold),
+        "the longest hold examined {} entries",
+        stats.longest_hold
+    );
+    assert!(
+        stats.yields <= stats.walk.examined / BUDGET,
+        "{} yields for {} entries",
+        stats.yields,
+        stats.walk.examined
+    );
+}
+
 /// The defect this driver exists for: root 1 is freed during one of root
 /// 0's yields, before its own walk began.
 #[test]
