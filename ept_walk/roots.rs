@@ -90,10 +90,10 @@ impl<'s, S: RootSource> Found<'s, S> {
 
     /// A walker of the root over the source's tables of this hold.
     pub fn walker(self, mode: Mode, descent: Descent) -> Walker<S::Tables<'s>> {
-        // SAFETY: `root` came from the source's for_each_root under the
-        // current hold (`find`), which lasts while `'s` borrows the source:
-        // RootSource's contract makes its table one `tables()` may be asked
-        // for until the next relax, which `'s` rules out.
+        // `root` came from the source's for_each_root under the current
+        // hold (`find`), which lasts while `'s` borrows the source.
+        // SAFETY: RootSource's contract makes that root's table one
+        // `tables()` may be asked for until the next relax; `'s` rules it out.
         unsafe { Walker::new(self.source.tables(), self.root, mode, descent) }
     }
 }
