@@ -71,7 +71,10 @@ pub trait RootSink {
     /// A root's walk begins (called once per root, before its first chunk).
     fn begin_root(&mut self);
 
-    /// A visitor for the next chunk.
+    /// A visitor for the next chunk. A chunk's visits all happen during one
+    /// hold of the source's lock (the chunk's walker borrows the source, so
+    /// no [`RootSource::relax`] comes between them): a leaf is reported in
+    /// the hold in which it was found present and its bits cleared.
     fn visitor(&mut self) -> Self::Visitor<'_>;
 }
 

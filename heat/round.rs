@@ -22,6 +22,9 @@ pub struct RoundEnd {
     pub longest_hold: u64,
     /// Whether the guest's TLBs were flushed after the bits were cleared.
     pub flushed: bool,
+    /// Accessed bits cleared in leaves and handed on to the host pages they
+    /// map (page_idle, DAMON and reclaim see those accesses).
+    pub passed_accessed: u64,
     /// What became of the VM's roots.
     pub roots: RootCounts,
 }

@@ -27,6 +27,8 @@ pub struct Totals {
     pub yields: u64,
     /// The most entries examined during one hold of `mmu_lock`, any round.
     pub hold_entries_max: u64,
+    /// Accessed bits handed on to the host's pages, all rounds.
+    pub passed_accessed: u64,
     /// Failed `compare_exchange`s on entries (the CPU or KVM raced).
     pub cas_retries: u64,
     /// Frozen entries met (skipped).
@@ -79,6 +81,7 @@ impl Totals {
         }
         self.yields = self.yields.saturating_add(end.yields);
         self.hold_entries_max = self.hold_entries_max.max(end.longest_hold);
+        self.passed_accessed = self.passed_accessed.saturating_add(end.passed_accessed);
         self.cas_retries = self.cas_retries.saturating_add(w.cas_retries);
         self.frozen = self.frozen.saturating_add(w.frozen);
         self.untracked = self.untracked.saturating_add(w.untracked);

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * See helpers.h. Each function is the C primitive and nothing else, so
- * that what lockdep, sparse and PREEMPT_RT see is what KVM's own TDP MMU
- * walkers do (arch/x86/kvm/mmu/tdp_mmu.c).
+ * See helpers.h. Each locking function is the C primitive and nothing
+ * else, so that what lockdep, sparse and PREEMPT_RT see is what KVM's own
+ * TDP MMU walkers do (arch/x86/kvm/mmu/tdp_mmu.c).
  */
+#include <linux/mm.h>
+#include <linux/page_idle.h>
 #include <linux/rcupdate.h>
 #include <linux/sched.h>
 #include <linux/spinlock.h>
@@ -33,4 +35,51 @@ void ept_sampler_rcu_read_unlock(void)
 void ept_sampler_cond_resched(void)
 {
 	cond_resched();
+}
+
+bool ept_sampler_pass_accessed(u64 pfn)
+{
+	struct page *page;
+	struct folio *folio;
+
+	/*
+	 * KVM's own rule for which pages it may mark (kvm_is_ad_tracked_page
+	 * on 7.3, kvm_set_pfn_accessed on 6.12): a struct page that is not
+	 * reserved ("should in general not be touched except by its owner";
+	 * the zero page is one). ZONE_DEVICE memory is not on any LRU list:
+	 * nothing in reclaim reads its flags.
+	 */
+	if (!pfn_valid(pfn))
+		return false;
+	page = pfn_to_page(pfn);
+	if (PageReserved(page) || is_zone_device_page(page))
+		return false;
+	folio = page_folio(page);
+#ifdef CONFIG_PAGE_IDLE_FLAG
+	/*
+	 * What mm/page_idle.c does when it clears a young bit on its own
+	 * behalf: the folio is no longer idle (page_idle and DAMON's vaddr
+	 * and paddr checks read PG_idle), and PG_young makes the next
+	 * folio_referenced() count the access, which is what both the classic
+	 * LRU and MGLRU's eviction ask before reclaiming a mapped folio.
+	 * folio_mark_accessed() would not do: with MGLRU on it only bumps the
+	 * folio's reference count and leaves PG_idle set, and on the classic
+	 * LRU it would activate the folio on every second round, which an
+	 * accessed bit in a page table never does by itself.
+	 *
+	 * Each flag is tested before it is changed: a page the guest keeps
+	 * using is already young and not idle, and a plain read of a flag
+	 * costs far less than a locked read-modify-write of the folio's flags
+	 * word (folio_mark_accessed() tests PG_idle first for the same
+	 * reason).
+	 */
+	if (folio_test_idle(folio))
+		folio_clear_idle(folio);
+	if (!folio_test_young(folio))
+		folio_set_young(folio);
+#else
+	/* Without PG_young, the one way left to tell reclaim. */
+	folio_mark_accessed(folio);
+#endif
+	return true;
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Locking primitives that C offers only as macros or inline functions, as
+ * Kernel primitives that C offers only as macros or inline functions, as
  * out-of-line functions Rust can call: the way rust/helpers/ wraps them for
  * the kernel crate, for the ones it does not wrap. Defined in kvm/helpers.c;
  * bindgen reads these declarations (kvm/bindings.h), so both sides agree on
@@ -11,6 +11,7 @@
 
 #include <linux/compiler_types.h>
 #include <linux/spinlock_types.h>
+#include <linux/types.h>
 
 /* 7.3 annotates read locks as shared; 6.12 has only the exclusive form. */
 #ifndef __acquires_shared
@@ -41,5 +42,19 @@ void ept_sampler_rcu_read_unlock(void) __releases_shared(RCU);
  * is held.
  */
 void ept_sampler_cond_resched(void);
+
+/*
+ * Hands an accessed bit the sampler has just cleared on to the host page
+ * it recorded an access to, so that page_idle, DAMON and reclaim still see
+ * the access (KVM's aging reads the same bit). pfn is the first frame of a
+ * leaf the caller has just cleared the accessed bit of, still present
+ * under mmu_lock held for read: the host cannot unmap the page, let alone
+ * free it, before KVM's MMU notifier has taken mmu_lock for write. Returns
+ * whether the page was marked (false for memory KVM itself would not mark:
+ * see helpers.c). Atomic bit operations on the folio's flags, except
+ * without CONFIG_PAGE_IDLE_FLAG, where folio_mark_accessed() may also queue
+ * the folio for activation, as KVM's own zap path did under mmu_lock.
+ */
+bool ept_sampler_pass_accessed(u64 pfn);
 
 #endif

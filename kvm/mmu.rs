@@ -250,3 +250,24 @@ impl Tables for KernelTables<'_> {
         Some(unsafe { &*(va as *const Table) })
     }
 }
+
+/// Hands the accessed bit the walker has just cleared in a leaf on to the
+/// host page the leaf maps (`ept_sampler_pass_accessed` in kvm/helpers.c):
+/// the SPTE's accessed bit is the host's only record of the guest's
+/// accesses, and KVM's aging notifiers, through which page_idle, DAMON and
+/// reclaim read it, would otherwise find warm guest memory idle. Returns
+/// whether the page was marked (not for memory KVM itself would not mark).
+///
+/// # Safety
+///
+/// `pfn` is the first frame of a leaf SPTE that the caller found present
+/// (and cleared the accessed bit of) during the current hold of an
+/// [`MmuReadGuard`] on its VM, and the hold has not ended. Until it ends no
+/// MMU-notifier invalidation can complete (KVM takes `mmu_lock` for write
+/// for them), so the host still maps the page and it cannot be freed.
+pub(crate) unsafe fn pass_accessed(pfn: u64) -> bool {
+    // SAFETY: the page stays allocated for the whole call (the caller's
+    // contract), and the helper checks that the frame is ordinary memory
+    // before it touches its flags.
+    unsafe { bindings::ept_sampler_pass_accessed(pfn) }
+}

@@ -13,7 +13,7 @@ use core::ops::DerefMut;
 
 use crate::heat::{HeatMap, RoundVisitor};
 
-use super::mmu::{KernelTables, MmuReadGuard, RootInfo, SkippedRoots};
+use super::mmu::{self, KernelTables, MmuReadGuard, RootInfo, SkippedRoots};
 use super::vm::{Vendor, Vm};
 
 /// What a round did.
@@ -26,6 +26,8 @@ pub(crate) struct RoundStats {
     pub(crate) skipped: SkippedRoots,
     /// Whether the TLBs were flushed after clearing.
     pub(crate) flushed: bool,
+    /// Accessed bits handed on to the host's pages ([`mmu::pass_accessed`]).
+    pub(crate) passed_accessed: u64,
 }
 
 /// The walker's entry format for a vendor.
@@ -36,15 +38,28 @@ pub(crate) fn format_of(vendor: Vendor) -> Format {
     }
 }
 
-/// Passes visits through, telling KVM about dirty bits it clears where the
-/// kernel needs that (6.12, see `compat`).
-struct KeepDirty<V> {
+/// Passes visits through, and hands what the walker clears on to the host:
+/// every accessed bit (to the page's flags, where page_idle, DAMON and
+/// reclaim look for it), and dirty bits where the kernel needs that (6.12,
+/// see `compat`).
+struct HandOver<'a, V> {
     inner: V,
+    /// Whether accessed bits are handed on (`tune pass_accessed`).
+    pass_accessed: bool,
+    /// Accessed bits handed on so far this round.
+    passed: &'a mut u64,
 }
 
-impl<V: Visitor> Visitor for KeepDirty<V> {
+impl<V: Visitor> Visitor for HandOver<'_, V> {
     #[inline]
     fn leaf(&mut self, leaf: Leaf) {
+        // SAFETY: the walker reports a leaf during the hold of mmu_lock in
+        // which it found it present and cleared its bits (a chunk's visits
+        // all happen in one hold: RootSink), and the visitor does not
+        // outlive the chunk.
+        if self.pass_accessed && leaf.cleared_accessed && unsafe { mmu::pass_accessed(leaf.pfn) } {
+            *self.passed = self.passed.saturating_add(1);
+        }
         if compat::CLEAR_D_NEEDS_SET_PFN_DIRTY && leaf.cleared_dirty {
             compat::set_pfn_dirty(leaf.pfn);
         }
@@ -120,10 +135,13 @@ unsafe impl RootSource for VmRoots<'_> {
     }
 }
 
-/// The open round of a heat map, root after root, with KVM told about the
-/// dirty bits it clears where the kernel needs that.
+/// The open round of a heat map, root after root, with what the walker
+/// clears handed on to the host ([`HandOver`]).
 struct MapSink<'m, C, H> {
     map: &'m mut HeatMap<C, H>,
+    pass_accessed: bool,
+    /// Accessed bits handed on to the host this round.
+    passed: u64,
 }
 
 impl<C, H> RootSink for MapSink<'_, C, H>
@@ -132,7 +150,7 @@ where
     H: DerefMut<Target = [u64]>,
 {
     type Visitor<'a>
-        = KeepDirty<RoundVisitor<'a, C, H>>
+        = HandOver<'a, RoundVisitor<'a, C, H>>
     where
         Self: 'a;
 
@@ -141,52 +159,71 @@ where
     }
 
     fn visitor(&mut self) -> Self::Visitor<'_> {
-        KeepDirty {
+        HandOver {
             inner: self.map.visitor(),
+            pass_accessed: self.pass_accessed,
+            passed: &mut self.passed,
         }
     }
 }
 
+/// How a round walks, clears and hands on.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Plan {
+    /// The VM's entry format.
+    pub(crate) format: Format,
+    /// Which bits are tested and cleared.
+    pub(crate) mode: Mode,
+    /// Which tables are entered.
+    pub(crate) descent: Descent,
+    /// Flush the VM's TLBs after the walk if anything was cleared.
+    pub(crate) flush: bool,
+    /// Hand every accessed bit cleared in a leaf on to the host page it
+    /// maps (`tune pass_accessed`; on unless a test or a measurement
+    /// switched it off).
+    pub(crate) pass_accessed: bool,
+    /// Entries examined per hold of the lock
+    /// ([`DEFAULT_WALK_BUDGET`](crate::procfs::control::DEFAULT_WALK_BUDGET)
+    /// unless a test tuned it).
+    pub(crate) budget: u64,
+}
+
 /// Walks every usable root of `vm` once into the open round of `map` (SMM
 /// roots too: SMRAM and the normal memory they map are the guest's), then
-/// flushes the VM's TLBs if `flush` and anything was cleared.
+/// flushes the VM's TLBs if the plan says so and anything was cleared.
+/// Accessed bits are handed on under the lock, while the leaf is known
+/// present.
 ///
-/// Examines at most `budget` entries per hold of the lock
-/// ([`DEFAULT_WALK_BUDGET`](crate::procfs::control::DEFAULT_WALK_BUDGET)
-/// unless a test tuned it). Process context; takes and yields `mmu_lock`
-/// for read. Each root is
+/// Process context; takes and yields `mmu_lock` for read. Each root is
 /// looked up again after every yield, and before its first chunk
 /// ([`walk_roots`]): a root listed before a yield may be freed during it.
-pub(crate) fn run<C, H>(
-    vm: &Vm<'_>,
-    format: Format,
-    mode: Mode,
-    descent: Descent,
-    flush: bool,
-    budget: u64,
-    map: &mut HeatMap<C, H>,
-) -> RoundStats
+pub(crate) fn run<C, H>(vm: &Vm<'_>, plan: &Plan, map: &mut HeatMap<C, H>) -> RoundStats
 where
     C: DerefMut<Target = [u16]>,
     H: DerefMut<Target = [u64]>,
 {
-    let (roots, skipped) = {
+    let (roots, skipped, passed_accessed) = {
         let mut source = VmRoots {
             // SAFETY: `vm` borrows the file reference that keeps the VM
             // alive; callers only sample VMs whose TDP MMU is on.
             guard: unsafe { MmuReadGuard::lock(vm.raw()) },
-            format,
+            format: plan.format,
             phys_mask: compat::physical_mask(),
         };
         let skipped = source.guard.skipped_roots();
-        let roots = walk_roots(&mut source, mode, descent, budget, &mut MapSink { map });
+        let mut sink = MapSink {
+            map,
+            pass_accessed: plan.pass_accessed,
+            passed: 0,
+        };
+        let roots = walk_roots(&mut source, plan.mode, plan.descent, plan.budget, &mut sink);
         // The guard drops here: mmu_lock is released before the flush.
-        (roots, skipped)
+        (roots, skipped, sink.passed)
     };
     let cleared = roots.walk.cleared_accessed != 0
         || roots.walk.cleared_dirty != 0
         || roots.walk.cleared_tables != 0;
-    let flushed = flush && cleared && {
+    let flushed = plan.flush && cleared && {
         // SAFETY: live VM (see above), process context, mmu_lock dropped.
         unsafe { compat::flush_remote_tlbs(vm.raw().as_ptr()) }
     };
@@ -194,5 +231,6 @@ where
         roots,
         skipped,
         flushed,
+        passed_accessed,
     }
 }

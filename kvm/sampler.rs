@@ -160,8 +160,9 @@ impl Attached {
     }
 
     /// Runs one round, examining at most `budget` entries per hold of
-    /// `mmu_lock`.
-    fn run_round(&mut self, now: u64, budget: u64) {
+    /// `mmu_lock`, handing cleared accessed bits on to the host's pages if
+    /// `pass_accessed`.
+    fn run_round(&mut self, now: u64, budget: u64, pass_accessed: bool) {
         let vendor = self.vendor;
         let vm = Vm::new(&self.file);
         let Some(s) = self.sampling.as_mut() else {
@@ -186,15 +187,15 @@ impl Attached {
         };
         s.map.begin_round(now, track);
         let t0 = now_ns();
-        let stats = round::run(
-            &vm,
-            round::format_of(vendor),
-            track.walker_mode(),
+        let plan = round::Plan {
+            format: round::format_of(vendor),
+            mode: track.walker_mode(),
             descent,
-            s.settings.flush == Flush::Round,
+            flush: s.settings.flush == Flush::Round,
+            pass_accessed,
             budget,
-            &mut s.map,
-        );
+        };
+        let stats = round::run(&vm, &plan, &mut s.map);
         let walk_ns = now_ns().saturating_sub(t0);
         s.map.end_round(&RoundEnd {
             walk_ns,
@@ -202,6 +203,7 @@ impl Attached {
             yields: stats.roots.yields,
             longest_hold: stats.roots.longest_hold,
             flushed: stats.flushed,
+            passed_accessed: stats.passed_accessed,
             roots: RootCounts {
                 walked: stats.roots.walked,
                 lost: stats.roots.lost,
@@ -236,6 +238,9 @@ pub(crate) struct State {
     pub(crate) host: HostParams,
     /// Entries a round examines per hold of `mmu_lock` (`tune`, for tests).
     walk_budget: u32,
+    /// Whether cleared accessed bits are handed on to the host's pages
+    /// (`tune`, for tests and measurements; on by default).
+    pass_accessed: bool,
 }
 
 impl State {
@@ -271,6 +276,7 @@ impl Sampler {
                 last_error: None,
                 host: (HostTdp::NoKvm, None),
                 walk_budget: DEFAULT_WALK_BUDGET,
+                pass_accessed: true,
             }),
         })
     }
@@ -495,6 +501,7 @@ impl Sampler {
         {
             let mut state = self.state.lock();
             let budget = u64::from(state.walk_budget);
+            let pass_accessed = state.pass_accessed;
             for (slot, out) in state.vms.iter_mut().zip(orphans.iter_mut()) {
                 if slot.as_ref().is_some_and(|a| a.file.is_orphan()) {
                     *out = slot.take();
@@ -503,7 +510,7 @@ impl Sampler {
                 let Some(a) = slot.as_mut() else { continue };
                 let running = a.sampling.as_ref().filter(|s| s.running);
                 if running.is_some_and(|s| s.next_due_ns <= now) {
-                    a.run_round(now, budget);
+                    a.run_round(now, budget, pass_accessed);
                 }
                 if let Some(s) = a.sampling.as_ref().filter(|s| s.running) {
                     next = next.min(s.next_due_ns);
@@ -663,8 +670,17 @@ pub(crate) fn command(bytes: &[u8]) -> Result<()> {
         }
         Ok(Command::Start { vm, settings }) => sampler.start(vm, settings),
         Ok(Command::Stop(vm)) => sampler.stop(vm),
-        Ok(Command::Tune { walk_budget }) => {
-            sampler.state.lock().walk_budget = walk_budget;
+        Ok(Command::Tune {
+            walk_budget,
+            pass_accessed,
+        }) => {
+            let mut state = sampler.state.lock();
+            if let Some(n) = walk_budget {
+                state.walk_budget = n;
+            }
+            if let Some(pass) = pass_accessed {
+                state.pass_accessed = pass;
+            }
             Ok(())
         }
     };

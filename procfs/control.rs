@@ -11,13 +11,17 @@
 //! start vm=P-F [period_ms=N] [mode=accessed|dirty|both] [granule=G]
 //!       [window=N] [flush=round|none] [walk=leaf|upper] [history=K]
 //! stop vm=P-F
-//! tune walk_budget=N
+//! tune [walk_budget=N] [pass_accessed=yes|no]
 //! ```
 //!
-//! `tune` is for tests: it sets, for every VM, how many entries a round
-//! examines per hold of `mmu_lock` (default [`DEFAULT_WALK_BUDGET`]). A small
-//! budget makes every round drop and retake the lock hundreds of times,
-//! which is how the e2e suite exercises the yield path on small guests.
+//! `tune` is for tests and measurements, and takes at least one key. It sets,
+//! for every VM, how many entries a round examines per hold of `mmu_lock`
+//! (default [`DEFAULT_WALK_BUDGET`]): a small budget makes every round drop
+//! and retake the lock hundreds of times, which is how the e2e suite
+//! exercises the yield path on small guests. And whether accessed bits the
+//! sampler clears are handed on to the host's pages (`yes` when the module
+//! loads): `no` shows what the host loses without it, and what handing
+//! them on costs.
 //!
 //! [`Command::parse`] checks every byte: printable ASCII only, single
 //! separators, at most one trailing newline, at most [`MAX_LINE`] bytes, no
@@ -32,6 +36,7 @@
 
 use core::fmt;
 
+use super::fields::{yes_no, yes_no_str};
 use crate::ept_walk::Descent;
 use crate::heat::{
     parse_decimal, DecimalError, Granule, GranuleError, StoreLayout, Track, DEFAULT_HISTORY_ROUNDS,
@@ -245,11 +250,14 @@ pub enum Command {
     },
     /// Stop sampling a VM (it stays attached and keeps its heat map).
     Stop(VmId),
-    /// Set the entries examined per hold of `mmu_lock`, for every VM (a
-    /// setting for tests of the yield path).
+    /// Settings for every VM, for tests and measurements; at least one is
+    /// given, and those not given stay as they are.
     Tune {
+        /// Entries examined per hold of `mmu_lock`:
         /// [`WALK_BUDGET_MIN`]..=[`WALK_BUDGET_MAX`].
-        walk_budget: u32,
+        walk_budget: Option<u32>,
+        /// Whether cleared accessed bits are handed on to the host's pages.
+        pass_accessed: Option<bool>,
     },
 }
 
@@ -267,9 +275,10 @@ enum Key {
     Walk,
     History,
     WalkBudget,
+    PassAccessed,
 }
 
-const KEYS: [Key; 11] = [
+const KEYS: [Key; 12] = [
     Key::Pid,
     Key::Fd,
     Key::Vm,
@@ -281,6 +290,7 @@ const KEYS: [Key; 11] = [
     Key::Walk,
     Key::History,
     Key::WalkBudget,
+    Key::PassAccessed,
 ];
 
 impl Key {
@@ -297,6 +307,7 @@ impl Key {
             Key::Walk => "walk",
             Key::History => "history",
             Key::WalkBudget => "walk_budget",
+            Key::PassAccessed => "pass_accessed",
         }
     }
 
@@ -344,7 +355,7 @@ impl Verb {
             Verb::Detach => "vm, or the word all",
             Verb::Start => "vm, period_ms, mode, granule, window, flush, walk, history",
             Verb::Stop => "vm",
-            Verb::Tune => "walk_budget",
+            Verb::Tune => "walk_budget, pass_accessed",
         }
     }
 
@@ -352,8 +363,11 @@ impl Verb {
         match self {
             Verb::Attach => matches!(key, Key::Pid | Key::Fd),
             Verb::Detach | Verb::Stop => matches!(key, Key::Vm),
-            Verb::Start => !matches!(key, Key::Pid | Key::Fd | Key::WalkBudget),
-            Verb::Tune => matches!(key, Key::WalkBudget),
+            Verb::Start => !matches!(
+                key,
+                Key::Pid | Key::Fd | Key::WalkBudget | Key::PassAccessed
+            ),
+            Verb::Tune => matches!(key, Key::WalkBudget | Key::PassAccessed),
         }
     }
 }
@@ -472,6 +486,8 @@ pub enum ControlError<'a> {
     },
     /// `detach all` followed by another word.
     AllNotAlone(&'a str),
+    /// `tune` without a setting.
+    NothingToTune,
 }
 
 impl fmt::Display for ControlError<'_> {
@@ -506,6 +522,9 @@ impl fmt::Display for ControlError<'_> {
             ControlError::EmptyKey(w) => write!(f, "no key before '=' in '{w}'"),
             ControlError::DuplicateKey(k) => write!(f, "duplicate key '{k}'"),
             ControlError::Missing { command, key } => write!(f, "{command}: missing {key}="),
+            ControlError::NothingToTune => f.write_str(
+                "tune: nothing to set (expected walk_budget=N, pass_accessed=yes|no or both)",
+            ),
             ControlError::EmptyValue(k) => write!(f, "{k}: empty value"),
             ControlError::BadNumber { key, value, why } => {
                 let what = match why {
@@ -626,6 +645,7 @@ struct Seen {
     walk: Option<Walk>,
     history: Option<u16>,
     walk_budget: Option<u32>,
+    pass_accessed: Option<bool>,
 }
 
 impl Seen {
@@ -671,6 +691,7 @@ impl Seen {
                 self.walk_budget =
                     Some(number(key, value, WALK_BUDGET_MIN, WALK_BUDGET_MAX)? as u32)
             }
+            Key::PassAccessed => self.pass_accessed = Some(yes_no(value).ok_or(choice("yes, no"))?),
         }
         Ok(())
     }
@@ -740,8 +761,12 @@ impl Command {
             Verb::Detach if all => Command::DetachAll,
             Verb::Detach => Command::Detach(seen.vm.ok_or(missing(Key::Vm))?),
             Verb::Stop => Command::Stop(seen.vm.ok_or(missing(Key::Vm))?),
+            Verb::Tune if seen.walk_budget.is_none() && seen.pass_accessed.is_none() => {
+                return Err(ControlError::NothingToTune)
+            }
             Verb::Tune => Command::Tune {
-                walk_budget: seen.walk_budget.ok_or(missing(Key::WalkBudget))?,
+                walk_budget: seen.walk_budget,
+                pass_accessed: seen.pass_accessed,
             },
             Verb::Start => {
                 let vm = seen.vm.ok_or(missing(Key::Vm))?;
@@ -795,7 +820,19 @@ impl fmt::Display for Command {
                 s.history,
             ),
             Command::Stop(vm) => write!(f, "stop vm={vm}"),
-            Command::Tune { walk_budget } => write!(f, "tune walk_budget={walk_budget}"),
+            Command::Tune {
+                walk_budget,
+                pass_accessed,
+            } => {
+                f.write_str("tune")?;
+                if let Some(n) = walk_budget {
+                    write!(f, " walk_budget={n}")?;
+                }
+                if let &Some(pass) = pass_accessed {
+                    write!(f, " pass_accessed={}", yes_no_str(pass))?;
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -8,6 +8,7 @@
 //! leaves 11010048
 //! leaves_last 262144
 //! bits_cleared 5300
+//! accessed_passed 2650
 //! walk_ns_last 812345
 //! walk_ns_avg 790001
 //! walk_ns_max 1200400
@@ -43,9 +44,9 @@
 //! The last three lines are derived from the others (two decimals,
 //! rounded down; `-` while undefined) and are for people: the parser
 //! reads the integers. `interval_ns_last` and `flush_last` are `-` until
-//! they are defined. The `roots_` keys and `hold_entries_max` came later
-//! than the others: a file without them (an older module's) reads as 0 for
-//! each.
+//! they are defined. The `roots_` keys, `hold_entries_max` and
+//! `accessed_passed` came later than the others: a file without them (an
+//! older module's) reads as 0 for each.
 
 use core::fmt;
 
@@ -98,6 +99,9 @@ pub struct StatsFile {
     pub leaves_last: u64,
     /// A and D bits cleared, all rounds.
     pub bits_cleared: u64,
+    /// Accessed bits cleared in leaves and handed on to the host pages they
+    /// map, all rounds.
+    pub accessed_passed: u64,
     /// Walk time of the last round, ns.
     pub walk_ns_last: u64,
     /// Mean walk time per round, ns.
@@ -172,6 +176,7 @@ impl StatsFile {
             leaves: totals.leaves,
             leaves_last: last.map_or(0, |r| r.leaves),
             bits_cleared: totals.bits_cleared,
+            accessed_passed: totals.passed_accessed,
             walk_ns_last: totals.walk_ns_last,
             walk_ns_avg: totals.walk_ns_avg(),
             walk_ns_max: totals.walk_ns_max,
@@ -245,6 +250,7 @@ impl fmt::Display for StatsFile {
         n(f, "leaves", self.leaves)?;
         n(f, "leaves_last", self.leaves_last)?;
         n(f, "bits_cleared", self.bits_cleared)?;
+        n(f, "accessed_passed", self.accessed_passed)?;
         n(f, "walk_ns_last", self.walk_ns_last)?;
         n(f, "walk_ns_avg", self.walk_ns_avg)?;
         n(f, "walk_ns_max", self.walk_ns_max)?;
@@ -311,6 +317,7 @@ impl StatsFile {
             leaves: n("leaves")?,
             leaves_last: n("leaves_last")?,
             bits_cleared: n("bits_cleared")?,
+            accessed_passed: later("accessed_passed")?,
             walk_ns_last: n("walk_ns_last")?,
             walk_ns_avg: n("walk_ns_avg")?,
             walk_ns_max: n("walk_ns_max")?,

@@ -5,10 +5,11 @@
 #
 # The scenarios drive the module the way users do, through the ept-sampler
 # tool (attach, start, stop, detach, list, status, heatmap --format csv).
-# malformed-commands alone writes /proc/ept_sampler/control by hand: it
-# checks the documented interface itself.
+# malformed-commands writes /proc/ept_sampler/control by hand: it checks the
+# documented interface itself; so do the scenarios that `tune` the module
+# (a setting for tests, which the tool does not offer).
 
-# ctl LINE: a raw control write (malformed-commands only).
+# ctl LINE: a raw control write (malformed-commands, and `tune`).
 ctl() { echo "$*" >/proc/ept_sampler/control; }
 
 # es ARGS: ept-sampler; a failure ends the scenario with the tool's message.
@@ -432,12 +433,17 @@ s_fuzz() {
 
 # wait_out NAME PATTERN WHAT: waits (60 s max) for a line of testvm NAME's
 # output matching PATTERN.
-wait_out() {
+wait_out() { wait_said "/tmp/$1.out" "$vm_bg" "$2" "testvm $1" "$3"; }
+
+# wait_said FILE PID PATTERN WHO WHAT: waits (60 s max) for a line matching
+# PATTERN in FILE, the output of process PID (WHO), which must not exit
+# first.
+wait_said() {
 	i=0
-	until grep -q "$2" "/tmp/$1.out"; do
-		kill -0 "$vm_bg" 2>/dev/null || { cat "/tmp/$1.out"; fail "testvm $1 exited before it said $3"; }
+	until grep -q "$3" "$1"; do
+		kill -0 "$2" 2>/dev/null || { cat "$1"; fail "$4 exited before it said $5"; }
 		i=$((i + 1))
-		[ $i -lt 600 ] || fail "testvm $1: $3 not said within 60 s"
+		[ $i -lt 600 ] || fail "$4: $5 not said within 60 s"
 		sleep 0.1
 	done
 }
@@ -470,4 +476,126 @@ s_phase() {
 	check_heat "$vm" 5 off 32M 2M 0 0
 	es detach "$vm"
 	end_vm ph $vm_bg
+}
+
+# page_idle_counts CATEGORY: "pages young idle untrackable" of page-idle's
+# line for CATEGORY in /tmp/pi.out.
+page_idle_counts() {
+	grep "^page-idle: $1 " /tmp/pi.out | awk '{
+		for (i = 3; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+		print v["pages"], v["young"], v["idle"], v["untrackable"]
+	}'
+}
+
+# host_view_run PASS: one run of the host-view scenario with
+# `tune pass_accessed=PASS`; leaves page-idle's report in /tmp/pi.out and
+# the VM's stats in /tmp/hv-stats.
+host_view_run() {
+	ctl "tune pass_accessed=$1"
+	start_vm hv --mem 64M --backing anon --seconds 600 --write 16M+2M \
+		--switch-on-signal --then-write 32M+2M
+	es start --pid "${vm%-*}" --period-ms 100 --mode accessed
+	# A first pass puts every page on the LRU (as in accessed-bits).
+	page-idle --truth /tmp/hv.json >/dev/null
+	page-idle --truth /tmp/hv.json --read-on-signal >/tmp/pi.out 2>&1 &
+	pi=$!
+	wait_said /tmp/pi.out $pi '^page-idle: marked' page-idle "that it marked the pages"
+	# A whole round after the mark, while X is written: it clears X's
+	# accessed bits (and hands them on, with PASS=yes).
+	wait_rounds "$vm" $(($(rounds "$vm") + 2))
+	kill -USR2 "$vm_bg"
+	wait_out hv '^testvm: phase 1 running' "phase 1 running (a whole pass of Y)"
+	# X is not written any more: a whole round after this has cleared
+	# every bit X set, so KVM's aging, when page_idle reads, finds none.
+	wait_rounds "$vm" $(($(rounds "$vm") + 2))
+	kill -USR1 $pi
+	wait $pi || { cat /tmp/pi.out; fail "page-idle failed"; }
+	cat /tmp/pi.out
+	# The heat map, a window after the read (page_idle's read cleared Y's
+	# bits itself, unseen by the round it fell in): Y accessed in every
+	# round, X and the rest in none, with or without the hand-over.
+	wait_rounds "$vm" $(($(rounds "$vm") + 6))
+	check_heat "$vm" 5 off 32M 2M 0 0
+	cp "/proc/ept_sampler/$vm/stats" /tmp/hv-stats
+	es detach "$vm"
+	end_vm hv $vm_bg
+}
+
+# 12. The host's view of guest memory (issue 18). The accessed bits the
+#     sampler clears every round are the ones host reclaim, page_idle and
+#     DAMON read through KVM's aging: each is handed on to its page. testvm
+#     writes X (16M..18M) until told, then only Y (32M..34M); page_idle
+#     marks the guest's pages while X is written and reads them back after
+#     the switch, once the sampler (100 ms rounds) has cleared every bit X
+#     set: every trackable page of X reads young. The same run with
+#     `tune pass_accessed=no` reads X idle: the scenario sees the loss it
+#     guards against. testvm's memory is ordinary anonymous memory, so
+#     every cleared bit is handed on (accessed_passed = bits_cleared, mode
+#     accessed, walk leaf), or none is.
+s_host_view() {
+	host_view_run yes
+	set -- $(page_idle_counts written)
+	echo "pass_accessed=yes: X pages $1 young $2 idle $3 untrackable $4"
+	[ "$1" = 512 ] || fail "X: $1 pages, expected 512"
+	[ "$3" = 0 ] || fail "X: $3 of $1 pages read idle with the hand-over"
+	[ "$2" -ge $(($1 / 2)) ] || fail "X: only $2 of $1 pages trackable and young"
+	passed=$(kv /tmp/hv-stats accessed_passed) cleared=$(kv /tmp/hv-stats bits_cleared)
+	echo "accessed_passed $passed bits_cleared $cleared"
+	[ "$cleared" -gt 0 ] && [ "$passed" = "$cleared" ] ||
+		fail "accessed_passed $passed, expected bits_cleared ($cleared)"
+
+	host_view_run no
+	set -- $(page_idle_counts written)
+	echo "pass_accessed=no: X pages $1 young $2 idle $3 untrackable $4"
+	ctl "tune pass_accessed=yes"
+	[ "$1" = 512 ] || fail "X: $1 pages, expected 512"
+	[ "$2" = 0 ] || fail "X: $2 of $1 pages read young without the hand-over (the sampler did not clear them?)"
+	[ "$3" -ge $(($1 / 2)) ] || fail "X: only $3 of $1 pages trackable and idle"
+	passed=$(kv /tmp/hv-stats accessed_passed) cleared=$(kv /tmp/hv-stats bits_cleared)
+	echo "accessed_passed $passed bits_cleared $cleared"
+	[ "$cleared" -gt 0 ] && [ "$passed" = 0 ] ||
+		fail "accessed_passed $passed with pass_accessed=no (bits_cleared $cleared)"
+}
+
+# 13. What the hand-over costs: a figure, not a check. A guest that writes
+#     all of its memory above 1 MiB in every pass is sampled in segments of
+#     rounds with and without `tune pass_accessed`, alternating (so that a
+#     drift of the testbed's speed falls on both); `history` gives each
+#     round's walk_ns and cleared bits. The difference of the mean walk
+#     time of a round, over the mean bits cleared in one, is the hand-over's
+#     cost per cleared bit on this testbed.
+s_host_view_cost() {
+	start_vm hc --mem 128M --backing anon --seconds 600 --write 1M+127M
+	es start --pid "${vm%-*}" --period-ms 200 --mode accessed --history 1024
+	wait_rounds "$vm" 3
+	# Round numbers where each segment began, and its setting.
+	: >/tmp/hc-segments
+	for pass in yes no yes no yes no; do
+		ctl "tune pass_accessed=$pass"
+		# The setting is read when a round begins: the round in progress
+		# now may have either; the next one has this one.
+		r=$(($(rounds "$vm") + 2))
+		echo "$r $pass" >>/tmp/hc-segments
+		wait_rounds "$vm" $((r + 8))
+	done
+	ctl "tune pass_accessed=yes"
+	cat "/proc/ept_sampler/$vm/history" >/tmp/hc-history
+	es detach "$vm"
+	end_vm hc $vm_bg
+	awk 'FNR == NR { seg[++n] = $1; pass[n] = $2; next }
+	$1 == "round" {
+		for (i = 3; i < NF; i += 2) v[$i] = $(i + 1)
+		r = $2
+		for (k = n; k > 0; k--) if (r >= seg[k]) break
+		# A round of segment k, not the one in progress at the next switch.
+		if (k == 0 || (k < n && r >= seg[k + 1] - 2) || r >= seg[k] + 8) next
+		p = pass[k]; rounds[p]++; walk[p] += v["walk_ns"]; cleared[p] += v["cleared"]; leaves[p] += v["leaves"]
+	}
+	END {
+		if (!rounds["yes"] || !rounds["no"] || !cleared["yes"]) { print "no rounds to compare"; exit 1 }
+		wy = walk["yes"] / rounds["yes"]; wn = walk["no"] / rounds["no"]
+		cy = cleared["yes"] / rounds["yes"]; cn = cleared["no"] / rounds["no"]
+		printf "hand-over: %d rounds with, %d without; a round walks %d leaves and clears %d bits with, %d without\n", rounds["yes"], rounds["no"], leaves["yes"] / rounds["yes"], cy, cn
+		printf "hand-over: walk %d ns a round with, %d ns without: %+.1f ns per cleared bit (%+.1f%% of the walk)\n", wy, wn, (wy - wn) / cy, 100 * (wy - wn) / wn
+	}' /tmp/hc-segments /tmp/hc-history || fail "history has no rounds to compare"
 }

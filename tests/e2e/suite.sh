@@ -57,7 +57,7 @@ try_scenario() {
 	fi
 	if [ -w /proc/ept_sampler/control ]; then
 		echo "detach all" >/proc/ept_sampler/control 2>/dev/null
-		echo "tune walk_budget=8192" >/proc/ept_sampler/control 2>/dev/null
+		echo "tune walk_budget=8192 pass_accessed=yes" >/proc/ept_sampler/control 2>/dev/null
 	fi
 	if [ $rc -eq 0 ]; then
 		echo "ok $name ($(took "$t0"))"
@@ -201,6 +201,8 @@ if [ -f "$EPT_FILES/sampler.sh" ]; then
 		scenario thp-2m-leaves s_thp
 	fi
 	scenario phase-change s_phase
+	scenario host-view s_host_view
+	scenario host-view-cost s_host_view_cost
 	scenario two-vms s_two_vms
 	scenario yields s_yields
 	scenario lost-roots s_lost_roots

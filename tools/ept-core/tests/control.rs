@@ -44,9 +44,12 @@ fn accepted() {
         ("detach all", Command::DetachAll),
         ("detach all\n", Command::DetachAll),
         ("stop vm=9-0", Command::Stop(vm(9, 0))),
-        ("tune walk_budget=64", Command::Tune { walk_budget: 64 }),
-        ("tune walk_budget=16\n", Command::Tune { walk_budget: 16 }),
-        ("tune walk_budget=1048576", Command::Tune { walk_budget: 1_048_576 }),
+        ("tune walk_budget=64", Command::Tune { walk_budget: Some(64), pass_accessed: None }),
+        ("tune walk_budget=16\n", Command::Tune { walk_budget: Some(16), pass_accessed: None }),
+        ("tune walk_budget=1048576", Command::Tune { walk_budget: Some(1_048_576), pass_accessed: None }),
+        ("tune pass_accessed=no", Command::Tune { walk_budget: None, pass_accessed: Some(false) }),
+        ("tune pass_accessed=yes", Command::Tune { walk_budget: None, pass_accessed: Some(true) }),
+        ("tune pass_accessed=no walk_budget=64", Command::Tune { walk_budget: Some(64), pass_accessed: Some(false) }),
         ("start vm=1-3", Command::Start { vm: vm(1, 3), settings: settings() }),
         ("start vm=1-3 period_ms=100", Command::Start { vm: vm(1, 3), settings: settings() }),
         (
@@ -109,8 +112,28 @@ fn canonical_lines() {
     assert_eq!(Command::Detach(vm(1, 2)).to_string(), "detach vm=1-2");
     assert_eq!(Command::Stop(vm(1, 2)).to_string(), "stop vm=1-2");
     assert_eq!(
-        Command::Tune { walk_budget: 8192 }.to_string(),
+        Command::Tune {
+            walk_budget: Some(8192),
+            pass_accessed: None
+        }
+        .to_string(),
         "tune walk_budget=8192"
+    );
+    assert_eq!(
+        Command::Tune {
+            walk_budget: None,
+            pass_accessed: Some(false)
+        }
+        .to_string(),
+        "tune pass_accessed=no"
+    );
+    assert_eq!(
+        Command::Tune {
+            walk_budget: Some(16),
+            pass_accessed: Some(true)
+        }
+        .to_string(),
+        "tune walk_budget=16 pass_accessed=yes"
     );
     assert_eq!(
         Command::Start { vm: vm(1, 2), settings: settings() }.to_string(),
@@ -182,11 +205,16 @@ fn refused_with_the_reason() {
         ("detach all all", "detach all takes no other word, got 'all'"),
         ("detach vm=1-2 all", "unknown word 'all' (expected key=value)"),
         ("attach all", "unknown word 'all' (expected key=value)"),
-        ("tune", "tune: missing walk_budget="),
+        ("tune", "tune: nothing to set (expected walk_budget=N, pass_accessed=yes|no or both)"),
+        ("tune\n", "tune: nothing to set (expected walk_budget=N, pass_accessed=yes|no or both)"),
+        ("tune pass_accessed=on", "pass_accessed: 'on' is not one of yes, no"),
+        ("tune pass_accessed=", "pass_accessed: empty value"),
+        ("tune pass_accessed=no pass_accessed=no", "duplicate key 'pass_accessed'"),
+        ("start vm=1-2 pass_accessed=no", "unknown key 'pass_accessed' for start (expected vm, period_ms, mode, granule, window, flush, walk, history)"),
         ("tune walk_budget=15", "walk_budget: 15 is below 16"),
         ("tune walk_budget=1048577", "walk_budget: 1048577 is above 1048576"),
         ("tune walk_budget=64 walk_budget=64", "duplicate key 'walk_budget'"),
-        ("tune vm=1-2", "unknown key 'vm' for tune (expected walk_budget)"),
+        ("tune vm=1-2", "unknown key 'vm' for tune (expected walk_budget, pass_accessed)"),
         ("start vm=1-2 walk_budget=64", "unknown key 'walk_budget' for start (expected vm, period_ms, mode, granule, window, flush, walk, history)"),
     ];
     for (line, want) in cases {
@@ -281,7 +309,15 @@ fn gen_command() -> impl Strategy<Value = Command> {
         Just(Command::DetachAll),
         (gen_vm(), gen_settings()).prop_map(|(vm, settings)| Command::Start { vm, settings }),
         gen_vm().prop_map(Command::Stop),
-        (16u32..=1 << 20).prop_map(|walk_budget| Command::Tune { walk_budget }),
+        (
+            proptest::option::of(16u32..=1 << 20),
+            proptest::option::of(any::<bool>())
+        )
+            .prop_filter("tune sets something", |(w, p)| w.is_some() || p.is_some())
+            .prop_map(|(walk_budget, pass_accessed)| Command::Tune {
+                walk_budget,
+                pass_accessed
+            }),
     ]
 }
 
@@ -294,7 +330,13 @@ fn in_range(c: &Command) -> bool {
         }
         Command::Detach(v) | Command::Stop(v) => vm_ok(v),
         Command::DetachAll => true,
-        Command::Tune { walk_budget } => (16..=1 << 20).contains(walk_budget),
+        Command::Tune {
+            walk_budget,
+            pass_accessed,
+        } => {
+            walk_budget.is_none_or(|w| (16..=1 << 20).contains(&w))
+                && (walk_budget.is_some() || pass_accessed.is_some())
+        }
         Command::Start { vm, settings: s } => {
             vm_ok(vm)
                 && (10..=60_000).contains(&s.period_ms)

@@ -70,6 +70,7 @@ fn end() -> RoundEnd {
         yields: 0,
         longest_hold: 0,
         flushed: true,
+        passed_accessed: 0,
         roots: RootCounts::default(),
     }
 }
@@ -837,6 +838,7 @@ fn round_over_real_tables(l: Layout) {
             yields: 0,
             longest_hold: 0,
             flushed: true,
+            passed_accessed: 0,
             roots: RootCounts::default(),
         });
     }

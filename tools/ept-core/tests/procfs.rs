@@ -76,6 +76,7 @@ fn end(walk_ns: u64) -> RoundEnd {
         yields: 2,
         longest_hold: 70,
         flushed: true,
+        passed_accessed: 3,
         roots: RootCounts {
             walked: 2,
             lost: 1,
@@ -239,6 +240,7 @@ rounds 2
 leaves 20
 leaves_last 10
 bits_cleared 8
+accessed_passed 6
 walk_ns_last 5001
 walk_ns_avg 5000
 walk_ns_max 5001
@@ -295,11 +297,15 @@ dirty_mb_s 0.00
         StatsFile::parse("rounds 1\n"),
         Err(FormatError::Missing("leaves"))
     );
-    // An older module's file, without the roots_ keys and
-    // hold_entries_max: 0 for each; a bad value is still an error.
+    // An older module's file, without the roots_ keys, hold_entries_max
+    // and accessed_passed: 0 for each; a bad value is still an error.
     let old: String = want
         .lines()
-        .filter(|l| !l.starts_with("roots_") && !l.starts_with("hold_entries_max "))
+        .filter(|l| {
+            !l.starts_with("roots_")
+                && !l.starts_with("hold_entries_max ")
+                && !l.starts_with("accessed_passed ")
+        })
         .map(|l| format!("{l}\n"))
         .collect();
     let zeroed = StatsFile {
@@ -309,6 +315,7 @@ dirty_mb_s 0.00
         roots_invalid: 0,
         roots_guest_mode: 0,
         hold_entries_max: 0,
+        accessed_passed: 0,
         ..s
     };
     assert_eq!(StatsFile::parse(&old), Ok(zeroed));
@@ -731,7 +738,7 @@ proptest! {
 
     #[test]
     fn stats_round_trip(
-        n in vec(any::<u64>(), 28), flush_last in proptest::option::of(any::<bool>()),
+        n in vec(any::<u64>(), 29), flush_last in proptest::option::of(any::<bool>()),
         interval in proptest::option::of(any::<u64>()), dirty in 0usize..3,
     ) {
         let s = StatsFile {
@@ -743,7 +750,7 @@ proptest! {
             accessed_pages_last: n[18], dirty_pages_last: n[19],
             roots_last: n[20], roots_walked: n[21], roots_lost: n[22], roots_over_limit: n[23],
             roots_invalid: n[24], roots_mirror: n[25], roots_guest_mode: n[26],
-            hold_entries_max: n[27],
+            hold_entries_max: n[27], accessed_passed: n[28],
             interval_ns_last: interval,
             dirty: [DirtyStatus::Tracked, DirtyStatus::Off, DirtyStatus::DirtyLogging][dirty],
         };

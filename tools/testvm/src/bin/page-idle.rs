@@ -3,7 +3,7 @@
 //! accessed bits through the MMU notifier (`clear_young`/`test_young`).
 //!
 //! ```text
-//! page-idle --truth FILE [--passes 1] [--timeout-s 120] [--json]
+//! page-idle --truth FILE [--passes 1 | --read-on-signal] [--timeout-s 120] [--json]
 //! ```
 //!
 //! 1. Reads `pid`, `hva`, `mem_bytes` and the page sets from the truth file.
@@ -16,8 +16,11 @@
 //!    `passes_file`): every page the guest touches has been touched since,
 //!    however slow the testbed. No time window: a slow machine makes it
 //!    longer, never wrong. Gives up after `--timeout-s`, or as soon as testvm
-//!    is gone. Then reads the bitmap back: bit still set = idle, cleared =
-//!    young (accessed since the mark, by the host or through KVM).
+//!    is gone. With `--read-on-signal` it prints `page-idle: marked` instead
+//!    and waits for SIGUSR1: the caller decides what happens between mark
+//!    and read (a phase switch, sampler rounds). Then reads the bitmap back:
+//!    bit still set = idle, cleared = young (accessed since the mark, by the
+//!    host or through KVM).
 //! 5. Prints, per category (written, read, own, untouched = none of them),
 //!    how many pages came back young / idle / not on the LRU / not present,
 //!    and the wall time of the pass.
@@ -60,6 +63,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -88,7 +92,11 @@ struct Cli {
     /// began after the mark.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..), value_name = "N")]
     passes: u64,
-    /// Give up (exit 1) when the passes take longer than this.
+    /// Read back when sent SIGUSR1, after printing "page-idle: marked",
+    /// instead of after --passes passes.
+    #[arg(long, conflicts_with = "passes")]
+    read_on_signal: bool,
+    /// Give up (exit 1) when the passes (or the signal) take longer than this.
     #[arg(long, default_value_t = 120, value_name = "S")]
     timeout_s: u64,
     /// Print one JSON object instead of lines.
@@ -241,6 +249,51 @@ fn alive(pid: u32) -> bool {
     })
 }
 
+/// Blocks SIGUSR1 in this (single-threaded) process; returns the set to
+/// wait on.
+fn block_usr1() -> Result<libc::sigset_t, String> {
+    // SAFETY: a zeroed sigset_t is a valid argument to sigemptyset, which
+    // initialises it; the pointers are to locals.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGUSR1);
+        match libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) {
+            0 => Ok(set),
+            e => Err(format!(
+                "blocking SIGUSR1: {}",
+                std::io::Error::from_raw_os_error(e)
+            )),
+        }
+    }
+}
+
+/// Waits for SIGUSR1 (blocked by [`block_usr1`]), at most `timeout_s`.
+fn wait_signal(set: &libc::sigset_t, timeout_s: u64) -> Result<(), String> {
+    let end = Instant::now() + Duration::from_secs(timeout_s);
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let ts = libc::timespec {
+            tv_sec: left.as_secs() as libc::time_t,
+            tv_nsec: left.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: `set` was initialised by block_usr1; a null siginfo
+        // pointer is allowed.
+        let r = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) };
+        if r == libc::SIGUSR1 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) => {
+                return Err(format!("no SIGUSR1 within {timeout_s} s of the mark"))
+            }
+            _ => return Err(format!("waiting for SIGUSR1: {e}")),
+        }
+    }
+}
+
 /// Waits until every vCPU completed `passes` whole passes after `at`.
 fn wait_passes(c: &PassReader, at: &[u64], cli: &Cli, pid: u32) -> Result<(), String> {
     let start = Instant::now();
@@ -346,6 +399,14 @@ fn run(cli: &Cli) -> Result<(), String> {
     };
     let runs = bitmap_runs(uniq.iter().copied());
 
+    // SIGUSR1 is blocked before the mark is announced, so that a signal
+    // sent as soon as the caller reads "marked" waits for sigtimedwait.
+    let usr1 = if cli.read_on_signal {
+        Some(block_usr1()?)
+    } else {
+        None
+    };
+
     // 2. Mark idle.
     let t1 = Instant::now();
     for (w, masks) in &runs {
@@ -359,7 +420,17 @@ fn run(cli: &Cli) -> Result<(), String> {
     let at = counters.read();
     let window_start = Instant::now();
 
-    wait_passes(&counters, &at, cli, t.pid)?;
+    match &usr1 {
+        Some(set) => {
+            println!("page-idle: marked");
+            std::io::stdout().flush().map_err(|e| e.to_string())?;
+            wait_signal(set, cli.timeout_s)?;
+            if !alive(t.pid) {
+                return Err(format!("testvm pid {} ended before the read", t.pid));
+            }
+        }
+        None => wait_passes(&counters, &at, cli, t.pid)?,
+    }
 
     // 3. Read back.
     let t2 = Instant::now();
@@ -396,7 +467,8 @@ fn run(cli: &Cli) -> Result<(), String> {
         pid: t.pid,
         vm: t.vm.clone(),
         pages: npages as u64,
-        passes: cli.passes,
+        // No pass count decided the window when a signal did.
+        passes: if cli.read_on_signal { 0 } else { cli.passes },
         window_ms,
         translate_ns,
         mark_ns,
