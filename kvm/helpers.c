@@ -43,11 +43,15 @@ bool ept_sampler_pass_accessed(u64 pfn)
 	struct folio *folio;
 
 	/*
-	 * KVM's own rule for which pages it may mark (kvm_is_ad_tracked_page
-	 * on 7.3, kvm_set_pfn_accessed on 6.12): a struct page that is not
-	 * reserved ("should in general not be touched except by its owner";
-	 * the zero page is one). ZONE_DEVICE memory is not on any LRU list:
-	 * nothing in reclaim reads its flags.
+	 * Only pages that reclaim, page_idle and DAMON look at: ordinary
+	 * memory (a struct page that is not reserved: the zero page and
+	 * ZONE_DEVICE memory are, and "should in general not be touched except
+	 * by its owner") that is anonymous or belongs to a file, i.e. has a
+	 * mapping, as every folio on an LRU list has, or isolated from one by
+	 * reclaim, which is when PG_young is read. A driver's pages mapped
+	 * into the VMM with VM_PFNMAP or VM_MIXEDMAP have none and are left
+	 * alone: nothing in mm reads their flags (KVM 6.12 marked every
+	 * non-reserved page, 7.3 only those it got through GUP).
 	 */
 	if (!pfn_valid(pfn))
 		return false;
@@ -55,6 +59,8 @@ bool ept_sampler_pass_accessed(u64 pfn)
 	if (PageReserved(page) || is_zone_device_page(page))
 		return false;
 	folio = page_folio(page);
+	if (!READ_ONCE(folio->mapping))
+		return false;
 #ifdef CONFIG_PAGE_IDLE_FLAG
 	/*
 	 * What mm/page_idle.c does when it clears a young bit on its own
@@ -62,6 +68,9 @@ bool ept_sampler_pass_accessed(u64 pfn)
 	 * and paddr checks read PG_idle), and PG_young makes the next
 	 * folio_referenced() count the access, which is what both the classic
 	 * LRU and MGLRU's eviction ask before reclaiming a mapped folio.
+	 * (MGLRU's aging asks KVM alone and never sees PG_young: under MGLRU a
+	 * page kept warm only by the guest ages on, and is kept when eviction
+	 * reaches it.)
 	 * folio_mark_accessed() would not do: with MGLRU on it only bumps the
 	 * folio's reference count and leaves PG_idle set, and on the classic
 	 * LRU it would activate the folio on every second round, which an

@@ -47,11 +47,12 @@ void ept_sampler_cond_resched(void);
  * Hands an accessed bit the sampler has just cleared on to the host page
  * it recorded an access to, so that page_idle, DAMON and reclaim still see
  * the access (KVM's aging reads the same bit). pfn is the first frame of a
- * leaf the caller has just cleared the accessed bit of, still present
- * under mmu_lock held for read: the host cannot unmap the page, let alone
- * free it, before KVM's MMU notifier has taken mmu_lock for write. Returns
- * whether the page was marked (false for memory KVM itself would not mark:
- * see helpers.c). Atomic bit operations on the folio's flags, except
+ * leaf the caller found present, and cleared the accessed bit of, during
+ * its current hold of mmu_lock for read: the page cannot be unmapped from
+ * the VMM (KVM's MMU notifier) or removed from a guest_memfd (its
+ * invalidation), let alone freed, before KVM has taken mmu_lock for write.
+ * Returns whether the page was marked (not for memory that mm does not
+ * track: see helpers.c). Atomic bit operations on the folio's flags, except
  * without CONFIG_PAGE_IDLE_FLAG, where folio_mark_accessed() may also queue
  * the folio for activation, as KVM's own zap path did under mmu_lock.
  */

@@ -256,18 +256,21 @@ impl Tables for KernelTables<'_> {
 /// the SPTE's accessed bit is the host's only record of the guest's
 /// accesses, and KVM's aging notifiers, through which page_idle, DAMON and
 /// reclaim read it, would otherwise find warm guest memory idle. Returns
-/// whether the page was marked (not for memory KVM itself would not mark).
+/// whether the page was marked (not for memory that mm does not track:
+/// reserved pages, device memory, a driver's pages).
 ///
 /// # Safety
 ///
 /// `pfn` is the first frame of a leaf SPTE that the caller found present
 /// (and cleared the accessed bit of) during the current hold of an
-/// [`MmuReadGuard`] on its VM, and the hold has not ended. Until it ends no
-/// MMU-notifier invalidation can complete (KVM takes `mmu_lock` for write
-/// for them), so the host still maps the page and it cannot be freed.
+/// [`MmuReadGuard`] on its VM, and the hold has not ended. Until it ends
+/// neither an MMU-notifier invalidation (the VMM's mapping of the page) nor
+/// a guest_memfd invalidation (private memory) can complete: KVM takes
+/// `mmu_lock` for write for both. So the page stays where the SPTE says,
+/// and allocated.
 pub(crate) unsafe fn pass_accessed(pfn: u64) -> bool {
     // SAFETY: the page stays allocated for the whole call (the caller's
-    // contract), and the helper checks that the frame is ordinary memory
-    // before it touches its flags.
+    // contract), and the helper checks that the frame has a struct page,
+    // and that mm tracks it, before it touches its flags.
     unsafe { bindings::ept_sampler_pass_accessed(pfn) }
 }
