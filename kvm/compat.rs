@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Differences between the supported kernels (6.12 LTS and 7.3), in one
-//! place. The cfgs come from `Kbuild`, which decides them from the target
-//! tree's version; no other file tests a cfg or a version.
+//! place. The cfgs come from `Kbuild`, which decides each by probing the
+//! target tree (a declaration in a header, an export in `Module.symvers`),
+//! not by its version number, which a backport can make wrong; no other
+//! file tests a cfg or a version.
 
 /// Whether clearing an SPTE's dirty bit must be paired with
 /// `kvm_set_pfn_dirty()`: before 6.13 KVM dirtied the folio from the D bit
