@@ -11,6 +11,9 @@ use crate::ept_walk::Stats;
 pub struct RoundEnd {
     /// Time spent walking (all roots, all calls, without the flush), ns.
     pub walk_ns: u64,
+    /// Time spent flushing the guest's TLBs after the walk (or trying to),
+    /// ns; 0 when the round did not try.
+    pub flush_ns: u64,
     /// The walker's counters, summed over every call of the round
     /// ([`Stats::accumulate`]).
     pub walk: Stats,

@@ -21,6 +21,10 @@ pub struct Totals {
     pub walk_ns_max: u64,
     /// Rounds followed by a TLB flush.
     pub flushes: u64,
+    /// Time of the last round's flush, ns (0 if it did not try).
+    pub flush_ns_last: u64,
+    /// Time of all flushes, ns (saturating).
+    pub flush_ns_sum: u64,
     /// Rounds not followed by a TLB flush.
     pub unflushed: u64,
     /// Yields (and restarts from the cursor).
@@ -74,6 +78,8 @@ impl Totals {
         self.walk_ns_last = end.walk_ns;
         self.walk_ns_sum = self.walk_ns_sum.saturating_add(end.walk_ns);
         self.walk_ns_max = self.walk_ns_max.max(end.walk_ns);
+        self.flush_ns_last = end.flush_ns;
+        self.flush_ns_sum = self.flush_ns_sum.saturating_add(end.flush_ns);
         if end.flushed {
             self.flushes = self.flushes.saturating_add(1);
         } else {
@@ -110,6 +116,12 @@ impl Totals {
     /// Mean walk time per round, ns (0 before the first round).
     pub fn walk_ns_avg(&self) -> u64 {
         self.walk_ns_sum.checked_div(self.rounds).unwrap_or(0)
+    }
+
+    /// Mean time of a flush over the rounds that flushed, ns (0 before
+    /// the first).
+    pub fn flush_ns_avg(&self) -> u64 {
+        self.flush_ns_sum.checked_div(self.flushes).unwrap_or(0)
     }
 
     /// Dirty rate of the last round in hundredths of MB/s (10^6 bytes per

@@ -14,6 +14,7 @@ use core::ops::DerefMut;
 use crate::heat::{HeatMap, RoundVisitor};
 
 use super::mmu::{self, KernelTables, MmuReadGuard, RootInfo, SkippedRoots};
+use super::sampler::now_ns;
 use super::vm::{Vendor, Vm};
 
 /// What a round did.
@@ -26,6 +27,12 @@ pub(crate) struct RoundStats {
     pub(crate) skipped: SkippedRoots,
     /// Whether the TLBs were flushed after clearing.
     pub(crate) flushed: bool,
+    /// Time from taking `mmu_lock` (waiting for it included) to dropping
+    /// it for the last time: the walk, the clearing and the hand-over, ns.
+    pub(crate) walk_ns: u64,
+    /// Time spent flushing the TLBs (or trying to), ns; 0 when no flush
+    /// was asked for or nothing was cleared.
+    pub(crate) flush_ns: u64,
     /// Accessed bits handed on to the host's pages ([`mmu::pass_accessed`]).
     pub(crate) passed_accessed: u64,
 }
@@ -202,6 +209,7 @@ where
     C: DerefMut<Target = [u16]>,
     H: DerefMut<Target = [u64]>,
 {
+    let t0 = now_ns();
     let (roots, skipped, passed_accessed) = {
         let mut source = VmRoots {
             // SAFETY: `vm` borrows the file reference that keeps the VM
@@ -223,14 +231,21 @@ where
     let cleared = roots.walk.cleared_accessed != 0
         || roots.walk.cleared_dirty != 0
         || roots.walk.cleared_tables != 0;
-    let flushed = plan.flush && cleared && {
-        // SAFETY: live VM (see above), process context, mmu_lock dropped.
-        unsafe { compat::flush_remote_tlbs(vm.raw().as_ptr()) }
+    let walked = now_ns();
+    let flush = plan.flush && cleared;
+    // SAFETY: live VM (see above), process context, mmu_lock dropped.
+    let flushed = flush && unsafe { compat::flush_remote_tlbs(vm.raw().as_ptr()) };
+    let flush_ns = if flush {
+        now_ns().saturating_sub(walked)
+    } else {
+        0
     };
     RoundStats {
         roots,
         skipped,
         flushed,
+        walk_ns: walked.saturating_sub(t0),
+        flush_ns,
         passed_accessed,
     }
 }

@@ -119,7 +119,7 @@ fn memslots(vm: &Vm<'_>, slots: &mut [Memslot]) -> (GfnRange, usize) {
     (GfnRange::new(Gfn(0), Gfn(end)), n)
 }
 
-fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     // SAFETY: ktime_get() reads the monotonic clock; no preconditions.
     u64::try_from(unsafe { bindings::ktime_get() }).unwrap_or(0)
 }
@@ -186,7 +186,6 @@ impl Attached {
             Walk::Upper => Descent::AccessedTables,
         };
         s.map.begin_round(now, track);
-        let t0 = now_ns();
         let plan = round::Plan {
             format: round::format_of(vendor),
             mode: track.walker_mode(),
@@ -196,9 +195,9 @@ impl Attached {
             budget,
         };
         let stats = round::run(&vm, &plan, &mut s.map);
-        let walk_ns = now_ns().saturating_sub(t0);
         s.map.end_round(&RoundEnd {
-            walk_ns,
+            walk_ns: stats.walk_ns,
+            flush_ns: stats.flush_ns,
             walk: stats.roots.walk,
             yields: stats.roots.yields,
             longest_hold: stats.roots.longest_hold,

@@ -15,6 +15,8 @@
 //! flushes 42
 //! unflushed_rounds 0
 //! flush_last yes
+//! flush_ns_last 91000
+//! flush_ns_avg 88000
 //! yields 3
 //! hold_entries_max 8194
 //! cas_retries 0
@@ -44,9 +46,9 @@
 //! The last three lines are derived from the others (two decimals,
 //! rounded down; `-` while undefined) and are for people: the parser
 //! reads the integers. `interval_ns_last` and `flush_last` are `-` until
-//! they are defined. The `roots_` keys, `hold_entries_max` and
-//! `accessed_passed` came later than the others: a file without them (an
-//! older module's) reads as 0 for each.
+//! they are defined. The `roots_` keys, `hold_entries_max`,
+//! `accessed_passed` and the `flush_ns_` keys came later than the others: a
+//! file without them (an older module's) reads as 0 for each.
 
 use core::fmt;
 
@@ -114,6 +116,10 @@ pub struct StatsFile {
     pub unflushed_rounds: u64,
     /// Whether the last round was flushed (`None` before the first).
     pub flush_last: Option<bool>,
+    /// Time of the last round's flush, ns (0 if it did not flush).
+    pub flush_ns_last: u64,
+    /// Mean time of a flush, ns, over the rounds that flushed.
+    pub flush_ns_avg: u64,
     /// Yields and restarts, all rounds.
     pub yields: u64,
     /// The most entries examined during one hold of `mmu_lock`, any round:
@@ -183,6 +189,8 @@ impl StatsFile {
             flushes: totals.flushes,
             unflushed_rounds: totals.unflushed,
             flush_last: last.map(|r| r.flushed),
+            flush_ns_last: totals.flush_ns_last,
+            flush_ns_avg: totals.flush_ns_avg(),
             yields: totals.yields,
             hold_entries_max: totals.hold_entries_max,
             cas_retries: totals.cas_retries,
@@ -258,6 +266,8 @@ impl fmt::Display for StatsFile {
         n(f, "unflushed_rounds", self.unflushed_rounds)?;
         let flush_last = Opt(self.flush_last.map(yes_no_str));
         kv::write(f, "flush_last", format_args!("{flush_last}"))?;
+        n(f, "flush_ns_last", self.flush_ns_last)?;
+        n(f, "flush_ns_avg", self.flush_ns_avg)?;
         n(f, "yields", self.yields)?;
         n(f, "hold_entries_max", self.hold_entries_max)?;
         n(f, "cas_retries", self.cas_retries)?;
@@ -324,6 +334,8 @@ impl StatsFile {
             flushes: n("flushes")?,
             unflushed_rounds: n("unflushed_rounds")?,
             flush_last: flush_last()?,
+            flush_ns_last: later("flush_ns_last")?,
+            flush_ns_avg: later("flush_ns_avg")?,
             yields: n("yields")?,
             hold_entries_max: later("hold_entries_max")?,
             cas_retries: n("cas_retries")?,

@@ -66,6 +66,7 @@ fn wleaf(gfn: u64, size: PageSize, a: bool, d: bool) -> Leaf {
 fn end() -> RoundEnd {
     RoundEnd {
         walk_ns: 1000,
+        flush_ns: 0,
         walk: Stats::default(),
         yields: 0,
         longest_hold: 0,
@@ -834,6 +835,7 @@ fn round_over_real_tables(l: Layout) {
         }
         m.end_round(&RoundEnd {
             walk_ns: 5,
+            flush_ns: 0,
             walk: stats,
             yields: 0,
             longest_hold: 0,

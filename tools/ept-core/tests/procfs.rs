@@ -67,6 +67,7 @@ fn wleaf(gfn: u64, size: PageSize, a: bool, d: bool) -> Leaf {
 fn end(walk_ns: u64) -> RoundEnd {
     RoundEnd {
         walk_ns,
+        flush_ns: 90 + walk_ns % 2,
         walk: Stats {
             leaves: 10,
             cleared_accessed: 3,
@@ -247,6 +248,8 @@ walk_ns_max 5001
 flushes 2
 unflushed_rounds 0
 flush_last yes
+flush_ns_last 91
+flush_ns_avg 90
 yields 4
 hold_entries_max 70
 cas_retries 0
@@ -297,14 +300,16 @@ dirty_mb_s 0.00
         StatsFile::parse("rounds 1\n"),
         Err(FormatError::Missing("leaves"))
     );
-    // An older module's file, without the roots_ keys, hold_entries_max
-    // and accessed_passed: 0 for each; a bad value is still an error.
+    // An older module's file, without the roots_ keys, hold_entries_max,
+    // accessed_passed and the flush_ns_ keys: 0 for each; a bad value is
+    // still an error.
     let old: String = want
         .lines()
         .filter(|l| {
             !l.starts_with("roots_")
                 && !l.starts_with("hold_entries_max ")
                 && !l.starts_with("accessed_passed ")
+                && !l.starts_with("flush_ns_")
         })
         .map(|l| format!("{l}\n"))
         .collect();
@@ -316,6 +321,8 @@ dirty_mb_s 0.00
         roots_guest_mode: 0,
         hold_entries_max: 0,
         accessed_passed: 0,
+        flush_ns_last: 0,
+        flush_ns_avg: 0,
         ..s
     };
     assert_eq!(StatsFile::parse(&old), Ok(zeroed));
@@ -738,7 +745,7 @@ proptest! {
 
     #[test]
     fn stats_round_trip(
-        n in vec(any::<u64>(), 29), flush_last in proptest::option::of(any::<bool>()),
+        n in vec(any::<u64>(), 31), flush_last in proptest::option::of(any::<bool>()),
         interval in proptest::option::of(any::<u64>()), dirty in 0usize..3,
     ) {
         let s = StatsFile {
@@ -751,6 +758,7 @@ proptest! {
             roots_last: n[20], roots_walked: n[21], roots_lost: n[22], roots_over_limit: n[23],
             roots_invalid: n[24], roots_mirror: n[25], roots_guest_mode: n[26],
             hold_entries_max: n[27], accessed_passed: n[28],
+            flush_ns_last: n[29], flush_ns_avg: n[30],
             interval_ns_last: interval,
             dirty: [DirtyStatus::Tracked, DirtyStatus::Off, DirtyStatus::DirtyLogging][dirty],
         };

@@ -214,11 +214,13 @@ pub fn status(vm: &VmSnapshot) -> String {
     };
     let _ = writeln!(
         o,
-        "  rounds     {} (walk last {}, avg {}, max {}; {} yields)",
+        "  rounds     {} (walk last {}, avg {}, max {}; flush last {}, avg {}; {} yields)",
         st.rounds,
         human_ns(st.walk_ns_last),
         human_ns(st.walk_ns_avg),
         human_ns(st.walk_ns_max),
+        human_ns(st.flush_ns_last),
+        human_ns(st.flush_ns_avg),
         st.yields
     );
     let dash =

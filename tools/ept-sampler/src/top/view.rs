@@ -277,7 +277,8 @@ pub struct Metrics {
     pub walk_ms_last: Option<f64>,
     /// Mean walk, ms.
     pub walk_ms_avg: Option<f64>,
-    /// Mean walk as a share of the period, %.
+    /// A round's mean cost (its walk and its flush) as a share of the
+    /// period, %.
     pub cost_pct: Option<f64>,
 }
 
@@ -299,6 +300,10 @@ impl Metrics {
             .and_then(|c| c.settings)
             .map(|s| f64::from(s.period_ms) * 1e6);
         let walk_avg = stats.map(|s| s.walk_ns_avg as f64);
+        // flush_ns_avg is over the rounds that flushed.
+        let round_avg = stats.map(|s| {
+            s.walk_ns_avg as f64 + s.flush_ns_avg as f64 * s.flushes as f64 / s.rounds as f64
+        });
         Metrics {
             hot_mib: hot,
             dirty_mib: dirty,
@@ -307,7 +312,7 @@ impl Metrics {
                 .map(|c| c.0 as f64 / 100.0),
             walk_ms_last: stats.map(|s| s.walk_ns_last as f64 / 1e6),
             walk_ms_avg: walk_avg.map(|ns| ns / 1e6),
-            cost_pct: walk_avg
+            cost_pct: round_avg
                 .zip(period_ns)
                 .filter(|(_, p)| *p > 0.0)
                 .map(|(w, p)| 100.0 * w / p),
