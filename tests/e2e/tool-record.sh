@@ -53,8 +53,22 @@ s_record_report() {
 		d < 8 || d > max { print "dirty " d " MiB not 8.." max " after " r " rounds"; bad = 1 }
 		END { exit bad }' /tmp/run.csv ||
 		fail "dirty MiB does not follow the truth"
-	# Working set per round, in rows that saw new rounds.
-	csv_col /tmp/run.csv ws_mib | awk '$1 != "" && ($1 < 15.5 || $1 > 16.1) { print "ws " $1 " MiB not about 16"; bad = 1 } END { exit bad }' ||
+	# Working set per round, in rows that saw new rounds: never more than
+	# the 16 MiB testvm touches. A round sees all of it only if testvm's
+	# vCPU completed a pass since the round before, which a busy testbed
+	# (check-full boots two guests at once on two cores) does not promise
+	# for every round: one starved round pulls its row below 16. Over the
+	# whole recording (about 60 rounds) the mean per round is the truth.
+	awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+		$c["ws_mib"] == "" { next }
+		{ ws = $c["ws_mib"]; n = $c["new_rounds"]; sum += ws * n; rounds += n }
+		ws > 16.1 { print "ws " ws " MiB more than the 16 testvm touches"; bad = 1 }
+		END {
+			if (rounds == 0) { print "no row saw new rounds"; exit 1 }
+			printf "ws over %d rounds: %.3f MiB per round\n", rounds, sum / rounds
+			if (sum / rounds < 15.5) { print "mean ws not about 16"; bad = 1 }
+			exit bad
+		}' /tmp/run.csv ||
 		fail "working set does not follow the truth"
 	# Each round once: the new rounds after the first row add up to the
 	# rounds done between the first and the last row (the 64-round ring
