@@ -288,7 +288,8 @@ pub(crate) fn is_mirror_root(role: &bindings::kvm_mmu_page_role__bindgen_ty_1) -
     mirror
 }
 
-/// How this build flushes a VM's TLBs, as shown in `version` and `stats`.
+/// How this build flushes a VM's TLBs, as shown in `version` and `stats`
+/// (`none` there when [`TlbFlush::get`] finds no flush).
 pub(crate) const FLUSH_MECHANISM: &str = if cfg!(ept_kvm_internal_exports) {
     "symbol_get:kvm_flush_remote_tlbs"
 } else {
@@ -302,44 +303,85 @@ pub(crate) const VM_FILE_MECHANISM: &str = if cfg!(ept_kvm_internal_exports) {
     "file_is_kvm"
 };
 
-/// Flushes every TLB entry of the VM on all its vCPUs, so that the next
-/// guest access to a page whose accessed bit was cleared sets it again.
-/// Returns false when no flush is possible on this kernel.
+/// KVM's `kvm_flush_remote_tlbs()`, found and held: an attached VM keeps
+/// one, so that every round can flush and none finds the flush gone.
 ///
-/// Since 6.18 `kvm_flush_remote_tlbs()` is exported to KVM's vendor modules
-/// only; `symbol_get()` still finds it (it is an export, in a namespace)
-/// when KVM is built as modules, as distributions ship it. With KVM built
-/// in it cannot be reached and sampling runs without flushes.
+/// Without a flush a translation the guest's TLB caches never sets the
+/// accessed bit again, and the pages used most read idle: a VM is refused
+/// rather than sampled without one (`refused:no-tlb-flush`).
 ///
-/// # Safety
-///
-/// `kvm` is a live VM; process context (the flush may sleep); no
-/// `mmu_lock` held by the caller.
-pub(crate) unsafe fn flush_remote_tlbs(kvm: *mut bindings::kvm) -> bool {
-    #[cfg(not(ept_kvm_internal_exports))]
-    {
-        // SAFETY: live VM, process context (caller).
-        unsafe { bindings::kvm_flush_remote_tlbs(kvm) };
-        true
-    }
+/// Since 6.18 the function is exported to KVM's vendor modules only;
+/// `symbol_get()` still finds it (an export, in a namespace) when KVM is
+/// built as modules, as distributions ship it. With KVM built in it cannot
+/// be reached. Before 6.18 it is a plain export, linked directly.
+#[derive(Debug)]
+pub(crate) struct TlbFlush {
     #[cfg(ept_kvm_internal_exports)]
-    {
-        let name = c"kvm_flush_remote_tlbs";
-        // SAFETY: a NUL-terminated name; __symbol_get() returns the address
-        // of an exported symbol and takes a reference on its module, or NULL.
-        let sym = unsafe { bindings::__symbol_get(bindings::c_str(name)) };
-        if sym.is_null() {
-            return false;
+    flush: unsafe extern "C" fn(*mut bindings::kvm),
+    /// Only [`TlbFlush::get`] makes one.
+    _found: (),
+}
+
+#[cfg(ept_kvm_internal_exports)]
+const FLUSH_SYMBOL: &core::ffi::CStr = c"kvm_flush_remote_tlbs";
+
+impl TlbFlush {
+    /// The flush, or `None` when this kernel offers none (or the module
+    /// parameter `test_no_tlb_flush` says to act so).
+    pub(crate) fn get() -> Option<TlbFlush> {
+        // SAFETY: reads a module parameter; no preconditions.
+        if unsafe { bindings::ept_sampler_test_no_tlb_flush() } {
+            return None;
         }
-        // SAFETY: the symbol is KVM's exported
-        // `void kvm_flush_remote_tlbs(struct kvm *kvm)`, whose prototype
-        // our bindings were generated from (same tree).
-        let flush: unsafe extern "C" fn(*mut bindings::kvm) = unsafe { core::mem::transmute(sym) };
+        #[cfg(ept_kvm_internal_exports)]
+        {
+            // SAFETY: a NUL-terminated name; __symbol_get() returns the
+            // address of an exported symbol and takes a reference on its
+            // module (dropped in `drop`), or NULL.
+            let sym = unsafe { bindings::__symbol_get(bindings::c_str(FLUSH_SYMBOL)) };
+            if sym.is_null() {
+                return None;
+            }
+            // SAFETY: the symbol is KVM's exported
+            // `void kvm_flush_remote_tlbs(struct kvm *kvm)`, whose prototype
+            // our bindings were generated from (same tree).
+            let flush: unsafe extern "C" fn(*mut bindings::kvm) =
+                unsafe { core::mem::transmute(sym) };
+            Some(TlbFlush { flush, _found: () })
+        }
+        #[cfg(not(ept_kvm_internal_exports))]
+        Some(TlbFlush { _found: () })
+    }
+
+    /// Flushes every TLB entry of the VM on all its vCPUs, so that the next
+    /// guest access to a page whose accessed bit was cleared sets it again.
+    ///
+    /// # Safety
+    ///
+    /// `kvm` is a live VM; process context (the flush may sleep); no
+    /// `mmu_lock` held by the caller.
+    pub(crate) unsafe fn flush(&self, kvm: *mut bindings::kvm) {
+        #[cfg(ept_kvm_internal_exports)]
+        // SAFETY: `self.flush` is KVM's function, whose module `self` holds
+        // a reference on; live VM, process context (caller).
+        unsafe {
+            (self.flush)(kvm)
+        };
+        #[cfg(not(ept_kvm_internal_exports))]
         // SAFETY: live VM, process context (caller).
-        unsafe { flush(kvm) };
-        // SAFETY: drops the module reference __symbol_get() took.
-        unsafe { bindings::__symbol_put(bindings::c_str(name)) };
-        true
+        unsafe {
+            bindings::kvm_flush_remote_tlbs(kvm)
+        };
+    }
+}
+
+impl Drop for TlbFlush {
+    fn drop(&mut self) {
+        #[cfg(ept_kvm_internal_exports)]
+        // SAFETY: drops the module reference `get` took with __symbol_get().
+        unsafe {
+            bindings::__symbol_put(bindings::c_str(FLUSH_SYMBOL))
+        };
     }
 }
 

@@ -5,12 +5,28 @@
  * TDP MMU walkers do (arch/x86/kvm/mmu/tdp_mmu.c).
  */
 #include <linux/mm.h>
+#include <linux/moduleparam.h>
 #include <linux/page_idle.h>
 #include <linux/rcupdate.h>
 #include <linux/sched.h>
 #include <linux/spinlock.h>
 
 #include "helpers.h"
+
+/*
+ * A C module parameter: the kernel crate of 6.12 has no module parameters
+ * for Rust. Read-only at run time, so that a VM's refusal cannot change
+ * while it is listed.
+ */
+static bool test_no_tlb_flush;
+module_param(test_no_tlb_flush, bool, 0444);
+MODULE_PARM_DESC(test_no_tlb_flush,
+		 "For tests: act as if KVM's TLB flush could not be reached, so that every VM is refused (no-tlb-flush)");
+
+bool ept_sampler_test_no_tlb_flush(void)
+{
+	return test_no_tlb_flush;
+}
 
 void ept_sampler_read_lock(rwlock_t *lock)
 {

@@ -17,6 +17,13 @@
 #ifndef __acquires_shared
 #define __acquires_shared(x) __acquires(x)
 #define __releases_shared(x) __releases(x)
+/*
+ * The module parameter test_no_tlb_flush: whether the module must act as
+ * if it could not flush a VM's TLBs, to test the refusal a kernel with KVM
+ * built in gets (kvm/compat.rs).
+ */
+bool ept_sampler_test_no_tlb_flush(void);
+
 #endif
 
 /*
@@ -57,5 +64,12 @@ void ept_sampler_cond_resched(void);
  * the folio for activation, as KVM's own zap path did under mmu_lock.
  */
 bool ept_sampler_pass_accessed(u64 pfn);
+
+/*
+ * The module parameter test_no_tlb_flush: whether the module must act as
+ * if it could not flush a VM's TLBs, to test the refusal a kernel with KVM
+ * built in gets (kvm/compat.rs).
+ */
+bool ept_sampler_test_no_tlb_flush(void);
 
 #endif

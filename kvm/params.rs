@@ -1,13 +1,46 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Which two-dimensional paging KVM uses on this host, from KVM's module
-//! parameters (see [`super::sysfs`] for why they are read through sysfs).
+//! parameters (see [`super::sysfs`] for why they are read through sysfs),
+//! and whether the module can flush a VM's TLBs.
 
 use core::ffi::CStr;
 
 use crate::procfs::version::{HostTdp, VendorModule};
 
+use super::compat::TlbFlush;
 use super::sysfs;
+
+/// What the module found on the host, as last read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Host {
+    /// The TDP KVM uses.
+    pub(crate) tdp: HostTdp,
+    /// Whether KVM's TDP MMU is on; `None` when KVM is not loaded.
+    pub(crate) tdp_mmu: Option<bool>,
+    /// Whether KVM's TLB flush can be reached ([`TlbFlush::get`]).
+    pub(crate) tlb_flush: bool,
+}
+
+impl Host {
+    /// Before anything was read: no KVM.
+    pub(crate) const UNKNOWN: Host = Host {
+        tdp: HostTdp::NoKvm,
+        tdp_mmu: None,
+        tlb_flush: false,
+    };
+
+    /// Reads KVM's parameters and looks for its TLB flush (process
+    /// context: sysfs reads sleep).
+    pub(crate) fn read() -> Host {
+        let (tdp, tdp_mmu) = host_tdp();
+        Host {
+            tdp,
+            tdp_mmu,
+            tlb_flush: TlbFlush::get().is_some(),
+        }
+    }
+}
 
 /// A boolean module parameter: `Some(true)` for "Y", `None` when the
 /// parameter (or its module) does not exist.
@@ -22,7 +55,7 @@ fn param_bool(path: &CStr) -> Option<bool> {
 
 /// The host's TDP as KVM's parameters say it, and whether the TDP MMU (the
 /// only MMU whose page tables the sampler can walk safely) is on.
-pub(crate) fn host_tdp() -> (HostTdp, Option<bool>) {
+fn host_tdp() -> (HostTdp, Option<bool>) {
     let tdp_mmu = param_bool(c"/sys/module/kvm/parameters/tdp_mmu");
     if let Some(ept) = param_bool(c"/sys/module/kvm_intel/parameters/ept") {
         let ad = param_bool(c"/sys/module/kvm_intel/parameters/eptad").unwrap_or(false);

@@ -176,15 +176,16 @@ where
 
 /// How a round walks, clears and hands on.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Plan {
+pub(crate) struct Plan<'a> {
     /// The VM's entry format.
     pub(crate) format: Format,
     /// Which bits are tested and cleared.
     pub(crate) mode: Mode,
     /// Which tables are entered.
     pub(crate) descent: Descent,
-    /// Flush the VM's TLBs after the walk if anything was cleared.
-    pub(crate) flush: bool,
+    /// The VM's flush, if its TLBs are flushed after a walk that cleared
+    /// anything (`flush=round`).
+    pub(crate) flush: Option<&'a compat::TlbFlush>,
     /// Hand every accessed bit cleared in a leaf on to the host page it
     /// maps (`tune pass_accessed`; on unless a test or a measurement
     /// switched it off).
@@ -204,7 +205,7 @@ pub(crate) struct Plan {
 /// Process context; takes and yields `mmu_lock` for read. Each root is
 /// looked up again after every yield, and before its first chunk
 /// ([`walk_roots`]): a root listed before a yield may be freed during it.
-pub(crate) fn run<C, H>(vm: &Vm<'_>, plan: &Plan, map: &mut HeatMap<C, H>) -> RoundStats
+pub(crate) fn run<C, H>(vm: &Vm<'_>, plan: &Plan<'_>, map: &mut HeatMap<C, H>) -> RoundStats
 where
     C: DerefMut<Target = [u16]>,
     H: DerefMut<Target = [u64]>,
@@ -232,13 +233,14 @@ where
         || roots.walk.cleared_dirty != 0
         || roots.walk.cleared_tables != 0;
     let walked = now_ns();
-    let flush = plan.flush && cleared;
-    // SAFETY: live VM (see above), process context, mmu_lock dropped.
-    let flushed = flush && unsafe { compat::flush_remote_tlbs(vm.raw().as_ptr()) };
-    let flush_ns = if flush {
-        now_ns().saturating_sub(walked)
-    } else {
-        0
+    let (flushed, flush_ns) = match plan.flush {
+        Some(tlb) if cleared => {
+            // SAFETY: live VM (see above), process context, mmu_lock
+            // dropped.
+            unsafe { tlb.flush(vm.raw().as_ptr()) };
+            (true, now_ns().saturating_sub(walked))
+        }
+        _ => (false, 0),
     };
     RoundStats {
         roots,

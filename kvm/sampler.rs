@@ -28,12 +28,14 @@ use crate::procfs::version::HostTdp;
 use crate::procfs::vms::{self, Refusal, TdpKind, VmRow, VmState};
 use crate::procfs::{heatmap, heatmap_bin, history, ProcDir, VmDir};
 
+use super::bindings;
+use super::compat::TlbFlush;
 use super::discover::{self, FoundVm};
 use super::file::VmFile;
+use super::params::Host;
 use super::round;
 use super::vbuf::VBuf;
 use super::vm::{Vendor, Vm};
-use super::{bindings, params};
 
 /// Most VMs attached at once.
 pub(crate) const MAX_VMS: usize = 16;
@@ -72,15 +74,10 @@ fn errno_of(e: Errno) -> Error {
     Error::from_errno(n.wrapping_neg())
 }
 
-/// What KVM's parameters say about the host: its TDP and whether the TDP
-/// MMU is on.
-pub(crate) type HostParams = (HostTdp, Option<bool>);
-
 /// The paging KVM uses for a VM, and why it cannot be sampled if so.
-fn classify(vm: &Vm<'_>, host: HostParams) -> (TdpKind, core::result::Result<Vendor, Refusal>) {
-    let (tdp, tdp_mmu) = host;
+fn classify(vm: &Vm<'_>, host: Host) -> (TdpKind, core::result::Result<Vendor, Refusal>) {
     let vendor = vm.vendor();
-    let kind = match (vendor, tdp) {
+    let kind = match (vendor, host.tdp) {
         (Some(Vendor::Intel), HostTdp::EptAd) => TdpKind::EptAd,
         (Some(Vendor::Intel), HostTdp::Ept) => TdpKind::Ept,
         (Some(Vendor::Amd), HostTdp::Npt) => TdpKind::Npt,
@@ -89,7 +86,8 @@ fn classify(vm: &Vm<'_>, host: HostParams) -> (TdpKind, core::result::Result<Ven
     let verdict = match (vendor, kind) {
         (_, TdpKind::Shadow) | (None, _) => Err(Refusal::ShadowPaging),
         (_, TdpKind::Ept) => Err(Refusal::NoAdBits),
-        _ if tdp_mmu != Some(true) => Err(Refusal::TdpMmuOff),
+        _ if host.tdp_mmu != Some(true) => Err(Refusal::TdpMmuOff),
+        _ if !host.tlb_flush => Err(Refusal::NoTlbFlush),
         (Some(v), _) => Ok(v),
     };
     (kind, verdict)
@@ -142,6 +140,8 @@ pub(crate) struct Sampling {
 pub(crate) struct Attached {
     key: VmId,
     vendor: Vendor,
+    /// KVM's TLB flush, held while the VM is attached.
+    tlb: TlbFlush,
     /// Boxed: the state array lives in the mutex, built on the stack once.
     sampling: Option<KBox<Sampling>>,
     /// `/proc/ept_sampler/<pid>-<fd>/`; dropped before `file`.
@@ -190,7 +190,7 @@ impl Attached {
             format: round::format_of(vendor),
             mode: track.walker_mode(),
             descent,
-            flush: s.settings.flush == Flush::Round,
+            flush: (s.settings.flush == Flush::Round).then_some(&self.tlb),
             pass_accessed,
             budget,
         };
@@ -234,7 +234,7 @@ pub(crate) struct State {
     /// KVM's parameters as last read. `show` callbacks use this copy:
     /// reading sysfs inside one would nest two seq_file locks (lockdep
     /// reports it); opening `version` or `vms` and every `attach` refresh it.
-    pub(crate) host: HostParams,
+    pub(crate) host: Host,
     /// Entries a round examines per hold of `mmu_lock` (`tune`, for tests).
     walk_budget: u32,
     /// Whether cleared accessed bits are handed on to the host's pages
@@ -261,7 +261,7 @@ pub(crate) struct Sampler {
 impl Sampler {
     /// Re-reads KVM's parameters now (process context, no seq_file lock).
     pub(crate) fn refresh_host(&self) {
-        let host = params::host_tdp();
+        let host = Host::read();
         self.state.lock().host = host;
     }
 
@@ -273,7 +273,7 @@ impl Sampler {
                 vms: [const { None }; MAX_VMS],
                 closing: false,
                 last_error: None,
-                host: (HostTdp::NoKvm, None),
+                host: Host::UNKNOWN,
                 walk_budget: DEFAULT_WALK_BUDGET,
                 pass_accessed: true,
             }),
@@ -304,7 +304,7 @@ impl Sampler {
                 None => failure(Errno::Enoent, format_args!("process {pid} has no KVM VM")),
             });
         }
-        let host = params::host_tdp();
+        let host = Host::read();
         let mut attached = 0;
         let mut state = self.state.lock();
         state.host = host;
@@ -316,12 +316,18 @@ impl Sampler {
         }
         for vm in found.into_iter().flatten() {
             let key = VmId { pid, fd: vm.fd };
-            let vendor = classify(&Vm::new(&vm.file), state.host).1.map_err(|r| {
+            let refused = |r: Refusal| {
                 failure(
                     Errno::Eopnotsupp,
                     format_args!("vm {key} cannot be sampled: {}", r.as_str()),
                 )
-            })?;
+            };
+            let vendor = classify(&Vm::new(&vm.file), state.host)
+                .1
+                .map_err(refused)?;
+            // Found a moment ago (`host`), but only a VM that holds the
+            // flush is sampled.
+            let tlb = TlbFlush::get().ok_or_else(|| refused(Refusal::NoTlbFlush))?;
             if state
                 .vms
                 .iter()
@@ -363,6 +369,7 @@ impl Sampler {
                 *slot = Some(Attached {
                     key,
                     vendor,
+                    tlb,
                     sampling: None,
                     dir: Some(dir),
                     file: vm.file,
@@ -828,8 +835,8 @@ pub(crate) fn read_heatmap_bin(index: usize, offset: u64, buf: &mut [u8]) -> Res
 }
 
 /// KVM's parameters as last read (see [`State::host`]).
-pub(crate) fn host_params() -> HostParams {
-    current().map_or((HostTdp::NoKvm, None), |s| s.state.lock().host)
+pub(crate) fn host_params() -> Host {
+    current().map_or(Host::UNKNOWN, |s| s.state.lock().host)
 }
 
 /// Re-reads KVM's parameters (from an open, see [`State::host`]).

@@ -96,14 +96,18 @@ impl ShowFile for VersionFile {
     }
 
     fn show(m: &mut SeqFile, _data: usize) -> fmt::Result {
-        let (tdp, tdp_mmu) = sampler::host_params();
+        let host = sampler::host_params();
         let version = Version {
             module: MODULE_VERSION,
             kernel: kernel_release(),
-            tdp,
-            tdp_mmu,
+            tdp: host.tdp,
+            tdp_mmu: host.tdp_mmu,
             vm_files: compat::VM_FILE_MECHANISM,
-            tlb_flush: compat::FLUSH_MECHANISM,
+            tlb_flush: if host.tlb_flush {
+                compat::FLUSH_MECHANISM
+            } else {
+                "none"
+            },
             kvm_bits: Some(compat::KVM_BITS),
         };
         write!(m, "{version}")

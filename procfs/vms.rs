@@ -65,6 +65,10 @@ pub enum Refusal {
     TdpMmuOff,
     /// EPT without accessed/dirty bits (`kvm_intel.eptad=0`).
     NoAdBits,
+    /// KVM's TLB flush cannot be reached (KVM built in on a kernel that
+    /// exports it to KVM's own modules only): cached translations would
+    /// never set a cleared accessed bit again.
+    NoTlbFlush,
     /// A reason this reader does not know (written by a newer module).
     Other,
 }
@@ -76,6 +80,7 @@ impl Refusal {
             Refusal::ShadowPaging => "shadow-paging",
             Refusal::TdpMmuOff => "tdp-mmu-off",
             Refusal::NoAdBits => "no-ad-bits",
+            Refusal::NoTlbFlush => "no-tlb-flush",
             Refusal::Other => "other",
         }
     }
@@ -87,6 +92,7 @@ impl Refusal {
             "shadow-paging" => Refusal::ShadowPaging,
             "tdp-mmu-off" => Refusal::TdpMmuOff,
             "no-ad-bits" => Refusal::NoAdBits,
+            "no-tlb-flush" => Refusal::NoTlbFlush,
             _ => Refusal::Other,
         }
     }

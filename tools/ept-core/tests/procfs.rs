@@ -768,7 +768,7 @@ proptest! {
     #[test]
     fn tables_round_trip(
         rows in vec((1u32..5_000_000, any::<u32>(), any::<u32>(), any::<u32>(), any::<u64>(),
-                     0usize..4, any::<bool>(), 0usize..7), 0..10),
+                     0usize..4, any::<bool>(), 0usize..8), 0..10),
         slots in vec((any::<u16>(), any::<u16>(), 0u64..(1 << 40), 0u64..(1 << 40), any::<bool>(), any::<bool>()), 0..10),
     ) {
         let rows: Vec<VmRow> = rows.into_iter().map(|(pid, fd, vcpus, memslots, mem, tdp, dl, st)| VmRow {
@@ -779,7 +779,8 @@ proptest! {
             state: [
                 VmState::Detached, VmState::Attached, VmState::Sampling,
                 VmState::Refused(Refusal::ShadowPaging), VmState::Refused(Refusal::TdpMmuOff),
-                VmState::Refused(Refusal::NoAdBits), VmState::Refused(Refusal::Other),
+                VmState::Refused(Refusal::NoAdBits), VmState::Refused(Refusal::NoTlbFlush),
+                VmState::Refused(Refusal::Other),
             ][st],
         }).collect();
         let mut out = String::new();

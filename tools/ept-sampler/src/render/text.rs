@@ -17,6 +17,9 @@ pub fn refusal_text(why: Refusal) -> &'static str {
         Refusal::ShadowPaging => "KVM uses shadow paging for it",
         Refusal::TdpMmuOff => "KVM's TDP MMU is off (kvm.tdp_mmu=0)",
         Refusal::NoAdBits => "EPT has no accessed/dirty bits (kvm_intel.eptad=0)",
+        Refusal::NoTlbFlush => {
+            "KVM's TLB flush cannot be reached (KVM built in?): cached translations would hide accesses"
+        }
         Refusal::Other => "a reason this tool does not know",
     }
 }
