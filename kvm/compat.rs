@@ -288,8 +288,8 @@ pub(crate) fn is_mirror_root(role: &bindings::kvm_mmu_page_role__bindgen_ty_1) -
     mirror
 }
 
-/// How this build flushes a VM's TLBs, as shown in `version` and `stats`
-/// (`none` there when [`TlbFlush::get`] finds no flush).
+/// How this build flushes a VM's TLBs, as shown in `version` (`none` there
+/// when [`TlbFlush::get`] finds no flush).
 pub(crate) const FLUSH_MECHANISM: &str = if cfg!(ept_kvm_internal_exports) {
     "symbol_get:kvm_flush_remote_tlbs"
 } else {

@@ -17,13 +17,6 @@
 #ifndef __acquires_shared
 #define __acquires_shared(x) __acquires(x)
 #define __releases_shared(x) __releases(x)
-/*
- * The module parameter test_no_tlb_flush: whether the module must act as
- * if it could not flush a VM's TLBs, to test the refusal a kernel with KVM
- * built in gets (kvm/compat.rs).
- */
-bool ept_sampler_test_no_tlb_flush(void);
-
 #endif
 
 /*

@@ -31,7 +31,9 @@ impl Host {
     };
 
     /// Reads KVM's parameters and looks for its TLB flush (process
-    /// context: sysfs reads sleep).
+    /// context: sysfs reads sleep). The look takes a reference on kvm.ko
+    /// for an instant: an `rmmod kvm` at that very moment fails with EBUSY,
+    /// as it does while any VM exists.
     pub(crate) fn read() -> Host {
         let (tdp, tdp_mmu) = host_tdp();
         Host {

@@ -60,12 +60,15 @@ struct HandOver<'a, V> {
 impl<V: Visitor> Visitor for HandOver<'_, V> {
     #[inline]
     fn leaf(&mut self, leaf: Leaf) {
-        // SAFETY: the walker reports a leaf during the hold of mmu_lock in
-        // which it found it present and cleared its bits (a chunk's visits
-        // all happen in one hold: RootSink), and the visitor does not
-        // outlive the chunk.
-        if self.pass_accessed && leaf.cleared_accessed && unsafe { mmu::pass_accessed(leaf.pfn) } {
-            *self.passed = self.passed.saturating_add(1);
+        if self.pass_accessed && leaf.cleared_accessed {
+            // The walker reports a leaf during the hold of mmu_lock in which
+            // it found it present and cleared its bits (a chunk's visits all
+            // happen in one hold: RootSink); the visitor lives one chunk.
+            // SAFETY: so `leaf.pfn` is mapped by a present leaf now.
+            let passed = unsafe { mmu::pass_accessed(leaf.pfn) };
+            if passed {
+                *self.passed = self.passed.saturating_add(1);
+            }
         }
         if compat::CLEAR_D_NEEDS_SET_PFN_DIRTY && leaf.cleared_dirty {
             compat::set_pfn_dirty(leaf.pfn);

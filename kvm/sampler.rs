@@ -88,7 +88,10 @@ fn classify(vm: &Vm<'_>, host: Host) -> (TdpKind, core::result::Result<Vendor, R
         (_, TdpKind::Ept) => Err(Refusal::NoAdBits),
         _ if host.tdp_mmu != Some(true) => Err(Refusal::TdpMmuOff),
         _ if !host.tlb_flush => Err(Refusal::NoTlbFlush),
-        (Some(v), _) => Ok(v),
+        (Some(v), _) => {
+            let (kvm_type, private_mem) = vm.vm_type();
+            vms::vm_type_refusal(kvm_type, private_mem).map_or(Ok(v), Err)
+        }
     };
     (kind, verdict)
 }
@@ -314,20 +317,35 @@ impl Sampler {
                 format_args!("the module is unloading"),
             ));
         }
+        // Without an fd, a refused VM is passed over (a process may run a
+        // default VM beside a confidential one); the first refusal is the
+        // answer only if nothing was attached.
+        let mut first_refusal = None;
         for vm in found.into_iter().flatten() {
             let key = VmId { pid, fd: vm.fd };
-            let refused = |r: Refusal| {
-                failure(
-                    Errno::Eopnotsupp,
-                    format_args!("vm {key} cannot be sampled: {}", r.as_str()),
-                )
-            };
-            let vendor = classify(&Vm::new(&vm.file), state.host)
+            let verdict = classify(&Vm::new(&vm.file), state.host)
                 .1
-                .map_err(refused)?;
-            // Found a moment ago (`host`), but only a VM that holds the
-            // flush is sampled.
-            let tlb = TlbFlush::get().ok_or_else(|| refused(Refusal::NoTlbFlush))?;
+                .and_then(|vendor| {
+                    // Found a moment ago (`host`), but only a VM that holds
+                    // the flush is sampled.
+                    TlbFlush::get()
+                        .map(|tlb| (vendor, tlb))
+                        .ok_or(Refusal::NoTlbFlush)
+                });
+            let (vendor, tlb) = match verdict {
+                Ok(v) => v,
+                Err(r) => {
+                    let refused = failure(
+                        Errno::Eopnotsupp,
+                        format_args!("vm {key} cannot be sampled: {}", r.as_str()),
+                    );
+                    if fd.is_some() {
+                        return Err(refused);
+                    }
+                    first_refusal.get_or_insert(refused);
+                    continue;
+                }
+            };
             if state
                 .vms
                 .iter()
@@ -378,10 +396,12 @@ impl Sampler {
             }
         }
         if attached == 0 {
-            return Err(failure(
-                Errno::Ebusy,
-                format_args!("every VM of process {pid} is attached already"),
-            ));
+            return Err(first_refusal.unwrap_or_else(|| {
+                failure(
+                    Errno::Ebusy,
+                    format_args!("every VM of process {pid} is attached already"),
+                )
+            }));
         }
         Ok(())
     }

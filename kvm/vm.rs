@@ -81,6 +81,22 @@ impl<'a> Vm<'a> {
         unsafe { atomic_read(ptr::addr_of_mut!((*self.kvm()).nr_memslots_dirty_logging)) > 0 }
     }
 
+    /// KVM's type of the VM (`kvm->arch.vm_type`, KVM_CREATE_VM's
+    /// argument) and whether it may have private memory
+    /// (`kvm->arch.has_private_mem`): both fixed when the VM is created.
+    pub(crate) fn vm_type(&self) -> (u8, bool) {
+        // SAFETY: the VM is alive while its file is (VmFile invariant);
+        // both fields are written only during KVM_CREATE_VM
+        // (kvm_arch_init_vm, then the vendor's vm_init), before
+        // fd_install() publishes the file we found.
+        unsafe {
+            (
+                (*self.kvm()).arch.vm_type,
+                (*self.kvm()).arch.has_private_mem,
+            )
+        }
+    }
+
     /// The vendor module whose file operations the VM file has.
     pub(crate) fn vendor(&self) -> Option<Vendor> {
         let file = self.file.raw();

@@ -69,6 +69,18 @@ pub enum Refusal {
     /// exports it to KVM's own modules only): cached translations would
     /// never set a cleared accessed bit again.
     NoTlbFlush,
+    /// A confidential VM (SEV-SNP, TDX): its private memory is mapped by
+    /// tables or with protections the sampler cannot read as KVM's TDP MMU
+    /// entries (TDX's live in the TDX module, behind mirror roots).
+    ConfidentialVm,
+    /// A VM that may have guest_memfd-private memory
+    /// (`KVM_X86_SW_PROTECTED_VM`): private memory is not in the VMM's
+    /// address space, and KVM zaps and rebuilds its mappings at every
+    /// private/shared conversion; a heat map would show shared memory only,
+    /// as if it were all.
+    PrivateMemory,
+    /// A VM type this module does not know (a kernel newer than it).
+    UnknownVmType,
     /// A reason this reader does not know (written by a newer module).
     Other,
 }
@@ -81,6 +93,9 @@ impl Refusal {
             Refusal::TdpMmuOff => "tdp-mmu-off",
             Refusal::NoAdBits => "no-ad-bits",
             Refusal::NoTlbFlush => "no-tlb-flush",
+            Refusal::ConfidentialVm => "confidential-vm",
+            Refusal::PrivateMemory => "private-memory",
+            Refusal::UnknownVmType => "unknown-vm-type",
             Refusal::Other => "other",
         }
     }
@@ -93,8 +108,43 @@ impl Refusal {
             "tdp-mmu-off" => Refusal::TdpMmuOff,
             "no-ad-bits" => Refusal::NoAdBits,
             "no-tlb-flush" => Refusal::NoTlbFlush,
+            "confidential-vm" => Refusal::ConfidentialVm,
+            "private-memory" => Refusal::PrivateMemory,
+            "unknown-vm-type" => Refusal::UnknownVmType,
             _ => Refusal::Other,
         }
+    }
+}
+
+/// KVM's x86 VM types, KVM_CREATE_VM's argument
+/// (`arch/x86/include/uapi/asm/kvm.h`, a stable ABI; TDX from 6.16 on).
+pub mod vm_type {
+    /// `KVM_X86_DEFAULT_VM`.
+    pub const DEFAULT: u8 = 0;
+    /// `KVM_X86_SW_PROTECTED_VM`.
+    pub const SW_PROTECTED: u8 = 1;
+    /// `KVM_X86_SEV_VM`.
+    pub const SEV: u8 = 2;
+    /// `KVM_X86_SEV_ES_VM`.
+    pub const SEV_ES: u8 = 3;
+    /// `KVM_X86_SNP_VM`.
+    pub const SNP: u8 = 4;
+    /// `KVM_X86_TDX_VM`.
+    pub const TDX: u8 = 5;
+}
+
+/// Why a VM of type `kvm_type` (`kvm->arch.vm_type`) cannot be sampled,
+/// if it cannot; `private_mem` is KVM's `kvm->arch.has_private_mem`. By
+/// type, not by kernel version: a backport of a type does not make a
+/// module wrong. SEV and SEV-ES VMs encrypt memory that stays in the VMM's
+/// address space and mapped by ordinary TDP entries: they are sampled.
+pub fn vm_type_refusal(kvm_type: u8, private_mem: bool) -> Option<Refusal> {
+    match kvm_type {
+        vm_type::SNP | vm_type::TDX => Some(Refusal::ConfidentialVm),
+        t if t > vm_type::TDX => Some(Refusal::UnknownVmType),
+        vm_type::SW_PROTECTED => Some(Refusal::PrivateMemory),
+        _ if private_mem => Some(Refusal::PrivateMemory),
+        _ => None,
     }
 }
 

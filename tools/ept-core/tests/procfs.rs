@@ -768,7 +768,7 @@ proptest! {
     #[test]
     fn tables_round_trip(
         rows in vec((1u32..5_000_000, any::<u32>(), any::<u32>(), any::<u32>(), any::<u64>(),
-                     0usize..4, any::<bool>(), 0usize..8), 0..10),
+                     0usize..4, any::<bool>(), 0usize..11), 0..10),
         slots in vec((any::<u16>(), any::<u16>(), 0u64..(1 << 40), 0u64..(1 << 40), any::<bool>(), any::<bool>()), 0..10),
     ) {
         let rows: Vec<VmRow> = rows.into_iter().map(|(pid, fd, vcpus, memslots, mem, tdp, dl, st)| VmRow {
@@ -780,7 +780,8 @@ proptest! {
                 VmState::Detached, VmState::Attached, VmState::Sampling,
                 VmState::Refused(Refusal::ShadowPaging), VmState::Refused(Refusal::TdpMmuOff),
                 VmState::Refused(Refusal::NoAdBits), VmState::Refused(Refusal::NoTlbFlush),
-                VmState::Refused(Refusal::Other),
+                VmState::Refused(Refusal::ConfidentialVm), VmState::Refused(Refusal::PrivateMemory),
+                VmState::Refused(Refusal::UnknownVmType), VmState::Refused(Refusal::Other),
             ][st],
         }).collect();
         let mut out = String::new();
@@ -906,4 +907,51 @@ fn version_text_exactly_and_back() {
         Version::parse(&bad),
         Err(VersionError::BadValue("frozen_spte"))
     );
+}
+
+/// Which VM types are refused, against the uapi numbers (a test of the
+/// table, not of the numbers: those are KVM's ABI).
+#[test]
+fn vm_types_refused_by_type() {
+    use ept_core::procfs::vms::{vm_type, vm_type_refusal};
+    assert_eq!(vm_type_refusal(vm_type::DEFAULT, false), None);
+    assert_eq!(vm_type_refusal(vm_type::SEV, false), None);
+    assert_eq!(vm_type_refusal(vm_type::SEV_ES, false), None);
+    assert_eq!(
+        vm_type_refusal(vm_type::SW_PROTECTED, true),
+        Some(Refusal::PrivateMemory)
+    );
+    // Whatever KVM says of its memory, the type decides.
+    assert_eq!(
+        vm_type_refusal(vm_type::SW_PROTECTED, false),
+        Some(Refusal::PrivateMemory)
+    );
+    assert_eq!(
+        vm_type_refusal(vm_type::SNP, true),
+        Some(Refusal::ConfidentialVm)
+    );
+    assert_eq!(
+        vm_type_refusal(vm_type::TDX, true),
+        Some(Refusal::ConfidentialVm)
+    );
+    // A default VM that may have private memory (a future kernel) is refused too.
+    assert_eq!(
+        vm_type_refusal(vm_type::DEFAULT, true),
+        Some(Refusal::PrivateMemory)
+    );
+    for t in 6..=u8::MAX {
+        assert_eq!(
+            vm_type_refusal(t, false),
+            Some(Refusal::UnknownVmType),
+            "type {t}"
+        );
+    }
+    for r in [
+        Refusal::ConfidentialVm,
+        Refusal::PrivateMemory,
+        Refusal::UnknownVmType,
+        Refusal::NoTlbFlush,
+    ] {
+        assert_eq!(Refusal::parse(r.as_str()), r);
+    }
 }

@@ -1,6 +1,6 @@
 //! Command line of `testvm`.
 
-use clap::{ArgAction, ArgGroup, Parser};
+use clap::{ArgAction, ArgGroup, Parser, ValueEnum};
 use std::path::PathBuf;
 
 use crate::range::{parse_range, parse_size, validate, Backing, Range, Workload};
@@ -67,6 +67,12 @@ pub struct Cli {
     /// Write ranges of the second phase: they replace the --write ranges.
     #[arg(long = "then-write", value_parser = parse_range, num_args = 1.., action = ArgAction::Append, requires = "switch", value_name = "GPA+LEN")]
     pub then_write: Vec<Range>,
+    /// The VM's type (KVM_CREATE_VM's argument): `sw-protected` is
+    /// KVM_X86_SW_PROTECTED_VM, a VM that may have guest_memfd-private
+    /// memory (CONFIG_KVM_SW_PROTECTED_VM), as SEV-SNP and TDX VMs do. Its
+    /// memory stays shared here: the guest runs as in a default VM.
+    #[arg(long, value_enum, default_value_t = VmType::Default)]
+    pub vm_type: VmType,
     /// Create the memslot with KVM_MEM_LOG_DIRTY_PAGES.
     #[arg(long)]
     pub dirty_log: bool,
@@ -85,6 +91,25 @@ pub struct Cli {
     /// Write the truth file (JSON) here.
     #[arg(long, value_name = "FILE")]
     pub truth: Option<PathBuf>,
+}
+
+/// A VM type of KVM_CREATE_VM (arch/x86/include/uapi/asm/kvm.h).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum VmType {
+    /// KVM_X86_DEFAULT_VM.
+    Default,
+    /// KVM_X86_SW_PROTECTED_VM.
+    SwProtected,
+}
+
+impl VmType {
+    /// KVM_CREATE_VM's argument.
+    pub fn kvm_type(self) -> u64 {
+        match self {
+            VmType::Default => u64::from(kvm_bindings::KVM_X86_DEFAULT_VM),
+            VmType::SwProtected => u64::from(kvm_bindings::KVM_X86_SW_PROTECTED_VM),
+        }
+    }
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {

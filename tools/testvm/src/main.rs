@@ -421,7 +421,9 @@ fn run(cli: &Cli, w: &Workload) -> Result<i32, String> {
     let kvm = Kvm::new().map_err(|e| {
         format!("cannot open /dev/kvm: {e} (is KVM available: kvm + kvm_intel/kvm_amd loaded?)")
     })?;
-    let vm = kvm.create_vm().map_err(|e| format!("KVM_CREATE_VM: {e}"))?;
+    let vm = kvm
+        .create_vm_with_type(cli.vm_type.kvm_type())
+        .map_err(|e| format!("KVM_CREATE_VM ({:?}): {e}", cli.vm_type))?;
     let vm_fd = vm.as_raw_fd();
     if w.mem <= TSS_ADDR {
         vm.set_tss_address(TSS_ADDR as usize)

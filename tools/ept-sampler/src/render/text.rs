@@ -20,6 +20,11 @@ pub fn refusal_text(why: Refusal) -> &'static str {
         Refusal::NoTlbFlush => {
             "KVM's TLB flush cannot be reached (KVM built in?): cached translations would hide accesses"
         }
+        Refusal::ConfidentialVm => "a confidential VM (SEV-SNP or TDX): its private memory cannot be sampled",
+        Refusal::PrivateMemory => {
+            "a VM with guest_memfd-private memory (KVM_X86_SW_PROTECTED_VM): a heat map would show its shared memory only"
+        }
+        Refusal::UnknownVmType => "a VM type the module does not know",
         Refusal::Other => "a reason this tool does not know",
     }
 }
