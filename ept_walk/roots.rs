@@ -59,6 +59,12 @@ pub unsafe trait RootSource {
     /// Drops the lock, lets others run, takes it again. Every root may have
     /// gone meanwhile.
     fn relax(&mut self);
+
+    /// Whether the tables' owner keeps the dirty bits for itself now (KVM:
+    /// dirty logging is on for a memslot of the VM). Asked under the first
+    /// hold of the lock, after every [`relax`](Self::relax) and at the end
+    /// of the walk: from the first yes on, the walk leaves dirty bits alone.
+    fn dirty_logging(&self) -> bool;
 }
 
 /// Where a round's results go: one heat map round, root after root.
@@ -76,6 +82,12 @@ pub trait RootSink {
     /// no [`RootSource::relax`] comes between them): a leaf is reported in
     /// the hold in which it was found present and its bits cleared.
     fn visitor(&mut self) -> Self::Visitor<'_>;
+
+    /// The walk has stopped clearing dirty bits part way (dirty logging
+    /// began): from now on a leaf's dirty bit says only "written since
+    /// mapped", and the round's dirty results are partial. Called at most
+    /// once per walk, before the next chunk's visitor.
+    fn stop_dirty(&mut self);
 }
 
 /// A root as found under the current hold of the lock. It borrows the
@@ -130,6 +142,10 @@ pub struct RootsStats {
     /// The most entries examined during one hold of the lock (the budget,
     /// plus at most a root's levels less one: see [`Walker::walk`]).
     pub longest_hold: u64,
+    /// The walk was to clear dirty bits and stopped doing so because
+    /// [`RootSource::dirty_logging`] said yes (at its first hold or after a
+    /// drop): its dirty results are partial.
+    pub dirty_stopped: bool,
 }
 
 /// Walks every usable root of `source` once, in chunks of `budget` entries,
@@ -145,6 +161,11 @@ pub struct RootsStats {
 /// walked on from where it stopped: it is a valid root under this hold, so
 /// that is safe; its first part goes unwalked this round. Roots that appear
 /// during a round wait for the next.
+///
+/// A `mode` that clears dirty bits is asked of the source again under the
+/// first hold, after every drop and at the end ([`RootSource::dirty_logging`]):
+/// once the owner logs dirty pages the rest of the walk clears accessed
+/// bits only, and the sink is told ([`RootSink::stop_dirty`]).
 pub fn walk_roots<S, K>(
     source: &mut S,
     mode: Mode,
@@ -172,6 +193,8 @@ where
     let budget = budget.max(1);
     let mut left = budget;
     let mut held: u64 = 0;
+    let mut mode = mode;
+    recheck_dirty(source, &mut mode, &mut stats, sink);
     for key in keys.iter().flatten() {
         // Where the walk of this root goes on from; None before it began.
         let mut resume: Option<GfnRange> = None;
@@ -181,6 +204,7 @@ where
                 stats.yields = stats.yields.saturating_add(1);
                 left = budget;
                 held = 0;
+                recheck_dirty(source, &mut mode, &mut stats, sink);
             }
             let Some(found) = find(source, *key) else {
                 stats.lost = stats.lost.saturating_add(1);
@@ -208,5 +232,23 @@ where
             left = 0;
         }
     }
+    // Logging may have begun during the last hold, its clearing of D bits
+    // overlapping the walk's: the results are partial then too.
+    recheck_dirty(source, &mut mode, &mut stats, sink);
     stats
+}
+
+/// Under a hold of the lock: stops clearing dirty bits if the source's
+/// owner logs dirty pages now (see [`walk_roots`]).
+fn recheck_dirty<S: RootSource, K: RootSink>(
+    source: &S,
+    mode: &mut Mode,
+    stats: &mut RootsStats,
+    sink: &mut K,
+) {
+    if mode.clears_dirty() && source.dirty_logging() {
+        *mode = Mode::ClearAccessed;
+        stats.dirty_stopped = true;
+        sink.stop_dirty();
+    }
 }

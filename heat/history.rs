@@ -291,6 +291,16 @@ impl<S: DerefMut<Target = [u64]>> History<S> {
         }
     }
 
+    /// Forgets the dirty pages counted so far in the current round (its
+    /// dirty results turned out partial: see
+    /// [`HeatMap::stop_dirty`](super::HeatMap::stop_dirty)). O(regions).
+    pub fn forget_dirty(&mut self) {
+        for w in self.counters_mut() {
+            let (a, _) = unpack_pair(*w);
+            *w = pack_pair(a, 0);
+        }
+    }
+
     /// Closes the round: fills its row of shares and stores `record` with
     /// its page counts filled in, replacing the oldest round when the ring
     /// is full. Returns the stored record. O(regions).

@@ -94,6 +94,8 @@ pub struct HeatMap<C, H> {
     round: u64,
     start_ns: u64,
     in_round: bool,
+    /// The running round stopped recording dirty bits part way.
+    dirty_partial: bool,
 }
 
 impl<C, H> HeatMap<C, H>
@@ -114,6 +116,7 @@ where
             round: 0,
             start_ns: 0,
             in_round: false,
+            dirty_partial: false,
         })
     }
 
@@ -129,6 +132,25 @@ where
         self.round = self.round.wrapping_add(1);
         self.start_ns = start_ns;
         self.in_round = true;
+        self.dirty_partial = false;
+    }
+
+    /// The running round stops recording dirty bits: the walk stopped
+    /// clearing them part way (dirty logging began, so KVM owns them). Its
+    /// dirty pages are not counted (the history, the dirty rate,
+    /// `dirty_pages_last`: the round is recorded as tracking accessed bits
+    /// only) and the round is counted in [`Totals::dirty_partial_rounds`].
+    /// The granules' dirty windows keep what was seen before the stop: true,
+    /// but incomplete for this round. O(regions).
+    pub fn stop_dirty(&mut self) {
+        if !self.in_round || !self.track.dirty() {
+            return;
+        }
+        // The pending run goes to the store and the counters first.
+        self.record_run();
+        self.history.forget_dirty();
+        self.track = Track::Accessed;
+        self.dirty_partial = true;
     }
 
     /// Starts walking another root in the running round. Call it before
@@ -185,6 +207,9 @@ where
             track: self.track,
         });
         self.totals.add(&record, end);
+        if self.dirty_partial {
+            self.totals.dirty_partial_rounds = self.totals.dirty_partial_rounds.saturating_add(1);
+        }
         record
     }
 

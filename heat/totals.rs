@@ -33,6 +33,10 @@ pub struct Totals {
     pub hold_entries_max: u64,
     /// Accessed bits handed on to the host's pages, all rounds.
     pub passed_accessed: u64,
+    /// Rounds that were to clear dirty bits and stopped part way because
+    /// dirty logging began ([`HeatMap::stop_dirty`](super::HeatMap::stop_dirty)):
+    /// their dirty results are partial and were not counted.
+    pub dirty_partial_rounds: u64,
     /// Failed `compare_exchange`s on entries (the CPU or KVM raced).
     pub cas_retries: u64,
     /// Frozen entries met (skipped).

@@ -96,6 +96,7 @@ impl<V: Visitor> Visitor for HandOver<'_, V> {
 /// A VM's roots under its `mmu_lock`, as the round driver sees them.
 struct VmRoots<'a> {
     guard: MmuReadGuard<'a>,
+    vm: &'a Vm<'a>,
     format: Format,
     phys_mask: u64,
 }
@@ -143,6 +144,15 @@ unsafe impl RootSource for VmRoots<'_> {
     fn relax(&mut self) {
         self.guard.relax();
     }
+
+    fn dirty_logging(&self) -> bool {
+        // KVM raises this count before it write-protects or clears D bits
+        // for the slot (kvm_commit_memory_region, then
+        // kvm_mmu_slot_apply_flags, under mmu_lock for read like us): a
+        // hold that read 0 may overlap that clearing, which the driver's
+        // last look, at the end of the walk, still catches.
+        self.vm.dirty_logging()
+    }
 }
 
 /// The open round of a heat map, root after root, with what the walker
@@ -174,6 +184,10 @@ where
             pass_accessed: self.pass_accessed,
             passed: &mut self.passed,
         }
+    }
+
+    fn stop_dirty(&mut self) {
+        self.map.stop_dirty();
     }
 }
 
@@ -219,6 +233,7 @@ where
             // SAFETY: `vm` borrows the file reference that keeps the VM
             // alive; callers only sample VMs whose TDP MMU is on.
             guard: unsafe { MmuReadGuard::lock(vm.raw()) },
+            vm,
             format: plan.format,
             phys_mask: compat::physical_mask(),
         };

@@ -37,6 +37,7 @@
 //! accessed_pages_last 2048
 //! dirty_pages_last 512
 //! interval_ns_last 100000000
+//! dirty_partial_rounds 0
 //! dirty tracked
 //! accessed_mib_last 8.00
 //! dirty_mib_last 2.00
@@ -47,8 +48,9 @@
 //! rounded down; `-` while undefined) and are for people: the parser
 //! reads the integers. `interval_ns_last` and `flush_last` are `-` until
 //! they are defined. The `roots_` keys, `hold_entries_max`,
-//! `accessed_passed` and the `flush_ns_` keys came later than the others: a
-//! file without them (an older module's) reads as 0 for each.
+//! `accessed_passed`, the `flush_ns_` keys and `dirty_partial_rounds` came
+//! later than the others: a file without them (an older module's) reads as
+//! 0 for each.
 
 use core::fmt;
 
@@ -163,6 +165,9 @@ pub struct StatsFile {
     /// Time the last round's dirty bits built up in, ns (`None` until two
     /// rounds are done).
     pub interval_ns_last: Option<u64>,
+    /// Rounds whose dirty results are partial and were not counted: dirty
+    /// logging began while they were clearing dirty bits.
+    pub dirty_partial_rounds: u64,
     /// What happens to dirty bits.
     pub dirty: DirtyStatus,
 }
@@ -211,6 +216,7 @@ impl StatsFile {
             accessed_pages_last: last.map_or(0, |r| r.accessed_pages),
             dirty_pages_last: last.map_or(0, |r| r.dirty_pages),
             interval_ns_last: totals.interval_ns_last,
+            dirty_partial_rounds: totals.dirty_partial_rounds,
             dirty,
         }
     }
@@ -289,6 +295,7 @@ impl fmt::Display for StatsFile {
         n(f, "dirty_pages_last", self.dirty_pages_last)?;
         let interval = Opt(self.interval_ns_last);
         kv::write(f, "interval_ns_last", format_args!("{interval}"))?;
+        n(f, "dirty_partial_rounds", self.dirty_partial_rounds)?;
         kv::write(f, "dirty", format_args!("{}", self.dirty.as_str()))?;
         let derived = [
             ("accessed_mib_last", self.accessed_mib_last()),
@@ -356,6 +363,7 @@ impl StatsFile {
             accessed_pages_last: n("accessed_pages_last")?,
             dirty_pages_last: n("dirty_pages_last")?,
             interval_ns_last: opt_number("interval_ns_last")?,
+            dirty_partial_rounds: later("dirty_partial_rounds")?,
             dirty: kv_parsed(text, "dirty", DirtyStatus::parse)?,
         })
     }

@@ -329,6 +329,40 @@ fn one_round_at_4k() {
     assert_eq!(m.view().history.shares(0, 0), Some((8, 8)));
 }
 
+/// Dirty logging began part way through a round: its dirty pages are not
+/// counted, the round is recorded as tracking accessed bits only and
+/// counted partial; what was seen before the stop stays in the granules.
+#[test]
+fn a_round_whose_dirty_results_stopped_part_way() {
+    let mut m = new_map(64, g(4096), 5, DEFAULT_REGION, 4);
+    m.begin_round(1_000, Track::Both);
+    m.begin_root();
+    m.visitor().leaf(wleaf(0, PageSize::Size4K, true, true));
+    m.visitor().leaf(wleaf(1, PageSize::Size4K, true, true));
+    m.stop_dirty();
+    m.stop_dirty();
+    // After the stop a leaf's D only says "written since mapped".
+    m.visitor().leaf(wleaf(2, PageSize::Size4K, true, true));
+    let rec = m.end_round(&end());
+    assert_eq!(rec.track, Track::Accessed);
+    assert_eq!((rec.accessed_pages, rec.dirty_pages), (3, 0));
+    assert_eq!(m.totals().dirty_partial_rounds, 1);
+    assert_eq!(heat(&m, 0), (P4K, 1, 1));
+    assert_eq!(heat(&m, 2), (P4K, 1, 0));
+    // The next round is whole again.
+    m.begin_round(2_000, Track::Both);
+    m.begin_root();
+    m.visitor().leaf(wleaf(2, PageSize::Size4K, true, true));
+    let rec = m.end_round(&end());
+    assert_eq!((rec.track, rec.dirty_pages), (Track::Both, 1));
+    assert_eq!(m.totals().dirty_partial_rounds, 1);
+    // An accessed-only round has nothing to stop.
+    m.begin_round(3_000, Track::Accessed);
+    m.stop_dirty();
+    m.end_round(&end());
+    assert_eq!(m.totals().dirty_partial_rounds, 1);
+}
+
 #[test]
 fn window_slides() {
     let mut m = new_map(8, g(4096), 3, DEFAULT_REGION, 2);

@@ -270,6 +270,7 @@ history_bytes 4096
 accessed_pages_last 514
 dirty_pages_last 0
 interval_ns_last 100000000
+dirty_partial_rounds 0
 dirty tracked
 accessed_mib_last 2.00
 dirty_mib_last 0.00
@@ -310,6 +311,7 @@ dirty_mb_s 0.00
                 && !l.starts_with("hold_entries_max ")
                 && !l.starts_with("accessed_passed ")
                 && !l.starts_with("flush_ns_")
+                && !l.starts_with("dirty_partial_rounds ")
         })
         .map(|l| format!("{l}\n"))
         .collect();
@@ -745,7 +747,7 @@ proptest! {
 
     #[test]
     fn stats_round_trip(
-        n in vec(any::<u64>(), 31), flush_last in proptest::option::of(any::<bool>()),
+        n in vec(any::<u64>(), 32), flush_last in proptest::option::of(any::<bool>()),
         interval in proptest::option::of(any::<u64>()), dirty in 0usize..3,
     ) {
         let s = StatsFile {
@@ -758,7 +760,7 @@ proptest! {
             roots_last: n[20], roots_walked: n[21], roots_lost: n[22], roots_over_limit: n[23],
             roots_invalid: n[24], roots_mirror: n[25], roots_guest_mode: n[26],
             hold_entries_max: n[27], accessed_passed: n[28],
-            flush_ns_last: n[29], flush_ns_avg: n[30],
+            flush_ns_last: n[29], flush_ns_avg: n[30], dirty_partial_rounds: n[31],
             interval_ns_last: interval,
             dirty: [DirtyStatus::Tracked, DirtyStatus::Off, DirtyStatus::DirtyLogging][dirty],
         };

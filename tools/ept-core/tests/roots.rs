@@ -30,14 +30,14 @@ struct FakeRoot {
     tables: Vec<u64>,
 }
 
-fn build_root(arena: &mut Arena, n: u32, f: Format) -> FakeRoot {
+fn build_root(arena: &mut Arena, n: u32, f: Format, dirty: bool) -> FakeRoot {
     let ids: Vec<usize> = (0..4).map(|_| arena.alloc(NONPRESENT)).collect();
     for w in ids.windows(2) {
         arena.store(w[0], 0, table(f, Arena::pa(w[1]), true));
     }
     let pfn_base = 0x1000 * (u64::from(n) + 1);
     for i in 0..512 {
-        arena.store(ids[3], i, leaf(f, 1, pfn_base + i as u64, true, false));
+        arena.store(ids[3], i, leaf(f, 1, pfn_base + i as u64, true, dirty));
     }
     let pa = Arena::pa(ids[0]);
     FakeRoot {
@@ -56,6 +56,8 @@ enum Change {
     Remove(Key),
     /// A root is added at the end of the list, its tables (re)allocated.
     Add(usize),
+    /// The owner starts logging dirty pages.
+    DirtyLog,
 }
 
 struct FakeSource<'a> {
@@ -71,6 +73,8 @@ struct FakeSource<'a> {
     relaxes: u32,
     /// (relax number, change): applied when that relax drops the lock.
     script: Vec<(u32, Change)>,
+    /// Dirty logging is on (see [`Change::DirtyLog`]).
+    dirty_logging: bool,
 }
 
 impl<'a> FakeSource<'a> {
@@ -84,6 +88,7 @@ impl<'a> FakeSource<'a> {
             use_after_free: RefCell::new(Vec::new()),
             relaxes: 0,
             script: Vec::new(),
+            dirty_logging: false,
         }
     }
 }
@@ -156,8 +161,13 @@ unsafe impl RootSource for FakeSource<'_> {
                         self.freed.remove(t);
                     }
                 }
+                Change::DirtyLog => self.dirty_logging = true,
             }
         }
+    }
+
+    fn dirty_logging(&self) -> bool {
+        self.dirty_logging
     }
 }
 
@@ -165,6 +175,9 @@ unsafe impl RootSource for FakeSource<'_> {
 #[derive(Default)]
 struct Sink {
     roots: Vec<Recorder>,
+    /// Leaves reported before the driver said it stopped clearing dirty
+    /// bits, if it did.
+    dirty_stopped_after: Option<usize>,
 }
 
 impl RootSink for Sink {
@@ -176,6 +189,11 @@ impl RootSink for Sink {
 
     fn visitor(&mut self) -> &mut Recorder {
         self.roots.last_mut().expect("visitor before begin_root")
+    }
+
+    fn stop_dirty(&mut self) {
+        assert_eq!(self.dirty_stopped_after, None, "stop_dirty twice");
+        self.dirty_stopped_after = Some(leaves(self).iter().sum());
     }
 }
 
@@ -197,7 +215,7 @@ const BUDGET: u64 = 64;
 fn world(n: u32) -> (Arena, Vec<FakeRoot>) {
     let mut arena = Arena::new();
     let roots = (0..n)
-        .map(|i| build_root(&mut arena, i, Format::Ept))
+        .map(|i| build_root(&mut arena, i, Format::Ept, false))
         .collect();
     (arena, roots)
 }
@@ -338,7 +356,7 @@ fn roots_freed_one_per_yield() {
 #[test]
 fn a_replaced_root_is_not_taken_for_the_old_one() {
     let (mut arena, mut all) = world(2);
-    let mut again = build_root(&mut arena, 1, Format::Ept);
+    let mut again = build_root(&mut arena, 1, Format::Ept, false);
     again.key.0 = all[1].key.0;
     all.push(again);
     let mut src = FakeSource::new(&arena, &all, &[0, 1]);
@@ -362,4 +380,97 @@ fn roots_beyond_the_limit_are_counted() {
         (stats.walked, stats.lost, stats.overflow),
         (MAX_ROOTS as u32, 0, 3)
     );
+}
+
+/// Every leaf of a root, dirty: (D cleared by the walk, D set) per leaf.
+fn dirty_cleared(sink: &Sink) -> Vec<(bool, bool)> {
+    sink.roots
+        .iter()
+        .flat_map(|r| r.events.iter())
+        .filter_map(|e| match e {
+            Event::Leaf { d, cd, .. } => Some((*cd, *d)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn dirty_world() -> (Arena, Vec<FakeRoot>) {
+    let mut arena = Arena::new();
+    let roots = vec![build_root(&mut arena, 0, Format::Ept, true)];
+    (arena, roots)
+}
+
+fn run_dirty(src: &mut FakeSource<'_>) -> (ept_core::ept_walk::RootsStats, Sink) {
+    let mut sink = Sink::default();
+    let stats = walk_roots(
+        src,
+        Mode::ClearAccessedDirty,
+        Descent::EveryTable,
+        BUDGET,
+        &mut sink,
+    );
+    (stats, sink)
+}
+
+/// Dirty logging begins during the third drop of the lock: the leaves
+/// before it had D cleared, none after it, and the sink was told between
+/// them, once; the D bits left are still set in the tables.
+#[test]
+fn dirty_logging_begun_mid_walk_stops_clearing_d() {
+    let (arena, all) = dirty_world();
+    let mut src = FakeSource::new(&arena, &all, &[0]);
+    src.script.push((3, Change::DirtyLog));
+    let (stats, sink) = run_dirty(&mut src);
+    assert!(stats.dirty_stopped);
+    let leaves = dirty_cleared(&sink);
+    assert_eq!(leaves.len(), 512);
+    let before = sink.dirty_stopped_after.expect("the sink was not told");
+    assert!(before > 0 && before < 512, "stopped after {before} leaves");
+    assert!(
+        leaves[..before].iter().all(|&(cd, d)| cd && d),
+        "D not cleared before the stop"
+    );
+    assert!(
+        leaves[before..].iter().all(|&(cd, d)| !cd && d),
+        "D cleared after the stop"
+    );
+    assert_eq!(stats.walk.cleared_dirty, before as u64);
+    let l1 = (0..arena.len())
+        .find(|&id| Arena::pa(id) == all[0].tables[3])
+        .unwrap();
+    let still_dirty = (0..512)
+        .filter(|&i| arena.load(l1, i) & d_bit(Format::Ept) != 0)
+        .count();
+    assert_eq!(still_dirty, 512 - before, "D bits left set in the table");
+}
+
+/// Logging on before the walk: nothing of D is cleared, and the round says
+/// so; logging off throughout: every D cleared, nothing said.
+#[test]
+fn dirty_logging_at_the_start_or_never() {
+    let (arena, all) = dirty_world();
+    let mut src = FakeSource::new(&arena, &all, &[0]);
+    src.dirty_logging = true;
+    let (stats, sink) = run_dirty(&mut src);
+    assert!(stats.dirty_stopped);
+    assert_eq!(sink.dirty_stopped_after, Some(0));
+    assert_eq!(stats.walk.cleared_dirty, 0);
+
+    let (arena, all) = dirty_world();
+    let mut src = FakeSource::new(&arena, &all, &[0]);
+    let (stats, sink) = run_dirty(&mut src);
+    assert!(!stats.dirty_stopped);
+    assert_eq!(sink.dirty_stopped_after, None);
+    assert_eq!(stats.walk.cleared_dirty, 512);
+}
+
+/// A mode that leaves D alone never asks.
+#[test]
+fn accessed_only_walks_ignore_dirty_logging() {
+    let (arena, all) = dirty_world();
+    let mut src = FakeSource::new(&arena, &all, &[0]);
+    src.dirty_logging = true;
+    let (stats, sink) = run(&mut src);
+    assert!(!stats.dirty_stopped);
+    assert_eq!(sink.dirty_stopped_after, None);
 }

@@ -250,6 +250,13 @@ pub fn status(vm: &VmSnapshot) -> String {
         dash(st.accessed_mib_last()),
         dirty
     );
+    if st.dirty_partial_rounds > 0 {
+        let _ = writeln!(
+            o,
+            "  partial    {} rounds stopped clearing dirty bits when dirty logging began: their dirty pages not counted",
+            st.dirty_partial_rounds
+        );
+    }
     let _ = writeln!(
         o,
         "  flushes    {} ({} rounds unflushed)",
