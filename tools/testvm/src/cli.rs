@@ -76,6 +76,15 @@ pub struct Cli {
     /// Create the memslot with KVM_MEM_LOG_DIRTY_PAGES.
     #[arg(long)]
     pub dirty_log: bool,
+    /// Switch KVM_MEM_LOG_DIRTY_PAGES on for the memslot when testvm
+    /// receives SIGURG, while the guest runs (as a VMM starting a live
+    /// migration does), then check KVM's dirty log against what the guest
+    /// wrote: three times, each after 2 passes of every vCPU,
+    /// KVM_GET_DIRTY_LOG must have every page of the --write ranges. Prints
+    /// 'testvm: dirty log on' and 'testvm: dirty log check n=N pages=P
+    /// missing=M' per check; a missing page fails testvm. The log stays on.
+    #[arg(long, conflicts_with_all = ["dirty_log", "switch"])]
+    pub dirty_log_on_signal: bool,
     /// Populate all of guest memory on the host before the guest starts (so
     /// untouched pages are present in the VMM's page tables).
     #[arg(long)]

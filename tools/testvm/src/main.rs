@@ -43,6 +43,91 @@ extern "C" fn on_switch(_: libc::c_int) {
 
 extern "C" fn on_kick(_: libc::c_int) {}
 
+/// SIGURG arrived (`--dirty-log-on-signal`): log dirty pages from now on.
+static DIRTY_LOG_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_dirty_log(_: libc::c_int) {
+    DIRTY_LOG_REQUESTED.store(true, Ordering::SeqCst);
+}
+
+/// `--dirty-log-on-signal`: dirty logging switched on for slot 0 while the
+/// guest runs, and KVM's log checked against the --write ranges.
+struct DirtyLogCheck {
+    region: kvm_userspace_memory_region,
+    /// Every page the guest writes each pass (GFNs, from slot 0 at GPA 0).
+    written: Vec<u64>,
+    /// Each vCPU's completed passes when the log was switched on or last
+    /// fetched: a check waits for 2 more passes of every vCPU, the second
+    /// of which wrote every page after the log was on (or fetched).
+    passes_at: Option<Vec<u64>>,
+    checks: u64,
+}
+
+impl DirtyLogCheck {
+    /// Polled from the main loop: switches the log on once asked, then
+    /// checks it whenever every vCPU has done 2 passes since the last look.
+    /// Checks of the log, then it stays on unread (every fetch write-
+    /// protects the guest's pages again, which slows its passes).
+    const CHECKS: u64 = 3;
+
+    fn poll(
+        &mut self,
+        vm: &kvm_ioctls::VmFd,
+        passes: &[std::sync::atomic::AtomicU64],
+    ) -> Result<(), String> {
+        if self.checks >= Self::CHECKS {
+            return Ok(());
+        }
+        let now: Vec<u64> = passes.iter().map(|p| p.load(Ordering::SeqCst)).collect();
+        let Some(at) = &self.passes_at else {
+            if !DIRTY_LOG_REQUESTED.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let region = kvm_userspace_memory_region {
+                flags: KVM_MEM_LOG_DIRTY_PAGES,
+                ..self.region
+            };
+            // SAFETY: the same slot over the same mapping as at creation;
+            // only its flags change.
+            unsafe { vm.set_user_memory_region(region) }
+                .map_err(|e| format!("KVM_SET_USER_MEMORY_REGION (log dirty pages on): {e}"))?;
+            self.passes_at = Some(now);
+            println!("testvm: dirty log on");
+            let _ = std::io::stdout().flush();
+            return Ok(());
+        };
+        if now.iter().zip(at).any(|(n, a)| *n < a.saturating_add(2)) {
+            return Ok(());
+        }
+        let size = usize::try_from(self.region.memory_size).map_err(|e| e.to_string())?;
+        // KVM_GET_DIRTY_LOG returns the bits and clears them (and write-
+        // protects or clears D again) for the next look.
+        let log = vm
+            .get_dirty_log(0, size)
+            .map_err(|e| format!("KVM_GET_DIRTY_LOG: {e}"))?;
+        self.passes_at = Some(now);
+        self.checks += 1;
+        let logged = |gfn: u64| {
+            let word = usize::try_from(gfn / 64).ok().and_then(|i| log.get(i));
+            word.is_some_and(|w| w & (1u64 << (gfn % 64)) != 0)
+        };
+        let missing = self.written.iter().filter(|g| !logged(**g)).count();
+        println!(
+            "testvm: dirty log check n={} pages={} missing={missing}",
+            self.checks,
+            self.written.len()
+        );
+        let _ = std::io::stdout().flush();
+        if missing > 0 {
+            return Err(format!(
+                "KVM's dirty log lost {missing} of the {} pages the guest wrote",
+                self.written.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// SIGHUP arrived (`--churn-memslot`): stop adding and deleting slot 1.
 static CHURN_STOP: AtomicBool = AtomicBool::new(false);
 
@@ -476,6 +561,17 @@ fn run(cli: &Cli, w: &Workload) -> Result<i32, String> {
     install_handler(libc::SIGUSR1, on_kick)?;
     install_handler(libc::SIGUSR2, on_switch)?;
     install_handler(libc::SIGHUP, on_churn_stop)?;
+    install_handler(libc::SIGURG, on_dirty_log)?;
+    let mut dirty_check = cli.dirty_log_on_signal.then(|| DirtyLogCheck {
+        region: slot,
+        written: w
+            .write
+            .iter()
+            .flat_map(|r| (r.gpa / PAGE_SIZE)..(r.end() / PAGE_SIZE))
+            .collect(),
+        passes_at: None,
+        checks: 0,
+    });
     let mut churn = if cli.churn_memslot {
         Some(ChurnSlot::new(w.mem)?)
     } else {
@@ -640,6 +736,12 @@ fn run(cli: &Cli, w: &Workload) -> Result<i32, String> {
                 churn = None;
             } else if let Err(e) = c.toggle(&vm) {
                 sh.fail(e);
+            }
+        }
+        if let Some(d) = dirty_check.as_mut().filter(|_| announced) {
+            if let Err(e) = d.poll(&vm, sh.iterations.counters()) {
+                sh.fail(e);
+                dirty_check = None;
             }
         }
         if handles.iter().all(|h| h.is_finished()) {
