@@ -207,6 +207,7 @@ if [ -f "$EPT_FILES/sampler.sh" ]; then
 	scenario yields s_yields
 	scenario lost-roots s_lost_roots
 	scenario dirty-logging s_dirty_log
+	scenario dirty-logging-begins s_dirty_log_begins
 	scenario private-vm s_private_vm
 	scenario non-root s_non_root
 	scenario malformed-commands s_fuzz

@@ -56,9 +56,10 @@ struct DirtyLogCheck {
     region: kvm_userspace_memory_region,
     /// Every page the guest writes each pass (GFNs, from slot 0 at GPA 0).
     written: Vec<u64>,
-    /// Each vCPU's completed passes when the log was switched on or last
-    /// fetched: a check waits for 2 more passes of every vCPU, the second
-    /// of which wrote every page after the log was on (or fetched).
+    /// Each vCPU's completed passes, read once the ioctl that switched the
+    /// log on (or fetched it) had returned. A pass is counted when the next
+    /// one begins, so the pass that ends the second count after this one
+    /// began after it: a check waits for 2 more passes of every vCPU.
     passes_at: Option<Vec<u64>>,
     checks: u64,
 }
@@ -78,7 +79,10 @@ impl DirtyLogCheck {
         if self.checks >= Self::CHECKS {
             return Ok(());
         }
-        let now: Vec<u64> = passes.iter().map(|p| p.load(Ordering::SeqCst)).collect();
+        let read = |p: &[std::sync::atomic::AtomicU64]| -> Vec<u64> {
+            p.iter().map(|c| c.load(Ordering::SeqCst)).collect()
+        };
+        let now = read(passes);
         let Some(at) = &self.passes_at else {
             if !DIRTY_LOG_REQUESTED.load(Ordering::SeqCst) {
                 return Ok(());
@@ -91,7 +95,9 @@ impl DirtyLogCheck {
             // only its flags change.
             unsafe { vm.set_user_memory_region(region) }
                 .map_err(|e| format!("KVM_SET_USER_MEMORY_REGION (log dirty pages on): {e}"))?;
-            self.passes_at = Some(now);
+            // Counted after the ioctl returned, not before: a pass that
+            // ended while it ran began before the log was on.
+            self.passes_at = Some(read(passes));
             println!("testvm: dirty log on");
             let _ = std::io::stdout().flush();
             return Ok(());
@@ -105,7 +111,7 @@ impl DirtyLogCheck {
         let log = vm
             .get_dirty_log(0, size)
             .map_err(|e| format!("KVM_GET_DIRTY_LOG: {e}"))?;
-        self.passes_at = Some(now);
+        self.passes_at = Some(read(passes));
         self.checks += 1;
         let logged = |gfn: u64| {
             let word = usize::try_from(gfn / 64).ok().and_then(|i| log.get(i));
