@@ -167,7 +167,9 @@ s_list_attach() {
 }
 
 # snapshot PHASE: waits for a whole window inside the phase, keeps the heat
-# map, the rounds it covers, and the stats.
+# map, the rounds it covers, the stats, and the history as it is then (the
+# ring of 512 rounds outlives a phase, not the whole run: on a loaded
+# testbed the write phase's rounds were gone by the end).
 snapshot() {
 	# Round r+1 may have cleared some bits before the phase began, so
 	# round r+2 may still see the last phase: the window starts at r+3.
@@ -175,6 +177,7 @@ snapshot() {
 	until_ 120 "$window rounds in phase $1" rounds_at_least $((r + window + 2))
 	ept-sampler heatmap "$vm" --format csv >"/tmp/heat.$1"
 	cp "/proc/ept_sampler/$vm/stats" "/tmp/stats.$1"
+	cp "/proc/ept_sampler/$vm/history" "/tmp/history.$1"
 	echo "first=$((r + 3)) last=$(kv "/tmp/stats.$1" rounds)" >"/tmp/rounds.$1"
 	tr '\n' ' ' <"/tmp/stats.$1"
 	echo
@@ -383,13 +386,14 @@ s_untouched_clean() {
 	echo "known-cold pages: neither accessed nor dirty in any phase"
 	cp "/proc/ept_sampler/$vm/history" /tmp/history
 	for p in write read idle; do
+		[ -f "/tmp/history.$p" ] || fail "no history kept in phase $p"
 		. "/tmp/rounds.$p"
 		awk -v p=$p -v a="$first" -v b="$last" '
 		$1 == "round" && $2 >= a && $2 <= b {
 			for (i = 3; i < NF; i += 2) v[$i] = $(i + 1)
 			n++; acc += v["accessed_pages"]; dirty += v["dirty_pages"]
 		}
-		END { printf "%s rounds %d..%d: mean %d pages accessed, %d dirty\n", p, a, b, n ? acc / n : -1, n ? dirty / n : -1 }' /tmp/history
+		END { printf "%s rounds %d..%d: mean %d pages accessed, %d dirty\n", p, a, b, n ? acc / n : -1, n ? dirty / n : -1 }' "/tmp/history.$p"
 	done | tee /tmp/dirty
 	wp=$(awk -F, '{ t += $2 - $1 } END { print t / 4096 }' /tmp/r.write)
 	near "write phase, dirty" $(($(mean write 2) - $(mean idle 2))) "$wp"
