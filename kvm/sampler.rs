@@ -198,6 +198,11 @@ impl Attached {
             budget,
         };
         let stats = round::run(&vm, &plan, &mut s.map);
+        if stats.roots.dirty_stopped {
+            // Logging began during the round: say so now, not from the
+            // next round on.
+            s.dirty = DirtyStatus::DirtyLogging;
+        }
         s.map.end_round(&RoundEnd {
             walk_ns: stats.walk_ns,
             flush_ns: stats.flush_ns,
