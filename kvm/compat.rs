@@ -342,11 +342,10 @@ impl TlbFlush {
             if sym.is_null() {
                 return None;
             }
-            // SAFETY: the symbol is KVM's exported
-            // `void kvm_flush_remote_tlbs(struct kvm *kvm)`, whose prototype
-            // our bindings were generated from (same tree).
-            let flush: unsafe extern "C" fn(*mut bindings::kvm) =
-                unsafe { core::mem::transmute(sym) };
+            type FlushFn = unsafe extern "C" fn(*mut bindings::kvm);
+            // SAFETY: `sym` is KVM's `void kvm_flush_remote_tlbs(struct kvm
+            // *)`, whose prototype our bindings come from (same tree).
+            let flush: FlushFn = unsafe { core::mem::transmute(sym) };
             Some(TlbFlush { flush, _found: () })
         }
         #[cfg(not(ept_kvm_internal_exports))]

@@ -85,10 +85,9 @@ impl<'a> Vm<'a> {
     /// argument) and whether it may have private memory
     /// (`kvm->arch.has_private_mem`): both fixed when the VM is created.
     pub(crate) fn vm_type(&self) -> (u8, bool) {
-        // SAFETY: the VM is alive while its file is (VmFile invariant);
-        // both fields are written only during KVM_CREATE_VM
-        // (kvm_arch_init_vm, then the vendor's vm_init), before
-        // fd_install() publishes the file we found.
+        // Both fields are written only during KVM_CREATE_VM (kvm_arch_init_vm,
+        // then the vendor's vm_init), before fd_install() publishes the file.
+        // SAFETY: the VM is alive while its file is (VmFile invariant).
         unsafe {
             (
                 (*self.kvm()).arch.vm_type,
