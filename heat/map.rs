@@ -209,6 +209,7 @@ where
         self.totals.add(&record, end);
         if self.dirty_partial {
             self.totals.dirty_partial_rounds = self.totals.dirty_partial_rounds.saturating_add(1);
+            self.totals.dirty_partial_last = self.store.rounds();
         }
         record
     }

@@ -37,6 +37,9 @@ pub struct Totals {
     /// dirty logging began ([`HeatMap::stop_dirty`](super::HeatMap::stop_dirty)):
     /// their dirty results are partial and were not counted.
     pub dirty_partial_rounds: u64,
+    /// The latest of those rounds, numbered as the heat store counts rounds
+    /// begun ([`HeatStore::rounds`](super::HeatStore::rounds)); 0 for none.
+    pub dirty_partial_last: u64,
     /// Failed `compare_exchange`s on entries (the CPU or KVM raced).
     pub cas_retries: u64,
     /// Frozen entries met (skipped).

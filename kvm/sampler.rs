@@ -172,14 +172,20 @@ impl Attached {
             return;
         };
         // Dirty bits belong to KVM while it logs dirty pages (migration):
-        // then only accessed bits are sampled.
+        // then only accessed bits are sampled. Logging that began since the
+        // last round is left for the walk to find under `mmu_lock` (its
+        // first hold, before any entry), as if it had begun during the
+        // round: that round counts in `dirty_partial_rounds`, so that each
+        // time logging begins while D bits are sampled is counted once,
+        // whenever it falls.
         let dirty_logging = vm.dirty_logging();
-        let track = if dirty_logging && s.settings.track.dirty() {
+        let known_logging = dirty_logging && s.dirty == DirtyStatus::DirtyLogging;
+        let track = if known_logging && s.settings.track.dirty() {
             Track::Accessed
         } else {
             s.settings.track
         };
-        s.dirty = match (s.settings.track.dirty(), dirty_logging) {
+        s.dirty = match (s.settings.track.dirty(), known_logging) {
             (false, _) => DirtyStatus::Off,
             (true, true) => DirtyStatus::DirtyLogging,
             (true, false) => DirtyStatus::Tracked,
@@ -856,7 +862,7 @@ pub(crate) fn read_heatmap_bin(index: usize, offset: u64, buf: &mut [u8]) -> Res
     };
     let Some(s) = &a.sampling else { return Ok(0) };
     let view = s.map.view();
-    Ok(heatmap_bin::render(&view.store, view.track, offset, buf))
+    Ok(heatmap_bin::render(&view, offset, buf))
 }
 
 /// KVM's parameters as last read (see [`State::host`]).

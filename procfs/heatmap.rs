@@ -10,6 +10,7 @@
 //! # window 5
 //! # rounds 17
 //! # mode both
+//! # dirty_partial 0
 //! # columns start end granule leaf accessed dirty window slot
 //! 0x000000000000 0x0000000a0000 4K 4K 0 0 5 0
 //! 0x0000000a0000 0x0000000c0000 4K hole 0 0 5 -
@@ -29,6 +30,14 @@
 //! window`); the window; the memslot of each granule's first page (the
 //! `slot` column of `memslots`, `-` for none). A run breaks wherever any
 //! column but the addresses changes. Host physical addresses never appear.
+//!
+//! `dirty_partial` is the latest round whose dirty bits were cut short
+//! because dirty logging began (the `stats` key `dirty_partial_rounds`
+//! counts them), 0 for none: while it is one of the window's rounds
+//! (`dirty_partial > rounds - window`), the dirty counts are true but miss
+//! that round's writes after logging began
+//! ([`Header::dirty_partial_in_window`]). A heat map without the line (from
+//! an older module) is read as 0.
 //!
 //! The file can be long for a large VM, so besides [`render`] there is
 //! [`render_item`], which writes one item (the header, or one run) at a
@@ -59,6 +68,9 @@ pub struct Header {
     pub rounds: u64,
     /// What the latest round recorded.
     pub mode: Track,
+    /// The latest round whose dirty bits were cut short by dirty logging,
+    /// 0 for none.
+    pub dirty_partial: u64,
 }
 
 impl fmt::Display for Header {
@@ -69,6 +81,7 @@ impl fmt::Display for Header {
         writeln!(f, "# window {}", self.window)?;
         writeln!(f, "# rounds {}", self.rounds)?;
         writeln!(f, "# mode {}", self.mode.as_str())?;
+        writeln!(f, "# dirty_partial {}", self.dirty_partial)?;
         writeln!(
             f,
             "# columns start end granule leaf accessed dirty window slot"
@@ -193,6 +206,7 @@ pub fn header_of(view: &MapView<'_>, vm: VmId) -> Header {
         window: view.store.layout().window(),
         rounds: view.store.rounds(),
         mode: view.track,
+        dirty_partial: view.totals.dirty_partial_last,
     }
 }
 
@@ -261,7 +275,18 @@ impl Header {
             window: u8::try_from(number("window")?).map_err(|_| FormatError::Bad("window"))?,
             rounds: number("rounds")?,
             mode: Track::parse(get("mode")?).ok_or(FormatError::Bad("mode"))?,
+            dirty_partial: match header(text, "dirty_partial") {
+                Some(_) => number("dirty_partial")?,
+                None => 0,
+            },
         })
+    }
+
+    /// Whether a round of the window had its dirty bits cut short, so that
+    /// the dirty counts miss some of its writes.
+    pub fn dirty_partial_in_window(&self) -> bool {
+        self.dirty_partial != 0
+            && self.dirty_partial > self.rounds.saturating_sub(u64::from(self.window))
     }
 }
 

@@ -21,7 +21,9 @@
 //! 32      8    guest-physical address where the VM's span ends
 //! 40      8    number of records
 //! 48      8    rounds begun
-//! 56      8    zero
+//! 56      8    the latest round whose dirty bits were cut short because
+//!              dirty logging began, 0 for none (as `heatmap`'s
+//!              `dirty_partial`; zero from an older module)
 //! ```
 //!
 //! then one 4-byte record per granule, record `i` for the granule at
@@ -43,7 +45,7 @@
 //! the `read` handler of the proc file calls it with the file offset.
 
 use super::fields::FormatError;
-use crate::heat::{Cell, Granule, State, StoreView, Track};
+use crate::heat::{Cell, Granule, MapView, State, StoreView, Track};
 
 /// The first 8 bytes.
 pub const MAGIC: [u8; 8] = *b"EPTHEAT\0";
@@ -79,11 +81,15 @@ pub struct BinHeader {
     pub count: u64,
     /// Rounds begun.
     pub rounds: u64,
+    /// The latest round whose dirty bits were cut short by dirty logging,
+    /// 0 for none.
+    pub dirty_partial: u64,
 }
 
 impl BinHeader {
-    /// The header for `store` with `mode`.
-    pub fn of(store: &StoreView<'_>, mode: Track) -> BinHeader {
+    /// The header of `view`.
+    pub fn of(view: &MapView<'_>) -> BinHeader {
+        let store = &view.store;
         let layout = store.layout();
         BinHeader {
             version: VERSION,
@@ -91,11 +97,12 @@ impl BinHeader {
             record_size: RECORD_SIZE as u16,
             granule: layout.granule(),
             window: layout.window(),
-            mode,
+            mode: view.track,
             base_gpa: layout.base().gpa(),
             end_gpa: layout.span().end.gpa(),
             count: store.cells() as u64,
             rounds: store.rounds(),
+            dirty_partial: view.totals.dirty_partial_last,
         }
     }
 
@@ -115,6 +122,7 @@ impl BinHeader {
         put(&mut b, 32, &self.end_gpa.to_le_bytes());
         put(&mut b, 40, &self.count.to_le_bytes());
         put(&mut b, 48, &self.rounds.to_le_bytes());
+        put(&mut b, 56, &self.dirty_partial.to_le_bytes());
         b
     }
 
@@ -150,6 +158,7 @@ impl BinHeader {
             end_gpa: u64_at(bytes, 32)?,
             count: u64_at(bytes, 40)?,
             rounds: u64_at(bytes, 48)?,
+            dirty_partial: u64_at(bytes, 56)?,
         })
     }
 
@@ -238,7 +247,8 @@ pub fn file_size(store: &StoreView<'_>) -> u64 {
 /// Fills `buf` with the bytes of `heatmap.bin` from `offset` on and returns
 /// how many it wrote: `buf.len()`, or less at the end of the file (0 at or
 /// past it). Costs O(bytes written), whatever the offset.
-pub fn render(store: &StoreView<'_>, mode: Track, offset: u64, buf: &mut [u8]) -> usize {
+pub fn render(view: &MapView<'_>, offset: u64, buf: &mut [u8]) -> usize {
+    let (store, mode) = (&view.store, view.track);
     let size = file_size(store);
     if offset >= size {
         return 0;
@@ -263,7 +273,7 @@ pub fn render(store: &StoreView<'_>, mode: Track, offset: u64, buf: &mut [u8]) -
     };
 
     if pos < HEADER_SIZE as u64 {
-        let header = BinHeader::of(store, mode).encode();
+        let header = BinHeader::of(view).encode();
         let skip = usize::try_from(pos).unwrap_or(0);
         if !emit(header.get(skip..).unwrap_or(&[]), &mut written, &mut pos) {
             return written;

@@ -304,16 +304,18 @@ s_dirty_log() {
 # The VMM switches dirty logging on (as a live migration starts) while the
 # sampler clears D bits every 10 ms in rounds that drop mmu_lock every 64
 # entries: KVM's dirty log loses nothing (testvm checks it against what
-# the guest wrote, three times), a round that was clearing D when logging
-# began is counted partial (whether one was is up to the timing: printed,
-# not asserted), dirty bits are then left to KVM and accessed bits are
-# still sampled exactly.
+# the guest wrote, three times), the round that finds logging on (under any
+# hold of mmu_lock, its first one included, so wherever the switch falls)
+# is counted partial, once, and named in both heat map headers; dirty bits
+# are then left to KVM and accessed bits are still sampled exactly.
 s_dirty_log_begins() {
 	start_vm dlon --mem 64M --seconds 600 --dirty-log-on-signal --write 16M+4M --read 32M+2M
 	ctl "tune walk_budget=64"
 	es start --pid "${vm%-*}" --period-ms 10 --mode both
 	wait_rounds "$vm" 5
 	grep -q '^dirty tracked$' "/proc/ept_sampler/$vm/stats" || fail "dirty bits not tracked before the switch"
+	# Rounds begun before the switch: the partial round is this one or later.
+	before=$(sed -n 's/^# rounds //p' "/proc/ept_sampler/$vm/heatmap")
 	kill -URG $vm_bg
 	wait_out dlon '^testvm: dirty log on' "that dirty logging is on"
 	wait_out dlon '^testvm: dirty log check n=3 ' "its third dirty log check"
@@ -321,7 +323,23 @@ s_dirty_log_begins() {
 	! grep -q '^testvm: dirty log check .* missing=[1-9]' /tmp/dlon.out || fail "KVM's dirty log lost pages"
 	grep -q '^dirty refused:dirty-logging$' "/proc/ept_sampler/$vm/stats" ||
 		fail "stats: $(grep '^dirty' "/proc/ept_sampler/$vm/stats")"
-	echo "$(grep '^dirty_partial_rounds ' "/proc/ept_sampler/$vm/stats") (rounds that were clearing D when logging began)"
+	grep -qx 'dirty_partial_rounds 1' "/proc/ept_sampler/$vm/stats" ||
+		fail "stats: $(grep '^dirty_partial_rounds' "/proc/ept_sampler/$vm/stats"), not 1"
+	cat "/proc/ept_sampler/$vm/heatmap" >/tmp/hm.txt
+	partial=$(sed -n 's/^# dirty_partial //p' /tmp/hm.txt)
+	begun=$(sed -n 's/^# rounds //p' /tmp/hm.txt)
+	[ -n "$partial" ] && [ "$partial" -ge "$before" ] && [ "$partial" -le "$begun" ] ||
+		fail "heatmap: dirty_partial '$partial', not a round from $before to $begun"
+	# heatmap.bin: the same round, a little-endian u64 at offset 56.
+	set -- $(dd if="/proc/ept_sampler/$vm/heatmap.bin" bs=1 skip=56 count=8 2>/dev/null | od -An -tu1 -v)
+	[ $# = 8 ] || fail "heatmap.bin: $# bytes at offset 56, not 8"
+	bin=0 i=8
+	while [ $i -gt 0 ]; do
+		eval "byte=\${$i}"
+		bin=$((bin * 256 + byte)) i=$((i - 1))
+	done
+	[ "$bin" = "$partial" ] || fail "heatmap.bin: dirty_partial $bin, heatmap: $partial"
+	echo "round $partial partial (rounds begun: $before at the signal, $begun now)"
 	# The log is no longer read (no more write faults) and rounds come at
 	# 100 ms, as in the other accuracy checks: five rounds all after that,
 	# and the window is the truth, accessed only.

@@ -136,6 +136,7 @@ fn heatmap_text_exactly() {
 # window 5
 # rounds 2
 # mode both
+# dirty_partial 0
 # columns start end granule leaf accessed dirty window slot
 0x000000000000 0x000000001000 4K 4K 2 1 5 0
 0x000000001000 0x000000002000 4K 4K 2 0 5 0
@@ -162,6 +163,75 @@ fn heatmap_text_exactly() {
     assert_eq!(runs[5].state, State::Present(Sizes::One(PageSize::Size2M)));
     assert_eq!(runs[3].slot, None);
     assert_eq!(runs[3].state, State::Hole);
+}
+
+/// A round whose dirty bits were cut short (dirty logging began) is named
+/// in both headers, and said to be in the window exactly while it is one of
+/// the window's rounds.
+#[test]
+fn heatmap_headers_name_the_partial_round() {
+    let mut m = new_map(8, Granule::SIZE_4K, 3, 4);
+    let header = |m: &Map| {
+        let mut out = String::new();
+        heatmap::render(&mut out, &m.view(), VM, &[]).unwrap();
+        let (text, _) = heatmap::parse(&out).unwrap();
+        let bin = BinHeader::parse(&render_bin_all(m)).unwrap();
+        assert_eq!(text.dirty_partial, bin.dirty_partial, "{out}");
+        (out, text)
+    };
+    let round = |m: &mut Map, t: u64, partial: bool| {
+        m.begin_round(t, Track::Both);
+        m.begin_root();
+        m.visitor().leaf(wleaf(0, PageSize::Size4K, true, true));
+        if partial {
+            m.stop_dirty();
+        }
+        m.visitor().leaf(wleaf(1, PageSize::Size4K, true, true));
+        m.end_round(&end(t));
+    };
+    round(&mut m, 1, false);
+    let (_, h) = header(&m);
+    assert_eq!((h.rounds, h.dirty_partial), (1, 0));
+    assert!(!h.dirty_partial_in_window());
+    round(&mut m, 2, true);
+    let (out, h) = header(&m);
+    assert!(out.contains("\n# dirty_partial 2\n"), "{out}");
+    assert_eq!(&render_bin_all(&m)[56..64], &2u64.to_le_bytes());
+    assert!(h.dirty_partial_in_window());
+    // Window 3: round 2 is in it through round 4, out of it from round 5.
+    round(&mut m, 3, false);
+    round(&mut m, 4, false);
+    let (_, h) = header(&m);
+    assert_eq!((h.rounds, h.dirty_partial), (4, 2));
+    assert!(h.dirty_partial_in_window());
+    round(&mut m, 5, false);
+    let (_, h) = header(&m);
+    assert_eq!((h.rounds, h.dirty_partial), (5, 2));
+    assert!(!h.dirty_partial_in_window());
+    // The latest partial round is the one named.
+    round(&mut m, 6, true);
+    assert_eq!(header(&m).1.dirty_partial, 6);
+    assert_eq!(m.totals().dirty_partial_rounds, 2);
+}
+
+/// A heat map from a module older than the `dirty_partial` line parses,
+/// as naming no partial round; a malformed value is an error.
+#[test]
+fn heatmap_header_without_dirty_partial() {
+    let old = "\
+# ept_sampler heatmap 1
+# vm 1234-12
+# granule 4K
+# window 5
+# rounds 9
+# mode both
+# columns start end granule leaf accessed dirty window slot
+";
+    let (h, _) = heatmap::parse(old).unwrap();
+    assert_eq!((h.rounds, h.dirty_partial), (9, 0));
+    assert!(!h.dirty_partial_in_window());
+    let bad = old.replace("# mode both\n", "# mode both\n# dirty_partial x\n");
+    assert!(heatmap::parse(&bad).is_err());
 }
 
 #[test]
@@ -487,7 +557,7 @@ fn render_bin_all(m: &Map) -> Vec<u8> {
     let v = m.view();
     let size = heatmap_bin::file_size(&v.store) as usize;
     let mut buf = vec![0xaa; size + 10];
-    let n = heatmap_bin::render(&v.store, v.track, 0, &mut buf);
+    let n = heatmap_bin::render(&v, 0, &mut buf);
     assert_eq!(n, size);
     buf.truncate(n);
     buf
@@ -686,7 +756,7 @@ proptest! {
         let all = render_bin_all(&m);
         for (offset, len) in reads {
             let mut buf = vec![0x55u8; len];
-            let n = heatmap_bin::render(&view.store, view.track, offset, &mut buf);
+            let n = heatmap_bin::render(&view, offset, &mut buf);
             let from = (offset as usize).min(all.len());
             let want = &all[from..(from + len).min(all.len())];
             prop_assert_eq!(n, want.len());

@@ -615,3 +615,52 @@ fn a_qemu_guest_s_ram_fills_the_view_and_its_bios_comes_after_a_cut() {
         }
     }
 }
+
+/// A heat map whose window holds a round cut short by dirty logging says so
+/// above its dirty grid, in its JSON too; once the round has left the
+/// window the view says nothing.
+#[test]
+fn a_partial_dirty_round_in_the_window_is_named() {
+    let text = |rounds: u64| {
+        format!(
+            "\
+# ept_sampler heatmap 1
+# vm 1-2
+# granule 4K
+# window 5
+# rounds {rounds}
+# mode both
+# dirty_partial 7
+# columns start end granule leaf accessed dirty window slot
+0x000000000000 0x000000100000 4K 4K 5 3 5 0
+"
+        )
+    };
+    let slots = [ept_core::procfs::memslots::Memslot {
+        as_id: 0,
+        id: 0,
+        base_gfn: 0,
+        npages: 256,
+        flags: Default::default(),
+    }];
+    let view = |rounds: u64| {
+        let text = text(rounds);
+        let (header, runs) = ept_core::procfs::heatmap::parse(&text).unwrap();
+        let runs: Vec<_> = runs.map(Result::unwrap).collect();
+        let opts = term::Options {
+            columns: 80,
+            rows: 8,
+            palette: Palette::Ramp,
+        };
+        let json: HeatmapRecord =
+            serde_json::from_str(&data::json(&header, &runs, &slots).unwrap()).unwrap();
+        (term::heatmap(&header, &runs, &slots, &opts), json)
+    };
+    let note = "dirty: partial: dirty logging began in round 7";
+    // Rounds 7..=11 are the window of round 11; round 12's starts at 8.
+    let (v, json) = view(11);
+    assert!(v.contains(note), "{v}");
+    assert_eq!(json.dirty_partial, 7);
+    let (v, _) = view(12);
+    assert!(!v.contains("partial"), "{v}");
+}

@@ -75,6 +75,10 @@ pub struct HeatmapRecord {
     pub rounds: u64,
     /// `accessed`, `dirty` or `both`.
     pub mode: String,
+    /// The latest round whose dirty bits were cut short because dirty
+    /// logging began, 0 for none (the header's `dirty_partial`).
+    #[serde(default)]
+    pub dirty_partial: u64,
     /// The memslots.
     pub memslots: Vec<SlotRecord>,
     /// The runs, by address.
@@ -89,6 +93,7 @@ pub fn json(header: &Header, runs: &[Run], slots: &[Memslot]) -> Result<String, 
         window: header.window,
         rounds: header.rounds,
         mode: header.mode.as_str().to_string(),
+        dirty_partial: header.dirty_partial,
         memslots: slots
             .iter()
             .map(|s| SlotRecord {

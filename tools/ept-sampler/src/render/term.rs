@@ -268,6 +268,13 @@ pub fn heatmap(header: &Header, runs: &[Run], slots: &[Memslot], opts: &Options)
             "{name}: share of the last {} rounds each page was {name} in",
             header.window
         );
+        if dirty && header.dirty_partial_in_window() {
+            let _ = writeln!(
+                o,
+                "dirty: partial: dirty logging began in round {}, and that round's writes after it are not counted",
+                header.dirty_partial
+            );
+        }
         for (spec, row) in layout.rows.iter().zip(&rows) {
             let (Some(row), Row::Cells { start, end, .. }) = (row, spec) else {
                 if let Row::Cut(hole) = spec {
