@@ -19,6 +19,7 @@
 #include <linux/vmalloc.h>
 #include <linux/proc_fs.h>
 #include <linux/seq_file.h>
+#include <linux/user_namespace.h>
 #include <linux/utsname.h>
 #include <linux/kvm_host.h>
 #include "mmu/mmu_internal.h"

@@ -96,8 +96,8 @@ impl ProcDir {
         self.add_ops(name, READ_ONLY, &ReadAtOps::<T>::OPS, data)
     }
 
-    /// Adds a file that takes commands through [`Command`]; writers need
-    /// CAP_SYS_ADMIN.
+    /// Adds a file that takes commands through [`Command`]; a write needs
+    /// CAP_SYS_ADMIN in the credentials the file was opened with.
     pub(crate) fn add_command<T: Command>(&self, name: &CStr, data: usize) -> Result<()> {
         self.add_ops(name, WRITE_ONLY, &CommandOps::<T>::OPS, data)
     }
@@ -223,9 +223,24 @@ impl<T: Command> CommandOps<T> {
         _pos: *mut bindings::loff_t,
     ) -> isize {
         // The file mode already keeps everyone but root out; root in a
-        // container without CAP_SYS_ADMIN is refused too.
-        // SAFETY: capable() only reads the current task's credentials.
-        if !unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) } {
+        // container without CAP_SYS_ADMIN is refused too. The credentials
+        // asked are the opener's (`f_cred`), not the writer's: a process
+        // that may open the file but lacks the capability cannot hand the
+        // fd to a privileged program and have it write for it (the
+        // confused deputy), and an fd opened with the capability stays
+        // usable by whoever it is given to, as with any file: the fd is
+        // the capability.
+        // SAFETY: procfs passes the file being written, whose f_cred lives
+        // as long as it; init_user_ns is a kernel global that lives
+        // forever, only its address is taken.
+        let opener_may = unsafe {
+            bindings::file_ns_capable(
+                file,
+                ptr::addr_of_mut!(bindings::init_user_ns),
+                bindings::CAP_SYS_ADMIN as i32,
+            )
+        };
+        if !opener_may {
             return code::EPERM.to_errno() as isize;
         }
         if len > MAX_COMMAND {

@@ -417,6 +417,40 @@ s_non_root() {
 	end_vm nr $vm_bg
 }
 
+# 8b. A write to control is judged by the credentials control was opened
+#     with, not the writer's. Root without CAP_SYS_ADMIN (dropped from its
+#     bounding set before an exec, as a container's root) may open control,
+#     but a fully privileged process writing through that fd, received over
+#     a Unix socket, is refused (EPERM) and nothing changes; an fd full root
+#     opened, inherited by a child without the capability, writes (the fd
+#     is the capability). fd-handoff checks that its child has really lost
+#     CAP_SYS_ADMIN before it goes on.
+s_creds_at_open() {
+	start_vm cr --mem 64M --seconds 600 --write 16M+2M
+	pid=${vm%-*}
+	if fd-handoff pass /proc/ept_sampler/control "attach pid=$pid" >/tmp/fdh.out 2>&1; then
+		rc=0
+	else
+		rc=$?
+	fi
+	cat /tmp/fdh.out
+	[ $rc = 1 ] || fail "fd-handoff pass: exit $rc, expected 1 (the write refused)"
+	grep -q '^fd-handoff: opener: uid 0 (euid 0), .*: no CAP_SYS_ADMIN$' /tmp/fdh.out ||
+		fail "the opener was not root without CAP_SYS_ADMIN"
+	grep -q '^fd-handoff: pass: .* write: refused: EPERM ' /tmp/fdh.out ||
+		fail "the write through the unprivileged opener's fd was not refused with EPERM"
+	grep -q "^$vm .* detached\$" /proc/ept_sampler/vms || fail "the refused write changed $vm: $(grep "^$vm " /proc/ept_sampler/vms)"
+	fd-handoff inherit /proc/ept_sampler/control "attach pid=$pid" >/tmp/fdh.out 2>&1 ||
+		fail "fd-handoff inherit: exit $? ($(cat /tmp/fdh.out))"
+	cat /tmp/fdh.out
+	grep -q '^fd-handoff: writer: uid 0 (euid 0), .*: no CAP_SYS_ADMIN$' /tmp/fdh.out ||
+		fail "the writer was not root without CAP_SYS_ADMIN"
+	grep -q '^fd-handoff: inherit: .* write: ok ' /tmp/fdh.out || fail "the inherited fd did not write"
+	grep -q "^$vm .* attached\$" /proc/ept_sampler/vms || fail "the write through the inherited fd did not attach $vm"
+	es detach "$vm"
+	end_vm cr $vm_bg
+}
+
 # 10. The yield path: with a walk budget of 64 entries (`tune`, a setting
 #     for tests) every round over 16 MiB of touched 4K pages drops and
 #     retakes mmu_lock some hundred times, looking its root up again each

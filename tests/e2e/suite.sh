@@ -210,6 +210,7 @@ if [ -f "$EPT_FILES/sampler.sh" ]; then
 	scenario dirty-logging-begins s_dirty_log_begins
 	scenario private-vm s_private_vm
 	scenario non-root s_non_root
+	scenario creds-at-open s_creds_at_open
 	scenario malformed-commands s_fuzz
 	# record/report through the tool (uses sampler.sh's helpers); before
 	# the scenario that unloads the module.
