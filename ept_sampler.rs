@@ -65,8 +65,11 @@ impl Drop for EptSampler {
         // 2. Detach every VM and refuse new ones: their directories go
         //    before the root that contains them.
         for vm in self.sampler.take_all(true).into_iter().flatten() {
-            kvm::sampler::release(vm);
+            self.sampler.release(vm);
         }
+        // A `detach` written just before may still be removing the
+        // directory it took out.
+        self.sampler.wait_released();
         // 3. The root and the top-level files; proc_remove() waits for
         //    callbacks in progress.
         let root = self.sampler.state.lock().root.take();

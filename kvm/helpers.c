@@ -28,6 +28,21 @@ bool ept_sampler_test_no_tlb_flush(void)
 	return test_no_tlb_flush;
 }
 
+/*
+ * For tests: while set, a detach holds the window between taking the VM out
+ * and removing its directory open (for 10 s at most), so that a scenario
+ * can act inside it without racing. Root may set it at run time.
+ */
+static bool test_hold_detach;
+module_param(test_hold_detach, bool, 0644);
+MODULE_PARM_DESC(test_hold_detach,
+		 "For tests: hold every detach (up to 10 s) after the VM is taken out and before its /proc directory is removed");
+
+bool ept_sampler_test_hold_detach(void)
+{
+	return READ_ONCE(test_hold_detach);
+}
+
 void ept_sampler_read_lock(rwlock_t *lock)
 {
 	read_lock(lock);

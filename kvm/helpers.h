@@ -65,4 +65,10 @@ bool ept_sampler_pass_accessed(u64 pfn);
  */
 bool ept_sampler_test_no_tlb_flush(void);
 
+/*
+ * The module parameter test_hold_detach: whether a detach must wait, after
+ * taking the VM out and before removing its directory (kvm/sampler.rs).
+ */
+bool ept_sampler_test_hold_detach(void);
+
 #endif

@@ -6,7 +6,12 @@
 //! One mutex guards the whole state; the thread holds it for a round, proc
 //! readers and command writers for a read or a command. Anything that may
 //! wait for those (removing proc entries, dropping the last reference on a
-//! VM) happens after the mutex is released ([`release`]).
+//! VM) happens after the mutex is released ([`Sampler::release`]).
+//!
+//! A VM's files find it by slot index and attach generation
+//! ([`VmFileKey`]): a file of a detached VM whose directory is still being
+//! removed finds nothing, never the VM attached after it; and a slot (and
+//! the VM's name) is not given out again until the old directory is gone.
 
 use core::ffi::{c_int, c_void};
 use core::fmt::{self, Write};
@@ -139,9 +144,44 @@ pub(crate) struct Sampling {
     running: bool,
 }
 
+/// What a per-VM proc file keeps to find its VM: the slot and the attach
+/// generation, packed into the file's private data (a `usize`).
+#[derive(Clone, Copy)]
+pub(crate) struct VmFileKey {
+    index: usize,
+    generation: u64,
+}
+
+impl VmFileKey {
+    /// Bits of the private data that hold the slot index.
+    const INDEX_BITS: u32 = 8;
+    const INDEX_MASK: usize = (1 << Self::INDEX_BITS) - 1;
+
+    /// The private data (the generation truncated to the bits left, which
+    /// 2^56 attaches would take to repeat).
+    pub(crate) fn data(self) -> usize {
+        ((self.generation as usize) << Self::INDEX_BITS) | (self.index & Self::INDEX_MASK)
+    }
+
+    /// The key a file's private data holds (the generation as truncated).
+    fn from_data(data: usize) -> Self {
+        VmFileKey {
+            index: data & Self::INDEX_MASK,
+            generation: (data >> Self::INDEX_BITS) as u64,
+        }
+    }
+}
+
+// Slot indices fit in the bits kept for them, and generations in the 56
+// bits of a 64-bit `usize` left.
+const _: () = assert!(MAX_VMS <= VmFileKey::INDEX_MASK + 1);
+const _: () = assert!(usize::BITS == 64);
+
 /// One attached VM.
 pub(crate) struct Attached {
     key: VmId,
+    /// Where its files find it.
+    file_key: VmFileKey,
     vendor: Vendor,
     /// KVM's TLB flush, held while the VM is attached.
     tlb: TlbFlush,
@@ -241,6 +281,12 @@ pub(crate) struct State {
     /// `/proc/ept_sampler/`, the parent of the VMs' directories.
     pub(crate) root: Option<ProcDir>,
     vms: [Option<Attached>; MAX_VMS],
+    /// Slots whose VM was taken out and whose directory is being removed
+    /// ([`Sampler::release`]): neither the slot nor the VM's name is given
+    /// out again until it is gone.
+    removing: [Option<VmId>; MAX_VMS],
+    /// The generation of the next attach (see [`VmFileKey`]).
+    next_generation: u64,
     /// Set when the module unloads: nothing may be attached any more.
     closing: bool,
     /// The last failed command, for `last_error`.
@@ -259,6 +305,25 @@ pub(crate) struct State {
 impl State {
     fn find(&mut self, key: VmId) -> Option<&mut Attached> {
         self.vms.iter_mut().flatten().find(|a| a.key == key)
+    }
+
+    /// The VM the per-VM file with private data `data` serves, if it is
+    /// still attached.
+    fn by_file(&self, data: usize) -> Option<&Attached> {
+        self.vms
+            .get(VmFileKey::from_data(data).index)?
+            .as_ref()
+            .filter(|a| a.file_key.data() == data)
+    }
+
+    /// Takes the VM of slot `index` out, keeping the slot and the VM's name
+    /// until [`Sampler::release`] has removed its directory.
+    fn take(&mut self, index: usize) -> Option<Attached> {
+        let a = self.vms.get_mut(index)?.take()?;
+        if let Some(r) = self.removing.get_mut(index) {
+            *r = Some(a.key);
+        }
+        Some(a)
     }
 }
 
@@ -285,6 +350,8 @@ impl Sampler {
             state <- kernel::new_mutex!(State {
                 root: None,
                 vms: [const { None }; MAX_VMS],
+                removing: [const { None }; MAX_VMS],
+                next_generation: 1,
                 closing: false,
                 last_error: None,
                 host: Host::UNKNOWN,
@@ -357,6 +424,15 @@ impl Sampler {
                     continue;
                 }
             };
+            if state.removing.contains(&Some(key)) {
+                if fd.is_some() {
+                    return Err(failure(
+                        Errno::Ebusy,
+                        format_args!("vm {key} is being detached: try again"),
+                    ));
+                }
+                continue;
+            }
             if state
                 .vms
                 .iter()
@@ -371,23 +447,41 @@ impl Sampler {
                 }
                 continue;
             }
-            let Some(index) = state.vms.iter().position(Option::is_none) else {
+            let free = state
+                .vms
+                .iter()
+                .zip(state.removing.iter())
+                .position(|(a, r)| a.is_none() && r.is_none());
+            let Some(index) = free else {
                 return Err(failure(
                     Errno::Ebusy,
                     format_args!("{MAX_VMS} VMs are attached already"),
                 ));
             };
+            // Taken now, used or not: files of a directory that fails half
+            // way may be open already, and must never match a later VM.
+            let file_key = VmFileKey {
+                index,
+                generation: state.next_generation,
+            };
+            state.next_generation = state.next_generation.wrapping_add(1);
             let root = state
                 .root
                 .as_ref()
                 .ok_or_else(|| failure(Errno::Enoent, format_args!("no /proc tree")))?;
-            // The directory's files find the VM by its slot index; they
-            // are removed (detach) before the slot is reused.
-            let dir = match VmDir::new(root, key, index) {
+            // `removing` keeps the name free of any directory of ours, so
+            // this fails only for want of memory.
+            let dir = match VmDir::new(root, key, file_key.data()) {
                 Ok(dir) => dir,
                 Err((_, partial)) => {
+                    // The slot and the name stay reserved until the partial
+                    // directory is gone, as after a detach.
+                    if let Some(r) = state.removing.get_mut(index) {
+                        *r = Some(key);
+                    }
                     drop(state);
                     drop(partial);
+                    self.unreserve(index, key);
                     return Err(failure(
                         Errno::Enomem,
                         format_args!("cannot create /proc/ept_sampler/{key}"),
@@ -397,6 +491,7 @@ impl Sampler {
             if let Some(slot) = state.vms.get_mut(index) {
                 *slot = Some(Attached {
                     key,
+                    file_key,
                     vendor,
                     tlb,
                     sampling: None,
@@ -510,23 +605,59 @@ impl Sampler {
         Ok(())
     }
 
-    /// Takes the VM `key` out of the state, for [`release`].
+    /// Takes the VM `key` out of the state, for [`Sampler::release`].
     fn detach(&self, key: VmId) -> core::result::Result<Attached, Failure> {
         let mut state = self.state.lock();
-        state
+        let index = state
             .vms
-            .iter_mut()
-            .find(|s| s.as_ref().is_some_and(|a| a.key == key))
-            .and_then(Option::take)
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|a| a.key == key));
+        index
+            .and_then(|i| state.take(i))
             .ok_or_else(|| failure(Errno::Enoent, format_args!("vm {key} is not attached")))
     }
 
-    /// Takes every VM out of the state, for [`release`]; with `closing`,
-    /// refuses new ones from then on.
+    /// Takes every VM out of the state, for [`Sampler::release`]; with
+    /// `closing`, refuses new ones from then on.
     pub(crate) fn take_all(&self, closing: bool) -> [Option<Attached>; MAX_VMS] {
         let mut state = self.state.lock();
         state.closing |= closing;
-        core::mem::replace(&mut state.vms, [const { None }; MAX_VMS])
+        let mut all = [const { None }; MAX_VMS];
+        for (i, out) in all.iter_mut().enumerate() {
+            *out = state.take(i);
+        }
+        all
+    }
+
+    /// Drops a VM taken out of the state: its proc directory first (waiting
+    /// for its readers), then its heat map and the VM reference; then gives
+    /// its slot and name back. Must not be called with the state mutex held.
+    pub(crate) fn release(&self, mut vm: Attached) {
+        hold_for_test();
+        drop(vm.dir.take());
+        let (index, key) = (vm.file_key.index, vm.key);
+        drop(vm);
+        self.unreserve(index, key);
+    }
+
+    /// Gives slot `index` and the name of `key` back once the directory
+    /// they were reserved for is gone.
+    fn unreserve(&self, index: usize, key: VmId) {
+        let mut state = self.state.lock();
+        if let Some(r) = state.removing.get_mut(index).filter(|r| **r == Some(key)) {
+            *r = None;
+        }
+    }
+
+    /// Waits until no directory is being removed: the module's root may go
+    /// only after a `detach` running in another task has removed the
+    /// directory it took out (`proc_remove()` of the root would free it
+    /// under that task's feet).
+    pub(crate) fn wait_released(&self) {
+        while self.state.lock().removing.iter().any(Option::is_some) {
+            // SAFETY: process context (module unload); a one-jiffy sleep.
+            unsafe { bindings::schedule_timeout_uninterruptible(1) };
+        }
     }
 
     /// One pass of the thread: runs the rounds that are due and detaches
@@ -539,12 +670,19 @@ impl Sampler {
             let mut state = self.state.lock();
             let budget = u64::from(state.walk_budget);
             let pass_accessed = state.pass_accessed;
-            for (slot, out) in state.vms.iter_mut().zip(orphans.iter_mut()) {
-                if slot.as_ref().is_some_and(|a| a.file.is_orphan()) {
-                    *out = slot.take();
+            for (index, out) in orphans.iter_mut().enumerate() {
+                if state
+                    .vms
+                    .get(index)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|a| a.file.is_orphan())
+                {
+                    *out = state.take(index);
                     continue;
                 }
-                let Some(a) = slot.as_mut() else { continue };
+                let Some(Some(a)) = state.vms.get_mut(index) else {
+                    continue;
+                };
                 let running = a.sampling.as_ref().filter(|s| s.running);
                 if running.is_some_and(|s| s.next_due_ns <= now) {
                     a.run_round(now, budget, pass_accessed);
@@ -560,7 +698,7 @@ impl Sampler {
                 vm.key.pid,
                 vm.key.fd
             );
-            release(vm);
+            self.release(vm);
         }
         next.saturating_sub(now_ns()) / 1_000_000
     }
@@ -581,12 +719,17 @@ impl Sampler {
     }
 }
 
-/// Drops a detached VM: its proc directory first (waiting for readers),
-/// then its heat map and the VM reference. Must not be called with the
-/// state mutex held.
-pub(crate) fn release(mut vm: Attached) {
-    drop(vm.dir.take());
-    drop(vm);
+/// Waits while the module parameter `test_hold_detach` is set, 10 s at
+/// most: a test's window between taking a VM out and removing its
+/// directory.
+fn hold_for_test() {
+    let deadline = now_ns().saturating_add(10_000_000_000);
+    // SAFETY: reads a module parameter; no preconditions.
+    while unsafe { bindings::ept_sampler_test_hold_detach() } && now_ns() < deadline {
+        // SAFETY: process context (a command's write, the thread, or the
+        // module's unload); a short sleep.
+        unsafe { bindings::schedule_timeout_uninterruptible(ms_to_jiffies(1)) };
+    }
 }
 
 /// The sampler's kernel thread.
@@ -696,13 +839,13 @@ pub(crate) fn command(bytes: &[u8]) -> Result<()> {
     let result = match Command::parse(bytes) {
         Err(e) => Err(failure(Errno::Einval, format_args!("{e}"))),
         Ok(Command::Attach { pid, fd }) => sampler.attach(pid, fd),
-        Ok(Command::Detach(key)) => sampler.detach(key).map(release),
+        Ok(Command::Detach(key)) => sampler.detach(key).map(|vm| sampler.release(vm)),
         Ok(Command::DetachAll) => {
             sampler
                 .take_all(false)
                 .into_iter()
                 .flatten()
-                .for_each(release);
+                .for_each(|vm| sampler.release(vm));
             Ok(())
         }
         Ok(Command::Start { vm, settings }) => sampler.start(vm, settings),
@@ -803,13 +946,14 @@ pub(crate) enum VmFileKind {
     Memslots,
 }
 
-/// A per-VM text file of the VM in slot `index`.
-pub(crate) fn show_vm_file(m: &mut dyn Write, index: usize, kind: VmFileKind) -> fmt::Result {
+/// A per-VM text file of the VM its private data `data` names (empty once
+/// that VM is detached).
+pub(crate) fn show_vm_file(m: &mut dyn Write, data: usize, kind: VmFileKind) -> fmt::Result {
     let Some(sampler) = current() else {
         return Ok(());
     };
     let state = sampler.state.lock();
-    let Some(Some(a)) = state.vms.get(index) else {
+    let Some(a) = state.by_file(data) else {
         return Ok(());
     };
     let vm = Vm::new(&a.file);
@@ -853,11 +997,12 @@ pub(crate) fn show_vm_file(m: &mut dyn Write, index: usize, kind: VmFileKind) ->
     }
 }
 
-/// `heatmap.bin` of the VM in slot `index`, from `offset`.
-pub(crate) fn read_heatmap_bin(index: usize, offset: u64, buf: &mut [u8]) -> Result<usize> {
+/// `heatmap.bin` of the VM its private data `data` names, from `offset`
+/// (empty once that VM is detached).
+pub(crate) fn read_heatmap_bin(data: usize, offset: u64, buf: &mut [u8]) -> Result<usize> {
     let sampler = current().ok_or(code::ENODEV)?;
     let state = sampler.state.lock();
-    let Some(Some(a)) = state.vms.get(index) else {
+    let Some(a) = state.by_file(data) else {
         return Ok(0);
     };
     let Some(s) = &a.sampling else { return Ok(0) };

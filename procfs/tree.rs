@@ -31,8 +31,8 @@ pub(crate) struct VmDir {
 }
 
 impl VmDir {
-    /// Creates the directory of the VM `key`, whose files find it in slot
-    /// `index` of the sampler's state.
+    /// Creates the directory of the VM `key`, whose files find it with
+    /// `data` (their private data, a [`VmFileKey`](crate::kvm::sampler::VmFileKey)).
     ///
     /// On failure the partly built directory comes back with the error:
     /// the caller drops it once it no longer holds the sampler's mutex, since
@@ -41,19 +41,19 @@ impl VmDir {
     pub(crate) fn new(
         parent: &ProcDir,
         key: VmId,
-        index: usize,
+        data: usize,
     ) -> core::result::Result<Self, (Error, Option<ProcDir>)> {
         let mut name = NameBuf::default();
         write!(name, "{key}\0").map_err(|_| (code::EINVAL, None))?;
         let cname = name.as_cstr().ok_or((code::EINVAL, None))?;
         let dir = ProcDir::new(cname, Some(parent)).map_err(|e| (e, None))?;
         let files = (|| {
-            dir.add_show::<VmText<CONFIG>>(c"config", index)?;
-            dir.add_show::<VmText<STATS>>(c"stats", index)?;
-            dir.add_show::<VmText<HEATMAP>>(c"heatmap", index)?;
-            dir.add_read_at::<HeatmapBin>(c"heatmap.bin", index)?;
-            dir.add_show::<VmText<HISTORY>>(c"history", index)?;
-            dir.add_show::<VmText<MEMSLOTS>>(c"memslots", index)
+            dir.add_show::<VmText<CONFIG>>(c"config", data)?;
+            dir.add_show::<VmText<STATS>>(c"stats", data)?;
+            dir.add_show::<VmText<HEATMAP>>(c"heatmap", data)?;
+            dir.add_read_at::<HeatmapBin>(c"heatmap.bin", data)?;
+            dir.add_show::<VmText<HISTORY>>(c"history", data)?;
+            dir.add_show::<VmText<MEMSLOTS>>(c"memslots", data)
         })();
         match files {
             Ok(()) => Ok(VmDir { _dir: dir }),
@@ -151,11 +151,11 @@ const HEATMAP: u8 = 2;
 const HISTORY: u8 = 3;
 const MEMSLOTS: u8 = 4;
 
-/// A text file of a VM's directory; its data is the VM's slot index.
+/// A text file of a VM's directory; its data is the VM's file key.
 struct VmText<const KIND: u8>;
 
 impl<const KIND: u8> ShowFile for VmText<KIND> {
-    fn show(m: &mut SeqFile, index: usize) -> fmt::Result {
+    fn show(m: &mut SeqFile, data: usize) -> fmt::Result {
         let kind = match KIND {
             CONFIG => VmFileKind::Config,
             STATS => VmFileKind::Stats,
@@ -163,7 +163,7 @@ impl<const KIND: u8> ShowFile for VmText<KIND> {
             HISTORY => VmFileKind::History,
             _ => VmFileKind::Memslots,
         };
-        sampler::show_vm_file(m, index, kind)
+        sampler::show_vm_file(m, data, kind)
     }
 }
 
@@ -171,8 +171,8 @@ impl<const KIND: u8> ShowFile for VmText<KIND> {
 struct HeatmapBin;
 
 impl ReadAt for HeatmapBin {
-    fn read_at(index: usize, offset: u64, buf: &mut [u8]) -> Result<usize> {
-        sampler::read_heatmap_bin(index, offset, buf)
+    fn read_at(data: usize, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        sampler::read_heatmap_bin(data, offset, buf)
     }
 }
 

@@ -451,6 +451,126 @@ s_creds_at_open() {
 	end_vm cr $vm_bg
 }
 
+# 8c. A VM's directory never serves another VM, and neither its slot nor its
+#     name is given out again before the directory is gone: two writers
+#     attach and detach one VM each, 1000 times, while a reader loops over
+#     both directories. Every read of P-F/config shows vm P-F, or an empty
+#     file (the VM was detached after the open), or fails because the
+#     directory is gone: ENOENT at open, or EIO, which procfs returns for a
+#     read of a file opened before its entry was removed. No attach or
+#     detach fails; the harness fails the run on any kernel warning (and
+#     lockdep and KASAN check it on the debug kernel).
+s_dir_reuse() {
+	start_vm ra --mem 16M --seconds 600 --write 4M+1M
+	a=$vm a_bg=$vm_bg
+	start_vm rb --mem 16M --seconds 600 --write 4M+1M
+	b=$vm b_bg=$vm_bg
+	rm -f /tmp/reuse.stop /tmp/reuse.*.out
+	cycles() {
+		i=0
+		while [ $i -lt 1000 ]; do
+			echo "attach pid=${1%-*} fd=${1#*-}" 2>/dev/null >/proc/ept_sampler/control ||
+				{ echo "attach $1 failed at $i: $(cat /proc/ept_sampler/last_error)"; return 1; }
+			echo "detach vm=$1" 2>/dev/null >/proc/ept_sampler/control ||
+				{ echo "detach $1 failed at $i: $(cat /proc/ept_sampler/last_error)"; return 1; }
+			i=$((i + 1))
+		done
+	}
+	reader() {
+		reads=0 shown=0 empty=0 gone=0
+		while [ ! -e /tmp/reuse.stop ]; do
+			for v in $a $b; do
+				reads=$((reads + 1))
+				if out=$(cat "/proc/ept_sampler/$v/config" 2>/tmp/reuse.err); then
+					if [ -z "$out" ]; then
+						empty=$((empty + 1))
+					elif [ "$(echo "$out" | sed -n 's/^vm //p')" = "$v" ]; then
+						shown=$((shown + 1))
+					else
+						echo "read of $v/config showed another VM: $out"
+						return 1
+					fi
+				elif grep -qE 'No such file or directory|Input/output error' /tmp/reuse.err; then
+					gone=$((gone + 1))
+				else
+					echo "read of $v/config failed otherwise: $(cat /tmp/reuse.err)"
+					return 1
+				fi
+			done
+		done
+		echo "reads $reads: own VM $shown, empty $empty, gone $gone"
+		[ $shown -gt 0 ] || { echo "no read ever found a directory"; return 1; }
+	}
+	reader >/tmp/reuse.reader.out 2>&1 &
+	reader_bg=$!
+	cycles $a >/tmp/reuse.a.out 2>&1 &
+	a_cycles=$!
+	cycles $b >/tmp/reuse.b.out 2>&1 &
+	b_cycles=$!
+	rc=0
+	wait $a_cycles || rc=$?
+	wait $b_cycles || rc=$((rc + $?))
+	touch /tmp/reuse.stop
+	wait $reader_bg || rc=$((rc + $?))
+	cat /tmp/reuse.a.out /tmp/reuse.b.out /tmp/reuse.reader.out
+	[ $rc = 0 ] || fail "a writer or the reader failed"
+	grep -q "^$a .* detached\$" /proc/ept_sampler/vms || fail "$a is not detached at the end"
+	grep -q "^$b .* detached\$" /proc/ept_sampler/vms || fail "$b is not detached at the end"
+	end_vm rb $b_bg
+	end_vm ra $a_bg
+}
+
+# 8d. Inside the window between a detach taking its VM out and removing the
+#     VM's directory, held open by the test parameter test_hold_detach (so
+#     that the scenario acts inside it on events, not on timing): a file of
+#     the old directory, opened before, reads empty; another VM attached
+#     meanwhile gets another slot, so the old file never shows it; the old
+#     VM's name is not given out (attach: EBUSY, "being detached"). Once
+#     the directory is gone the VM attaches again, and each directory shows
+#     its own VM.
+s_detach_window() {
+	hold=/sys/module/ept_sampler/parameters/test_hold_detach
+	[ -w $hold ] || fail "no writable $hold"
+	start_vm wa --mem 16M --seconds 600 --write 4M+1M
+	a=$vm a_bg=$vm_bg
+	start_vm wb --mem 16M --seconds 600 --write 4M+1M
+	b=$vm b_bg=$vm_bg
+	ctl "attach pid=${a%-*}"
+	exec 3<"/proc/ept_sampler/$a/config"
+	echo 1 >$hold
+	ctl "detach vm=$a" &
+	detach_bg=$!
+	# The window: $a no longer attached, its directory still there.
+	i=0
+	until grep -q "^$a .* detached\$" /proc/ept_sampler/vms && [ -d "/proc/ept_sampler/$a" ]; do
+		i=$((i + 1))
+		[ $i -lt 300 ] || { echo 0 >$hold; fail "the detach of $a never reached its window"; }
+		sleep 0.1
+	done
+	ctl "attach pid=${b%-*}"
+	old=$(cat <&3)
+	exec 3<&-
+	if ctl "attach pid=${a%-*} fd=${a#*-}" 2>/dev/null; then
+		echo 0 >$hold
+		fail "$a attached again while its directory was being removed"
+	fi
+	grep -q "^EBUSY .*$a is being detached" /proc/ept_sampler/last_error ||
+		{ echo 0 >$hold; fail "last_error: $(cat /proc/ept_sampler/last_error)"; }
+	[ -d "/proc/ept_sampler/$a" ] || { echo 0 >$hold; fail "the window closed before the checks"; }
+	echo 0 >$hold
+	wait $detach_bg || fail "detach vm=$a failed"
+	[ -z "$old" ] || fail "$a/config, opened before the detach, showed: $old"
+	[ ! -e "/proc/ept_sampler/$a" ] || fail "$a's directory is still there after the detach"
+	ctl "attach pid=${a%-*} fd=${a#*-}"
+	for v in $a $b; do
+		[ "$(sed -n 's/^vm //p' "/proc/ept_sampler/$v/config")" = "$v" ] ||
+			fail "$v/config: $(cat "/proc/ept_sampler/$v/config")"
+	done
+	ctl "detach all"
+	end_vm wb $b_bg
+	end_vm wa $a_bg
+}
+
 # 10. The yield path: with a walk budget of 64 entries (`tune`, a setting
 #     for tests) every round over 16 MiB of touched 4K pages drops and
 #     retakes mmu_lock some hundred times, looking its root up again each

@@ -211,6 +211,8 @@ if [ -f "$EPT_FILES/sampler.sh" ]; then
 	scenario private-vm s_private_vm
 	scenario non-root s_non_root
 	scenario creds-at-open s_creds_at_open
+	scenario dir-reuse s_dir_reuse
+	scenario detach-window s_detach_window
 	scenario malformed-commands s_fuzz
 	# record/report through the tool (uses sampler.sh's helpers); before
 	# the scenario that unloads the module.
