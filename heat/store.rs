@@ -580,6 +580,16 @@ impl<'a> StoreView<'a> {
         self.rounds
     }
 
+    /// The words of the layout's cells, as the store holds them, if no
+    /// visit is pending ([`StoreView::with_pending`]): what a copy of the
+    /// view needs ([`StoreView::new`] over the copy reads the same cells).
+    pub fn settled_words(&self) -> Option<&'a [u16]> {
+        if self.pending.is_some() {
+            return None;
+        }
+        self.words.get(..self.layout.words())
+    }
+
     /// Number of cells.
     #[inline]
     pub fn cells(&self) -> usize {

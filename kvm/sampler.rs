@@ -997,17 +997,22 @@ pub(crate) fn show_vm_file(m: &mut dyn Write, data: usize, kind: VmFileKind) -> 
     }
 }
 
-/// `heatmap.bin` of the VM its private data `data` names, from `offset`
-/// (empty once that VM is detached).
-pub(crate) fn read_heatmap_bin(data: usize, offset: u64, buf: &mut [u8]) -> Result<usize> {
+/// What an open `heatmap.bin` reads: the heat map as it was at open, or
+/// nothing (an empty file) if the VM was not being sampled.
+pub(crate) type HeatmapBinSnapshot = Option<heatmap_bin::BinSnapshot<VBuf<u16>>>;
+
+/// Takes `heatmap.bin`'s snapshot of the VM its private data `data` names:
+/// `ENOENT` once that VM is detached, `ENOMEM` if the copy cannot be made.
+pub(crate) fn snapshot_heatmap_bin(data: usize) -> Result<HeatmapBinSnapshot> {
     let sampler = current().ok_or(code::ENODEV)?;
     let state = sampler.state.lock();
-    let Some(a) = state.by_file(data) else {
-        return Ok(0);
+    let a = state.by_file(data).ok_or(code::ENOENT)?;
+    let Some(s) = &a.sampling else {
+        return Ok(None);
     };
-    let Some(s) = &a.sampling else { return Ok(0) };
-    let view = s.map.view();
-    Ok(heatmap_bin::render(&view, offset, buf))
+    heatmap_bin::BinSnapshot::take(&s.map.view(), |n| VBuf::zeroed(n).ok())
+        .map(Some)
+        .ok_or(code::ENOMEM)
 }
 
 /// KVM's parameters as last read (see [`State::host`]).

@@ -7,7 +7,9 @@
 use core::ffi::{c_char, c_void, CStr};
 use core::ptr::{self, NonNull};
 
+use kernel::alloc::KBox;
 use kernel::error::{code, Result};
+use kernel::prelude::GFP_KERNEL;
 
 use super::seq::{self, ShowFile};
 use crate::kvm::bindings;
@@ -19,11 +21,18 @@ pub(crate) const WRITE_ONLY: bindings::umode_t = 0o200;
 /// A directory only root may enter.
 pub(crate) const DIR_MODE: bindings::umode_t = 0o500;
 
-/// A file read at any offset (`pread`), such as a binary layout.
+/// A file read at any offset (`pread`), such as a binary layout, from a
+/// snapshot taken when it is opened: however many reads a reader makes, it
+/// reads one version of the file.
 pub(crate) trait ReadAt {
-    /// Fills `buf` with the file's bytes from `offset`; returns how many (0
-    /// at the end). `data` is the file's private data.
-    fn read_at(data: usize, offset: u64, buf: &mut [u8]) -> Result<usize>;
+    /// What an open file reads from.
+    type Snapshot: Send;
+    /// Takes the snapshot for an open of the file whose private data is
+    /// `data`.
+    fn open(data: usize) -> Result<Self::Snapshot>;
+    /// Fills `buf` with the snapshot's bytes from `offset`; returns how many
+    /// (0 at the end).
+    fn read_at(snapshot: &Self::Snapshot, offset: u64, buf: &mut [u8]) -> usize;
 }
 
 /// A file that takes one command per `write`.
@@ -158,10 +167,54 @@ struct ReadAtOps<T>(core::marker::PhantomData<T>);
 
 impl<T: ReadAt> ReadAtOps<T> {
     const OPS: bindings::proc_ops = bindings::proc_ops {
+        proc_open: Some(Self::open),
         proc_read: Some(Self::read),
+        proc_release: Some(Self::release),
         // SAFETY: proc_ops is plain data; zero means "no such operation".
         ..unsafe { core::mem::zeroed() }
     };
+
+    /// # Safety
+    ///
+    /// Called by procfs to open a file made by `add_read_at`.
+    unsafe extern "C" fn open(
+        inode: *mut bindings::inode,
+        file: *mut bindings::file,
+    ) -> core::ffi::c_int {
+        // SAFETY: procfs passes the file's live inode; i_private is the
+        // entry's data (pde_data()).
+        let data = unsafe { (*inode).i_private } as usize;
+        let snapshot = match T::open(data) {
+            Ok(s) => s,
+            Err(e) => return e.to_errno(),
+        };
+        let snapshot = match KBox::new(snapshot, GFP_KERNEL) {
+            Ok(b) => b,
+            Err(_) => return code::ENOMEM.to_errno(),
+        };
+        // SAFETY: `file` is being opened and its private data is ours
+        // until `release`, which takes the box back.
+        unsafe { (*file).private_data = KBox::into_raw(snapshot).cast() };
+        0
+    }
+
+    /// # Safety
+    ///
+    /// Called by procfs once per successful `open`, when the file is closed
+    /// or its entry removed; no read runs then or after.
+    unsafe extern "C" fn release(
+        _inode: *mut bindings::inode,
+        file: *mut bindings::file,
+    ) -> core::ffi::c_int {
+        // SAFETY: the file being released; `open` set its private data.
+        let snapshot = unsafe { (*file).private_data }.cast::<T::Snapshot>();
+        if !snapshot.is_null() {
+            // SAFETY: made by KBox::into_raw in `open`, taken back once: no
+            // read runs any more (procfs's guarantee for release).
+            drop(unsafe { KBox::from_raw(snapshot) });
+        }
+        0
+    }
 
     /// # Safety
     ///
@@ -180,15 +233,14 @@ impl<T: ReadAt> ReadAtOps<T> {
         let Ok(offset) = u64::try_from(offset) else {
             return code::EINVAL.to_errno() as isize;
         };
-        // SAFETY: a read of our file (caller).
-        let data = unsafe { private_data(file) };
+        // SAFETY: a read of our file, opened by `open` (which set the
+        // private data to a live snapshot that `release` alone frees, and
+        // not while a read runs).
+        let snapshot = unsafe { &*(*file).private_data.cast::<T::Snapshot>() };
         let Some(out) = kbuf.get_mut(..want) else {
             return code::EINVAL.to_errno() as isize;
         };
-        let n = match T::read_at(data, offset, out) {
-            Ok(n) => n.min(want),
-            Err(e) => return e.to_errno() as isize,
-        };
+        let n = T::read_at(snapshot, offset, out).min(want);
         // SAFETY: `buf` is the reader's user buffer of at least `len >= n`
         // bytes; copy_to_user checks the address itself.
         let left = unsafe { kernel::bindings::copy_to_user(buf.cast(), kbuf.as_ptr().cast(), n) };

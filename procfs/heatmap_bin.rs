@@ -45,7 +45,9 @@
 //! the `read` handler of the proc file calls it with the file offset.
 
 use super::fields::FormatError;
-use crate::heat::{Cell, Granule, MapView, State, StoreView, Track};
+use core::ops::DerefMut;
+
+use crate::heat::{Cell, Granule, MapView, State, StoreLayout, StoreView, Track};
 
 /// The first 8 bytes.
 pub const MAGIC: [u8; 8] = *b"EPTHEAT\0";
@@ -248,7 +250,54 @@ pub fn file_size(store: &StoreView<'_>) -> u64 {
 /// how many it wrote: `buf.len()`, or less at the end of the file (0 at or
 /// past it). Costs O(bytes written), whatever the offset.
 pub fn render(view: &MapView<'_>, offset: u64, buf: &mut [u8]) -> usize {
-    let (store, mode) = (&view.store, view.track);
+    render_from(&BinHeader::of(view), &view.store, offset, buf)
+}
+
+/// `heatmap.bin` as it was at one moment: the header and a copy of the heat
+/// store's words. The proc file takes one at open, so that a reader sees
+/// one consistent heat map however many `read` calls it takes, while
+/// rounds go on; it costs as much memory as the heat store, while the file
+/// is open.
+pub struct BinSnapshot<W> {
+    header: BinHeader,
+    layout: StoreLayout,
+    rounds: u64,
+    words: W,
+}
+
+impl<W: DerefMut<Target = [u16]>> BinSnapshot<W> {
+    /// Copies `view` into storage that `alloc(n)` gives for `n` words;
+    /// `None` if `alloc` fails or gives too few, or if a visit of a
+    /// running round is pending (a reader holding the sampler's lock never
+    /// sees one).
+    pub fn take(view: &MapView<'_>, alloc: impl FnOnce(usize) -> Option<W>) -> Option<Self> {
+        let src = view.store.settled_words()?;
+        let mut words = alloc(src.len())?;
+        words.get_mut(..src.len())?.copy_from_slice(src);
+        Some(BinSnapshot {
+            header: BinHeader::of(view),
+            layout: *view.store.layout(),
+            rounds: view.store.rounds(),
+            words,
+        })
+    }
+
+    /// The header.
+    pub fn header(&self) -> &BinHeader {
+        &self.header
+    }
+
+    /// As [`render`], from the copy.
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> usize {
+        let store = StoreView::new(self.layout, &self.words, self.rounds);
+        render_from(&self.header, &store, offset, buf)
+    }
+}
+
+/// [`render`] with the header given: the records come from `store`, in
+/// `header.mode`.
+fn render_from(header: &BinHeader, store: &StoreView<'_>, offset: u64, buf: &mut [u8]) -> usize {
+    let mode = header.mode;
     let size = file_size(store);
     if offset >= size {
         return 0;
@@ -273,7 +322,7 @@ pub fn render(view: &MapView<'_>, offset: u64, buf: &mut [u8]) -> usize {
     };
 
     if pos < HEADER_SIZE as u64 {
-        let header = BinHeader::of(view).encode();
+        let header = header.encode();
         let skip = usize::try_from(pos).unwrap_or(0);
         if !emit(header.get(skip..).unwrap_or(&[]), &mut written, &mut pos) {
             return written;

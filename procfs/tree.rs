@@ -167,12 +167,18 @@ impl<const KIND: u8> ShowFile for VmText<KIND> {
     }
 }
 
-/// `heatmap.bin`: read at any offset.
+/// `heatmap.bin`: read at any offset, from a copy taken at open.
 struct HeatmapBin;
 
 impl ReadAt for HeatmapBin {
-    fn read_at(data: usize, offset: u64, buf: &mut [u8]) -> Result<usize> {
-        sampler::read_heatmap_bin(data, offset, buf)
+    type Snapshot = sampler::HeatmapBinSnapshot;
+
+    fn open(data: usize) -> Result<Self::Snapshot> {
+        sampler::snapshot_heatmap_bin(data)
+    }
+
+    fn read_at(snapshot: &Self::Snapshot, offset: u64, buf: &mut [u8]) -> usize {
+        snapshot.as_ref().map_or(0, |s| s.read_at(offset, buf))
     }
 }
 

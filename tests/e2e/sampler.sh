@@ -331,13 +331,8 @@ s_dirty_log_begins() {
 	[ -n "$partial" ] && [ "$partial" -ge "$before" ] && [ "$partial" -le "$begun" ] ||
 		fail "heatmap: dirty_partial '$partial', not a round from $before to $begun"
 	# heatmap.bin: the same round, a little-endian u64 at offset 56.
-	set -- $(dd if="/proc/ept_sampler/$vm/heatmap.bin" bs=1 skip=56 count=8 2>/dev/null | od -An -tu1 -v)
-	[ $# = 8 ] || fail "heatmap.bin: $# bytes at offset 56, not 8"
-	bin=0 i=8
-	while [ $i -gt 0 ]; do
-		eval "byte=\${$i}"
-		bin=$((bin * 256 + byte)) i=$((i - 1))
-	done
+	cat "/proc/ept_sampler/$vm/heatmap.bin" >/tmp/hm.bin
+	bin=$(le64 /tmp/hm.bin 56)
 	[ "$bin" = "$partial" ] || fail "heatmap.bin: dirty_partial $bin, heatmap: $partial"
 	echo "round $partial partial (rounds begun: $before at the signal, $begun now)"
 	# The log is no longer read (no more write faults) and rounds come at
@@ -569,6 +564,49 @@ s_detach_window() {
 	ctl "detach all"
 	end_vm wb $b_bg
 	end_vm wa $a_bg
+}
+
+# le64 FILE OFFSET: the little-endian u64 at OFFSET of FILE, in decimal.
+le64() {
+	set -- $(dd if="$1" bs=1 skip="$2" count=8 2>/dev/null | od -An -tu1 -v)
+	[ $# = 8 ] || fail "le64: $# bytes"
+	v=0 i=8
+	while [ $i -gt 0 ]; do
+		eval "byte=\${$i}"
+		v=$((v * 256 + byte)) i=$((i - 1))
+	done
+	echo $v
+}
+
+# 8e. heatmap.bin is one snapshot per open: a reader reads the header, then,
+#     after more rounds and a `start` with another granule (a new heat map
+#     with another number of records), the rest through the same open file,
+#     and gets the file as it was at open: the records its header counts, of
+#     the old granule, the written range accessed. A new open sees the new
+#     heat map.
+s_bin_snapshot() {
+	start_vm bsnap --mem 64M --seconds 600 --write 16M+2M
+	es start --pid "${vm%-*}" --period-ms 10
+	wait_rounds "$vm" 6
+	exec 3<"/proc/ept_sampler/$vm/heatmap.bin"
+	dd bs=64 count=1 <&3 >/tmp/bin.head 2>/dev/null
+	es start "$vm" --period-ms 10 --granule 2M
+	wait_rounds "$vm" $(($(rounds "$vm") + 3))
+	cat <&3 >/tmp/bin.rest
+	exec 3<&-
+	count=$(le64 /tmp/bin.head 40)
+	[ "$count" = 16384 ] || fail "the header at open counts $count records, not 16384 (64 MiB at 4K)"
+	size=$(wc -c </tmp/bin.rest)
+	[ "$size" = $((count * 4)) ] || fail "the rest of the open file is $size bytes, not $((count * 4))"
+	# The record of the first written page (16 MiB: record 4096): present
+	# 4K (3), accessed in the window.
+	set -- $(dd if=/tmp/bin.rest bs=1 skip=$((4096 * 4)) count=4 2>/dev/null | od -An -tu1 -v)
+	[ "$1" = 3 ] && [ "$2" -ge 1 ] || fail "record 4096 of the snapshot: $*"
+	cat "/proc/ept_sampler/$vm/heatmap.bin" >/tmp/bin.new
+	[ "$(le64 /tmp/bin.new 40)" = 32 ] || fail "a new open counts $(le64 /tmp/bin.new 40) records, not 32 (64 MiB at 2M)"
+	[ "$(wc -c </tmp/bin.new)" = $((64 + 32 * 4)) ] || fail "a new open reads $(wc -c </tmp/bin.new) bytes"
+	es detach "$vm"
+	end_vm bsnap $vm_bg
 }
 
 # 10. The yield path: with a walk budget of 64 entries (`tune`, a setting

@@ -213,6 +213,7 @@ if [ -f "$EPT_FILES/sampler.sh" ]; then
 	scenario creds-at-open s_creds_at_open
 	scenario dir-reuse s_dir_reuse
 	scenario detach-window s_detach_window
+	scenario heatmap-bin-snapshot s_bin_snapshot
 	scenario malformed-commands s_fuzz
 	# record/report through the tool (uses sampler.sh's helpers); before
 	# the scenario that unloads the module.

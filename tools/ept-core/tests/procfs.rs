@@ -563,6 +563,41 @@ fn render_bin_all(m: &Map) -> Vec<u8> {
     buf
 }
 
+/// A snapshot reads as the file did when it was taken, in reads of any
+/// size, while the heat map goes on changing (new rounds, a new pattern).
+#[test]
+fn bin_snapshot_stays_as_taken() {
+    let (mut m, _) = small_vm();
+    let before = render_bin_all(&m);
+    let snap = heatmap_bin::BinSnapshot::take(&m.view(), |n| Some(vec![0u16; n])).unwrap();
+    assert_eq!(snap.header().rounds, 2);
+    for round in 0..3u64 {
+        m.begin_round(9_000_000 + round, Track::Both);
+        m.begin_root();
+        m.visitor().leaf(wleaf(7, PageSize::Size4K, true, true));
+        m.visitor().idle(r(0, 7));
+        m.end_round(&end(round));
+    }
+    let after = render_bin_all(&m);
+    assert_ne!(after, before, "the heat map did not change");
+    // Reads of 1, 7, 64 and 4096 bytes, from every offset they reach.
+    for chunk in [1usize, 7, 64, 4096] {
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; chunk];
+        loop {
+            let n = snap.read_at(got.len() as u64, &mut buf);
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, before, "reads of {chunk} bytes");
+    }
+    // No storage, or too little: no snapshot.
+    assert!(heatmap_bin::BinSnapshot::take(&m.view(), |_| None::<Vec<u16>>).is_none());
+    assert!(heatmap_bin::BinSnapshot::take(&m.view(), |n| Some(vec![0u16; n - 1])).is_none());
+}
+
 #[test]
 fn bin_layout_exactly() {
     let (m, _) = small_vm();
