@@ -3,10 +3,14 @@
 //! The sampler: the VMs an administrator attached, their heat maps and proc
 //! directories, and the kernel thread that samples them in rounds.
 //!
-//! One mutex guards the whole state; the thread holds it for a round, proc
-//! readers and command writers for a read or a command. Anything that may
-//! wait for those (removing proc entries, dropping the last reference on a
-//! VM) happens after the mutex is released ([`Sampler::release`]).
+//! The state mutex guards the list of VMs and the host-wide settings, held
+//! only to look a VM up, add or take one out. Each VM ([`VmEntry`]) has its
+//! own lock on its heat map, which the thread holds for a round of that VM
+//! and nothing else, and a summary published at the end of each round that
+//! `stats`, `config` and `vms` read: no reader, command or unload waits for
+//! a round of another VM, and those files wait for none at all. Anything
+//! that may wait for proc readers (removing proc entries) happens after the
+//! state mutex is released ([`Sampler::release`]).
 //!
 //! A VM's files find it by slot index and attach generation
 //! ([`VmFileKey`]): a file of a detached VM whose directory is still being
@@ -15,12 +19,13 @@
 
 use core::ffi::{c_int, c_void};
 use core::fmt::{self, Write};
+use core::marker::PhantomData;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use kernel::error::{code, Error, Result};
 use kernel::prelude::*;
-use kernel::sync::Mutex;
+use kernel::sync::{Arc, Mutex};
 
 use crate::ept_walk::{Descent, Gfn, GfnRange};
 use crate::heat::{Geometry, HeatMap, RootCounts, RoundEnd, Track, DEFAULT_REGION};
@@ -72,6 +77,11 @@ fn failure(errno: Errno, args: fmt::Arguments<'_>) -> Failure {
     let mut msg = MessageBuf::new();
     let _ = msg.write_fmt(args);
     (errno, msg)
+}
+
+/// The answer to a command on a VM that is not (or no longer) attached.
+fn not_attached(key: VmId) -> Failure {
+    failure(Errno::Enoent, format_args!("vm {key} is not attached"))
 }
 
 fn errno_of(e: Errno) -> Error {
@@ -177,40 +187,99 @@ impl VmFileKey {
 const _: () = assert!(MAX_VMS <= VmFileKey::INDEX_MASK + 1);
 const _: () = assert!(usize::BITS == 64);
 
-/// One attached VM.
-pub(crate) struct Attached {
+/// What `stats`, `config` and `vms` show of a VM, published whenever it
+/// changes (a start, a stop, the end of a round) so that reading them never
+/// waits for a round.
+#[derive(Clone, Copy)]
+struct Summary {
+    /// Rounds are due (started, not stopped).
+    running: bool,
+    /// The settings of the heat map, if it has one.
+    settings: Option<Settings>,
+    /// Its statistics, if it has a heat map.
+    stats: Option<StatsFile>,
+}
+
+impl Summary {
+    const DETACHED: Summary = Summary {
+        running: false,
+        settings: None,
+        stats: None,
+    };
+
+    fn of(s: &Sampling) -> Summary {
+        Summary {
+            running: s.running,
+            settings: Some(s.settings),
+            stats: Some(StatsFile::new(
+                s.map.totals(),
+                s.store_bytes,
+                s.history_bytes,
+                s.dirty,
+            )),
+        }
+    }
+
+    fn state(&self) -> VmState {
+        if self.running {
+            VmState::Sampling
+        } else {
+            VmState::Attached
+        }
+    }
+}
+
+/// One attached VM, shared (`Arc`) by the state, the thread during a round
+/// and readers during a read: none of them holds the state mutex while it
+/// uses the VM, so a round of one VM holds up neither the others nor
+/// commands and readers of the state.
+///
+/// Lock order: the state mutex is never held while `sampling` or `summary`
+/// is taken; `sampling` nests outside `summary`.
+#[pin_data]
+pub(crate) struct VmEntry {
     key: VmId,
     /// Where its files find it.
     file_key: VmFileKey,
     vendor: Vendor,
     /// KVM's TLB flush, held while the VM is attached.
     tlb: TlbFlush,
-    /// Boxed: the state array lives in the mutex, built on the stack once.
-    sampling: Option<KBox<Sampling>>,
-    /// `/proc/ept_sampler/<pid>-<fd>/`; dropped before `file`.
-    dir: Option<VmDir>,
     /// What keeps the VM alive.
     file: VmFile,
+    /// Set (under the state mutex) when the VM is taken out of the state:
+    /// from then on no round begins and no command changes it.
+    detached: AtomicBool,
+    /// The heat map, held by the thread for a round of this VM, and by
+    /// `start`, `stop`, `heatmap`, `history` and `heatmap.bin`'s open.
+    #[pin]
+    sampling: Mutex<Option<KBox<Sampling>>>,
+    /// The copy of the heat map's summary the other files read.
+    #[pin]
+    summary: Mutex<Summary>,
 }
 
-impl Attached {
-    fn state(&self) -> VmState {
-        if self.sampling.as_ref().is_some_and(|s| s.running) {
-            VmState::Sampling
-        } else {
-            VmState::Attached
-        }
+impl VmEntry {
+    /// Whether the VM was detached. Read under `sampling`: a round or
+    /// command that finds it unset ends before [`Sampler::release`] returns.
+    fn is_detached(&self) -> bool {
+        self.detached.load(Ordering::Relaxed)
     }
 
-    /// Runs one round, examining at most `budget` entries per hold of
-    /// `mmu_lock`, handing cleared accessed bits on to the host's pages if
+    fn summary(&self) -> Summary {
+        *self.summary.lock()
+    }
+
+    /// Publishes the summary of `sampling` (held by the caller).
+    fn publish(&self, sampling: Option<&Sampling>) {
+        *self.summary.lock() = sampling.map_or(Summary::DETACHED, Summary::of);
+    }
+
+    /// Runs one round of `s` (this VM's heat map, whose lock the caller
+    /// holds), examining at most `budget` entries per hold of `mmu_lock`,
+    /// handing cleared accessed bits on to the host's pages if
     /// `pass_accessed`.
-    fn run_round(&mut self, now: u64, budget: u64, pass_accessed: bool) {
-        let vendor = self.vendor;
+    fn run_round(&self, s: &mut Sampling, now: u64, budget: u64, pass_accessed: bool) {
         let vm = Vm::new(&self.file);
-        let Some(s) = self.sampling.as_mut() else {
-            return;
-        };
         // Dirty bits belong to KVM while it logs dirty pages (migration):
         // then only accessed bits are sampled. Logging that began since the
         // last round is left for the walk to find under `mmu_lock` (its
@@ -236,7 +305,7 @@ impl Attached {
         };
         s.map.begin_round(now, track);
         let plan = round::Plan {
-            format: round::format_of(vendor),
+            format: round::format_of(self.vendor),
             mode: track.walker_mode(),
             descent,
             flush: (s.settings.flush == Flush::Round).then_some(&self.tlb),
@@ -273,7 +342,16 @@ impl Attached {
             .next_due_ns
             .saturating_add(period)
             .max(now.saturating_add(period / 2));
+        self.publish(Some(s));
     }
+}
+
+/// An attached VM as the state holds it: the VM and its directory.
+pub(crate) struct Attached {
+    vm: Arc<VmEntry>,
+    /// `/proc/ept_sampler/<pid>-<fd>/`, removed by [`Sampler::release`]
+    /// before the state's reference on the VM goes.
+    dir: Option<VmDir>,
 }
 
 /// Everything the mutex guards.
@@ -303,25 +381,32 @@ pub(crate) struct State {
 }
 
 impl State {
-    fn find(&mut self, key: VmId) -> Option<&mut Attached> {
-        self.vms.iter_mut().flatten().find(|a| a.key == key)
+    /// The attached VM `key`.
+    fn find(&self, key: VmId) -> Option<Arc<VmEntry>> {
+        self.vms
+            .iter()
+            .flatten()
+            .find(|a| a.vm.key == key)
+            .map(|a| a.vm.clone())
     }
 
     /// The VM the per-VM file with private data `data` serves, if it is
     /// still attached.
-    fn by_file(&self, data: usize) -> Option<&Attached> {
+    fn by_file(&self, data: usize) -> Option<Arc<VmEntry>> {
         self.vms
             .get(VmFileKey::from_data(data).index)?
             .as_ref()
-            .filter(|a| a.file_key.data() == data)
+            .filter(|a| a.vm.file_key.data() == data)
+            .map(|a| a.vm.clone())
     }
 
     /// Takes the VM of slot `index` out, keeping the slot and the VM's name
     /// until [`Sampler::release`] has removed its directory.
     fn take(&mut self, index: usize) -> Option<Attached> {
         let a = self.vms.get_mut(index)?.take()?;
+        a.vm.detached.store(true, Ordering::Relaxed);
         if let Some(r) = self.removing.get_mut(index) {
-            *r = Some(a.key);
+            *r = Some(a.vm.key);
         }
         Some(a)
     }
@@ -437,7 +522,7 @@ impl Sampler {
                 .vms
                 .iter()
                 .flatten()
-                .any(|a| a.key == key || a.file.same_as(vm.file.raw()))
+                .any(|a| a.vm.key == key || a.vm.file.same_as(vm.file.raw()))
             {
                 if fd.is_some() {
                     return Err(failure(
@@ -469,6 +554,20 @@ impl Sampler {
                 .root
                 .as_ref()
                 .ok_or_else(|| failure(Errno::Enoent, format_args!("no /proc tree")))?;
+            let entry = Arc::pin_init(
+                pin_init!(VmEntry {
+                    key,
+                    file_key,
+                    vendor,
+                    tlb,
+                    file: vm.file,
+                    detached: AtomicBool::new(false),
+                    sampling <- kernel::new_mutex!(None),
+                    summary <- kernel::new_mutex!(Summary::DETACHED),
+                }),
+                GFP_KERNEL,
+            )
+            .map_err(|_| failure(Errno::Enomem, format_args!("vm {key}: no memory")))?;
             // `removing` keeps the name free of any directory of ours, so
             // this fails only for want of memory.
             let dir = match VmDir::new(root, key, file_key.data()) {
@@ -490,13 +589,8 @@ impl Sampler {
             };
             if let Some(slot) = state.vms.get_mut(index) {
                 *slot = Some(Attached {
-                    key,
-                    file_key,
-                    vendor,
-                    tlb,
-                    sampling: None,
+                    vm: entry,
                     dir: Some(dir),
-                    file: vm.file,
                 });
                 attached += 1;
             }
@@ -522,11 +616,17 @@ impl Sampler {
                 format_args!("walk=upper needs flush=round: without flushes upper-level A bits are not set again"),
             ));
         }
-        let mut state = self.state.lock();
-        let a = state
+        let entry = self
+            .state
+            .lock()
             .find(key)
-            .ok_or_else(|| failure(Errno::Enoent, format_args!("vm {key} is not attached")))?;
-        let vm = Vm::new(&a.file);
+            .ok_or_else(|| not_attached(key))?;
+        // Waits for a round of this VM in progress, of no other.
+        let mut sampling = entry.sampling.lock();
+        if entry.is_detached() {
+            return Err(not_attached(key));
+        }
+        let vm = Vm::new(&entry.file);
         if settings.track.dirty() && vm.dirty_logging() {
             return Err(failure(
                 Errno::Ebusy,
@@ -543,13 +643,14 @@ impl Sampler {
             rounds: settings.history,
         };
         let now = now_ns();
-        if let Some(s) = a.sampling.as_mut() {
+        if let Some(s) = sampling.as_deref_mut() {
             if s.geometry == geometry {
                 s.settings = settings;
                 if !s.running {
                     s.running = true;
                     s.next_due_ns = now;
                 }
+                entry.publish(Some(s));
                 return Ok(());
             }
         }
@@ -571,7 +672,7 @@ impl Sampler {
         let (store_bytes, history_bytes) = (cells.bytes() as u64, ring.bytes() as u64);
         let map = HeatMap::new(&layout, cells, ring)
             .map_err(|e| failure(Errno::Einval, format_args!("vm {key}: {e}")))?;
-        let sampling = KBox::new(
+        let new = KBox::new(
             Sampling {
                 settings,
                 map,
@@ -585,7 +686,8 @@ impl Sampler {
             GFP_KERNEL,
         )
         .map_err(|_| failure(Errno::Enomem, format_args!("vm {key}: no memory")))?;
-        a.sampling = Some(sampling);
+        entry.publish(Some(&*new));
+        *sampling = Some(new);
         Ok(())
     }
 
@@ -593,14 +695,20 @@ impl Sampler {
     /// heat map, history and stats stay readable (the results of the run)
     /// until it is started again with another geometry or detached.
     fn stop(&self, key: VmId) -> core::result::Result<(), Failure> {
-        let mut state = self.state.lock();
-        let a = state
+        let entry = self
+            .state
+            .lock()
             .find(key)
-            .ok_or_else(|| failure(Errno::Enoent, format_args!("vm {key} is not attached")))?;
+            .ok_or_else(|| not_attached(key))?;
         // Stopping a VM that is not sampling does nothing, like stopping
         // it twice.
-        if let Some(s) = a.sampling.as_mut() {
+        let mut sampling = entry.sampling.lock();
+        if entry.is_detached() {
+            return Err(not_attached(key));
+        }
+        if let Some(s) = sampling.as_deref_mut() {
             s.running = false;
+            entry.publish(Some(s));
         }
         Ok(())
     }
@@ -611,10 +719,10 @@ impl Sampler {
         let index = state
             .vms
             .iter()
-            .position(|s| s.as_ref().is_some_and(|a| a.key == key));
+            .position(|s| s.as_ref().is_some_and(|a| a.vm.key == key));
         index
             .and_then(|i| state.take(i))
-            .ok_or_else(|| failure(Errno::Enoent, format_args!("vm {key} is not attached")))
+            .ok_or_else(|| not_attached(key))
     }
 
     /// Takes every VM out of the state, for [`Sampler::release`]; with
@@ -632,10 +740,16 @@ impl Sampler {
     /// Drops a VM taken out of the state: its proc directory first (waiting
     /// for its readers), then its heat map and the VM reference; then gives
     /// its slot and name back. Must not be called with the state mutex held.
+    ///
+    /// The VM itself may outlive this in a read in progress (of `vms`), which
+    /// only reads it; a new VM in its slot has another generation.
     pub(crate) fn release(&self, mut vm: Attached) {
         hold_for_test();
         drop(vm.dir.take());
-        let (index, key) = (vm.file_key.index, vm.key);
+        // A round (or command) of this VM in progress ends first: none
+        // touches the VM once this returns (`detached` keeps new ones out).
+        drop(vm.vm.sampling.lock());
+        let (index, key) = (vm.vm.file_key.index, vm.vm.key);
         drop(vm);
         self.unreserve(index, key);
     }
@@ -662,43 +776,52 @@ impl Sampler {
 
     /// One pass of the thread: runs the rounds that are due and detaches
     /// VMs whose process closed them. Returns how long to sleep, in ms.
-    fn tick(&self) -> u64 {
+    ///
+    /// The state mutex is held only to list the VMs; each round holds its
+    /// own VM's lock. Between two VMs the thread stops if asked to.
+    fn tick(&self, me: &OnThread) -> u64 {
         let mut orphans: [Option<Attached>; MAX_VMS] = [const { None }; MAX_VMS];
-        let now = now_ns();
-        let mut next = now.saturating_add(IDLE_WAKE_MS * 1_000_000);
-        {
+        let mut vms: [Option<Arc<VmEntry>>; MAX_VMS] = [const { None }; MAX_VMS];
+        let (budget, pass_accessed) = {
             let mut state = self.state.lock();
-            let budget = u64::from(state.walk_budget);
-            let pass_accessed = state.pass_accessed;
-            for (index, out) in orphans.iter_mut().enumerate() {
-                if state
-                    .vms
-                    .get(index)
-                    .and_then(Option::as_ref)
-                    .is_some_and(|a| a.file.is_orphan())
-                {
-                    *out = state.take(index);
-                    continue;
-                }
-                let Some(Some(a)) = state.vms.get_mut(index) else {
+            for (index, (orphan, vm)) in orphans.iter_mut().zip(vms.iter_mut()).enumerate() {
+                let Some(Some(a)) = state.vms.get(index) else {
                     continue;
                 };
-                let running = a.sampling.as_ref().filter(|s| s.running);
-                if running.is_some_and(|s| s.next_due_ns <= now) {
-                    a.run_round(now, budget, pass_accessed);
-                }
-                if let Some(s) = a.sampling.as_ref().filter(|s| s.running) {
-                    next = next.min(s.next_due_ns);
+                if a.vm.file.is_orphan() {
+                    *orphan = state.take(index);
+                } else {
+                    *vm = Some(a.vm.clone());
                 }
             }
-        }
+            (u64::from(state.walk_budget), state.pass_accessed)
+        };
         for vm in orphans.into_iter().flatten() {
             pr_info!(
                 "{}-{}: the VM's process closed it; detached\n",
-                vm.key.pid,
-                vm.key.fd
+                vm.vm.key.pid,
+                vm.vm.key.fd
             );
             self.release(vm);
+        }
+        let mut next = now_ns().saturating_add(IDLE_WAKE_MS * 1_000_000);
+        for vm in vms.iter().flatten() {
+            if me.should_stop() {
+                // kthread_stop() woke the thread already: no sleep.
+                return 0;
+            }
+            let mut sampling = vm.sampling.lock();
+            if vm.is_detached() {
+                continue;
+            }
+            let Some(s) = sampling.as_deref_mut().filter(|s| s.running) else {
+                continue;
+            };
+            let now = now_ns();
+            if s.next_due_ns <= now {
+                vm.run_round(s, now, budget, pass_accessed);
+            }
+            next = next.min(s.next_due_ns);
         }
         next.saturating_sub(now_ns()) / 1_000_000
     }
@@ -784,6 +907,24 @@ impl Drop for Thread {
     }
 }
 
+/// Proof of running on the sampler's thread, which only [`thread_main`]
+/// makes.
+///
+/// # Invariants
+///
+/// Exists only on the stack of a kthread (the sampler's).
+struct OnThread(PhantomData<*mut ()>);
+
+impl OnThread {
+    /// Whether the thread was asked to stop (`kthread_stop()`).
+    fn should_stop(&self) -> bool {
+        // SAFETY: `current` is a kthread (invariant, and `OnThread` is
+        // neither `Send` nor `Sync`): kthread_should_stop() reads
+        // `to_kthread(current)`, which is valid only for a kthread.
+        unsafe { bindings::kthread_should_stop() }
+    }
+}
+
 /// Milliseconds to jiffies, rounded up, at least one.
 fn ms_to_jiffies(ms: u64) -> core::ffi::c_long {
     let hz = u64::from(bindings::HZ);
@@ -800,9 +941,10 @@ fn ms_to_jiffies(ms: u64) -> core::ffi::c_long {
 unsafe extern "C" fn thread_main(data: *mut c_void) -> c_int {
     // SAFETY: see the function's safety section.
     let sampler = unsafe { &*data.cast::<Sampler>() };
-    // SAFETY: called from the kthread itself.
-    while !unsafe { bindings::kthread_should_stop() } {
-        let sleep = sampler.tick();
+    // INVARIANT: this is the sampler's kthread, and `me` stays on its stack.
+    let me = OnThread(PhantomData);
+    while !me.should_stop() {
+        let sleep = sampler.tick(&me);
         // SAFETY: process context; an interruptible sleep that
         // kthread_stop() cuts short.
         unsafe { bindings::schedule_timeout_interruptible(ms_to_jiffies(sleep)) };
@@ -893,17 +1035,18 @@ pub(crate) fn show_vms(m: &mut dyn Write) -> fmt::Result {
                 pages = pages.saturating_add(s.npages);
             }
         });
-        let host = sampler.state.lock().host;
-        let (tdp, verdict) = classify(&vm, host);
-        let state = {
+        let (host, attached) = {
             let state = sampler.state.lock();
-            state
+            let attached = state
                 .vms
                 .iter()
                 .flatten()
-                .find(|a| a.file.same_as(found.file.raw()))
-                .map(Attached::state)
+                .find(|a| a.vm.file.same_as(found.file.raw()))
+                .map(|a| a.vm.clone());
+            (state.host, attached)
         };
+        let (tdp, verdict) = classify(&vm, host);
+        let state = attached.map(|vm| vm.summary().state());
         let state = match (state, verdict) {
             (Some(s), _) => s,
             (None, Err(r)) => VmState::Refused(r),
@@ -952,38 +1095,37 @@ pub(crate) fn show_vm_file(m: &mut dyn Write, data: usize, kind: VmFileKind) -> 
     let Some(sampler) = current() else {
         return Ok(());
     };
-    let state = sampler.state.lock();
-    let Some(a) = state.by_file(data) else {
+    let Some(entry) = sampler.state.lock().by_file(data) else {
         return Ok(());
     };
-    let vm = Vm::new(&a.file);
+    let key = entry.key;
+    let vm = Vm::new(&entry.file);
+    let not_sampled = |m: &mut dyn Write| writeln!(m, "# vm {key} is not being sampled");
     match kind {
         VmFileKind::Config => {
+            let summary = entry.summary();
             let config = Config {
-                vm: a.key,
-                state: a.state(),
-                settings: a.sampling.as_ref().map(|s| s.settings),
+                vm: key,
+                state: summary.state(),
+                settings: summary.settings,
             };
             write!(m, "{config}")
         }
-        VmFileKind::Stats => match &a.sampling {
-            Some(s) => {
-                let stats = StatsFile::new(s.map.totals(), s.store_bytes, s.history_bytes, s.dirty);
-                write!(m, "{stats}")
-            }
-            None => writeln!(m, "# vm {} is not being sampled", a.key),
+        VmFileKind::Stats => match entry.summary().stats {
+            Some(stats) => write!(m, "{stats}"),
+            None => not_sampled(m),
         },
-        VmFileKind::Heatmap => match &a.sampling {
+        VmFileKind::Heatmap => match entry.sampling.lock().as_deref() {
             Some(s) => {
                 let mut slots = [NO_SLOT; MAX_SLOTS];
                 let (_, n) = memslots(&vm, &mut slots);
-                heatmap::render(m, &s.map.view(), a.key, slots.get(..n).unwrap_or(&[]))
+                heatmap::render(m, &s.map.view(), key, slots.get(..n).unwrap_or(&[]))
             }
-            None => writeln!(m, "# vm {} is not being sampled", a.key),
+            None => not_sampled(m),
         },
-        VmFileKind::History => match &a.sampling {
-            Some(s) => history::render(m, &s.map.view(), a.key),
-            None => writeln!(m, "# vm {} is not being sampled", a.key),
+        VmFileKind::History => match entry.sampling.lock().as_deref() {
+            Some(s) => history::render(m, &s.map.view(), key),
+            None => not_sampled(m),
         },
         VmFileKind::Memslots => {
             let mut slots = [NO_SLOT; MAX_SLOTS];
@@ -1005,9 +1147,9 @@ pub(crate) type HeatmapBinSnapshot = Option<heatmap_bin::BinSnapshot<VBuf<u16>>>
 /// `ENOENT` once that VM is detached, `ENOMEM` if the copy cannot be made.
 pub(crate) fn snapshot_heatmap_bin(data: usize) -> Result<HeatmapBinSnapshot> {
     let sampler = current().ok_or(code::ENODEV)?;
-    let state = sampler.state.lock();
-    let a = state.by_file(data).ok_or(code::ENOENT)?;
-    let Some(s) = &a.sampling else {
+    let entry = sampler.state.lock().by_file(data).ok_or(code::ENOENT)?;
+    let sampling = entry.sampling.lock();
+    let Some(s) = sampling.as_deref() else {
         return Ok(None);
     };
     heatmap_bin::BinSnapshot::take(&s.map.view(), |n| VBuf::zeroed(n).ok())

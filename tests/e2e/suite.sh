@@ -214,6 +214,7 @@ if [ -f "$EPT_FILES/sampler.sh" ]; then
 	scenario dir-reuse s_dir_reuse
 	scenario detach-window s_detach_window
 	scenario heatmap-bin-snapshot s_bin_snapshot
+	scenario readers-not-held s_readers_not_held
 	scenario malformed-commands s_fuzz
 	# record/report through the tool (uses sampler.sh's helpers); before
 	# the scenario that unloads the module.
