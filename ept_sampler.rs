@@ -34,7 +34,7 @@ module! {
 /// The module's state. Teardown order matters and is spelled out in `drop`.
 struct EptSampler {
     sampler: Arc<kvm::sampler::Sampler>,
-    thread: Option<kvm::sampler::Thread>,
+    thread: Option<kvm::thread::Thread>,
 }
 
 impl kernel::Module for EptSampler {
@@ -52,7 +52,8 @@ impl kernel::Module for EptSampler {
         let root = procfs::create_root()?;
         module.sampler.state.lock().root = Some(root);
         // SAFETY: the thread is stopped in `drop` before the sampler goes.
-        module.thread = Some(unsafe { kvm::sampler::Thread::start(&module.sampler) }?);
+        let thread = unsafe { kvm::thread::Thread::start(&*module.sampler, c"ept_sampler") }?;
+        module.thread = Some(thread);
         pr_info!("ready: /proc/ept_sampler/\n");
         Ok(module)
     }

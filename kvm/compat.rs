@@ -43,6 +43,25 @@ const HEADER_BITS: Option<KvmBits> = KvmBits::new(
 // KVM's spte.h has an A/D type field or FROZEN_SPTE the walker cannot use.
 kernel::static_assert!(HEADER_BITS.is_some());
 
+#[cfg(ept_sync_aref)]
+pub(crate) use kernel::sync::aref::ARef;
+/// The kernel crate's counted reference to an always-refcounted object,
+/// wherever this kernel keeps it.
+use kernel::uaccess::UserSlice;
+
+#[cfg(not(ept_sync_aref))]
+pub(crate) use kernel::types::ARef;
+
+/// The user buffer of `len` bytes at `ptr`, as the kernel crate checks and
+/// copies it (`copy_{to,from}_user`); `UserPtr` is an address in 6.12.
+pub(crate) fn user_slice(ptr: *const core::ffi::c_char, len: usize) -> UserSlice {
+    #[cfg(not(ept_user_ptr_struct))]
+    let ptr = ptr as usize;
+    #[cfg(ept_user_ptr_struct)]
+    let ptr = kernel::uaccess::UserPtr::from_addr(ptr as usize);
+    UserSlice::new(ptr, len)
+}
+
 /// Takes one more reference on `file` (the kernel's inline `get_file()`).
 ///
 /// 6.12 counts references in `f_count`; 6.13 replaced it with `f_ref`, a

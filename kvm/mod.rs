@@ -13,5 +13,7 @@ pub(crate) mod params;
 pub(crate) mod round;
 pub(crate) mod sampler;
 pub(crate) mod sysfs;
+pub(crate) mod thread;
+pub(crate) mod time;
 pub(crate) mod vbuf;
 pub(crate) mod vm;

@@ -78,3 +78,11 @@ fn host_tdp() -> (HostTdp, Option<bool>) {
     }
     (HostTdp::NoKvm, tdp_mmu)
 }
+
+/// The module parameter `test_hold_detach`: whether a detach waits (10 s
+/// at most) between taking a VM out and removing its directory, a test's
+/// window to open a file of it (kvm/helpers.c).
+pub(crate) fn test_hold_detach() -> bool {
+    // SAFETY: reads a module parameter (READ_ONCE); no preconditions.
+    unsafe { super::bindings::ept_sampler_test_hold_detach() }
+}

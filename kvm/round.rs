@@ -14,7 +14,7 @@ use core::ops::DerefMut;
 use crate::heat::{HeatMap, RoundVisitor};
 
 use super::mmu::{self, KernelTables, MmuReadGuard, RootInfo, SkippedRoots};
-use super::sampler::now_ns;
+use super::time::now_ns;
 use super::vm::{Vendor, Vm};
 
 /// What a round did.

@@ -17,9 +17,7 @@
 //! removed finds nothing, never the VM attached after it; and a slot (and
 //! the VM's name) is not given out again until the old directory is gone.
 
-use core::ffi::{c_int, c_void};
 use core::fmt::{self, Write};
-use core::marker::PhantomData;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
@@ -42,8 +40,10 @@ use super::bindings;
 use super::compat::TlbFlush;
 use super::discover::{self, FoundVm};
 use super::file::VmFile;
-use super::params::Host;
+use super::params::{self, Host};
 use super::round;
+use super::thread::{OnThread, ThreadMain};
+use super::time::{now_ns, printk_ratelimit, sleep_ms};
 use super::vbuf::VBuf;
 use super::vm::{Vendor, Vm};
 
@@ -133,11 +133,6 @@ fn memslots(vm: &Vm<'_>, slots: &mut [Memslot]) -> (GfnRange, usize) {
         }
     });
     (GfnRange::new(Gfn(0), Gfn(end)), n)
-}
-
-pub(crate) fn now_ns() -> u64 {
-    // SAFETY: ktime_get() reads the monotonic clock; no preconditions.
-    u64::try_from(unsafe { bindings::ktime_get() }).unwrap_or(0)
 }
 
 /// A VM being sampled.
@@ -769,8 +764,7 @@ impl Sampler {
     /// under that task's feet).
     pub(crate) fn wait_released(&self) {
         while self.state.lock().removing.iter().any(Option::is_some) {
-            // SAFETY: process context (module unload); a one-jiffy sleep.
-            unsafe { bindings::schedule_timeout_uninterruptible(1) };
+            sleep_ms(1);
         }
     }
 
@@ -835,8 +829,7 @@ impl Sampler {
             m
         }));
         drop(state);
-        // SAFETY: __printk_ratelimit() only touches its own state.
-        if unsafe { bindings::__printk_ratelimit(bindings::c_str(c"ept_sampler")) } != 0 {
+        if printk_ratelimit() {
             pr_warn!("control: {}: {}\n", failure.0.name(), failure.1.as_str());
         }
     }
@@ -847,109 +840,20 @@ impl Sampler {
 /// directory.
 fn hold_for_test() {
     let deadline = now_ns().saturating_add(10_000_000_000);
-    // SAFETY: reads a module parameter; no preconditions.
-    while unsafe { bindings::ept_sampler_test_hold_detach() } && now_ns() < deadline {
-        // SAFETY: process context (a command's write, the thread, or the
-        // module's unload); a short sleep.
-        unsafe { bindings::schedule_timeout_uninterruptible(ms_to_jiffies(1)) };
+    while params::test_hold_detach() && now_ns() < deadline {
+        sleep_ms(1);
     }
 }
 
-/// The sampler's kernel thread.
-///
-/// # Invariants
-///
-/// `task` is a kthread running [`thread_main`] that has not been stopped;
-/// it runs until `drop` stops it.
-pub(crate) struct Thread {
-    task: ptr::NonNull<bindings::task_struct>,
-}
-
-// SAFETY: kthread_stop() may be called from any task.
-unsafe impl Send for Thread {}
-// SAFETY: no `&self` method.
-unsafe impl Sync for Thread {}
-
-impl Thread {
-    /// Starts the thread for `sampler`.
-    ///
-    /// # Safety
-    ///
-    /// `sampler` must outlive the returned `Thread` (it is stopped on drop).
-    pub(crate) unsafe fn start(sampler: &Sampler) -> Result<Self> {
-        let data = ptr::from_ref(sampler).cast_mut().cast::<c_void>();
-        // SAFETY: `thread_main` takes `data` as a `&Sampler`, which outlives
-        // the thread (caller); the name has no format directives.
-        let task = unsafe {
-            bindings::kthread_create_on_node(
-                Some(thread_main),
-                data,
-                -1,
-                bindings::c_str(c"ept_sampler"),
-            )
-        };
-        if bindings::is_err(task) {
-            return Err(bindings::ptr_err(task));
+impl ThreadMain for Sampler {
+    /// Rounds in process context, never from a timer, since `mmu_lock`
+    /// taken for read in a timer could deadlock against a writer.
+    fn run(&self, me: &OnThread) {
+        while !me.should_stop() {
+            let sleep = self.tick(me);
+            me.sleep_ms(sleep);
         }
-        let task = ptr::NonNull::new(task).ok_or(code::ENOMEM)?;
-        // SAFETY: a freshly created kthread, not yet running.
-        unsafe { bindings::wake_up_process(task.as_ptr()) };
-        // INVARIANT: created and started above.
-        Ok(Thread { task })
     }
-}
-
-impl Drop for Thread {
-    fn drop(&mut self) {
-        // SAFETY: the thread runs until kthread_should_stop() (invariant),
-        // so it still exists; kthread_stop() wakes it and waits for it.
-        unsafe { bindings::kthread_stop(self.task.as_ptr()) };
-    }
-}
-
-/// Proof of running on the sampler's thread, which only [`thread_main`]
-/// makes.
-///
-/// # Invariants
-///
-/// Exists only on the stack of a kthread (the sampler's).
-struct OnThread(PhantomData<*mut ()>);
-
-impl OnThread {
-    /// Whether the thread was asked to stop (`kthread_stop()`).
-    fn should_stop(&self) -> bool {
-        // SAFETY: `current` is a kthread (invariant, and `OnThread` is
-        // neither `Send` nor `Sync`): kthread_should_stop() reads
-        // `to_kthread(current)`, which is valid only for a kthread.
-        unsafe { bindings::kthread_should_stop() }
-    }
-}
-
-/// Milliseconds to jiffies, rounded up, at least one.
-fn ms_to_jiffies(ms: u64) -> core::ffi::c_long {
-    let hz = u64::from(bindings::HZ);
-    let j = ms.saturating_mul(hz).div_ceil(1000).max(1);
-    core::ffi::c_long::try_from(j).unwrap_or(core::ffi::c_long::MAX)
-}
-
-/// The thread's body: rounds in process context, never from a timer, since
-/// `mmu_lock` taken for read in a timer could deadlock against a writer.
-///
-/// # Safety
-///
-/// `data` is a `&Sampler` that outlives the thread (see [`Thread::start`]).
-unsafe extern "C" fn thread_main(data: *mut c_void) -> c_int {
-    // SAFETY: see the function's safety section.
-    let sampler = unsafe { &*data.cast::<Sampler>() };
-    // INVARIANT: this is the sampler's kthread, and `me` stays on its stack.
-    let me = OnThread(PhantomData);
-    while !me.should_stop() {
-        let sleep = sampler.tick(&me);
-        // SAFETY: process context; an interruptible sleep that
-        // kthread_stop() cuts short.
-        unsafe { bindings::schedule_timeout_interruptible(ms_to_jiffies(sleep)) };
-    }
-    0
 }
 
 // --- what the proc files call ---------------------------------------------

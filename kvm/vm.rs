@@ -3,6 +3,7 @@
 //! Reading a VM's state that the sampler reports: vCPUs, memslots, dirty
 //! logging, and which two-dimensional paging it uses.
 
+use core::marker::PhantomData;
 use core::mem::{offset_of, size_of};
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicI32, Ordering};
@@ -114,11 +115,7 @@ impl<'a> Vm<'a> {
     /// address space. Takes the VM's `slots_lock` (sleeps).
     pub(crate) fn for_each_slot(&self, mut f: impl FnMut(SlotInfo)) {
         let kvm = self.kvm();
-        // SAFETY: the VM is alive; slots_lock is a mutex.
-        // CAST: both bindings describe the same `struct mutex`.
-        let lock = unsafe { ptr::addr_of_mut!((*kvm).slots_lock) };
-        // SAFETY: `lock` is the VM's slots_lock; we are in process context.
-        unsafe { kernel::bindings::mutex_lock(lock.cast()) };
+        let held = SlotsLock::lock(self);
         for as_id in 0..ADDRESS_SPACES {
             // SAFETY: slots_lock held: the active memslots of each address
             // space cannot be swapped or freed under us.
@@ -139,12 +136,14 @@ impl<'a> Vm<'a> {
             else {
                 continue;
             };
-            // SAFETY: `root` is a valid rb tree under slots_lock.
-            let mut node = unsafe { rb_first(root) };
-            while !node.is_null() {
+            // SAFETY: `root` is the gfn tree of the active memslots, which
+            // slots_lock (held by `held`, which the iterator borrows) keeps
+            // from changing.
+            for node in unsafe { RbNodes::new(root, &held) } {
                 // CAST: container_of(node, struct kvm_memory_slot,
                 // gfn_node[idx]).
                 let slot = node
+                    .as_ptr()
                     .cast::<u8>()
                     .wrapping_sub(node_off)
                     .cast::<bindings::kvm_memory_slot>();
@@ -159,59 +158,114 @@ impl<'a> Vm<'a> {
                     }
                 };
                 f(info);
-                // SAFETY: as above.
-                node = unsafe { rb_next(node) };
             }
         }
-        // SAFETY: we took the lock above.
-        unsafe { bindings::mutex_unlock(lock) };
     }
 }
 
-/// The leftmost node of an rbtree (`rb_first()`, inline since 6.16).
+/// A VM's `slots_lock`, held until dropped: memslots are neither swapped
+/// nor freed meanwhile.
 ///
-/// # Safety
+/// # Invariants
 ///
-/// `root` is a valid tree that does not change during the call.
-unsafe fn rb_first(root: *mut bindings::rb_root) -> *mut bindings::rb_node {
-    // SAFETY: valid tree (caller).
-    let mut node = unsafe { (*root).rb_node };
-    if node.is_null() {
-        return node;
-    }
-    // SAFETY: every node of a valid tree is valid.
-    while let Some(left) = NonNull::new(unsafe { (*node).rb_left }) {
-        node = left.as_ptr();
-    }
-    node
+/// `lock` is the `slots_lock` of a VM alive for `'a`, held by this task
+/// (the raw pointer also keeps the guard on the task that took it).
+struct SlotsLock<'a> {
+    lock: *mut bindings::mutex,
+    _vm: PhantomData<&'a VmFile>,
 }
 
-/// The in-order successor of `node` (`rb_next()`), or NULL.
-///
-/// # Safety
-///
-/// `node` is in a valid tree that does not change during the call.
-unsafe fn rb_next(node: *mut bindings::rb_node) -> *mut bindings::rb_node {
-    // The low two bits of __rb_parent_color hold the colour.
-    // SAFETY: valid tree (caller) for every read below.
-    let parent_of = |n: *mut bindings::rb_node| unsafe {
-        ((*n).__rb_parent_color & !3) as *mut bindings::rb_node
-    };
-    // SAFETY: as above.
-    if let Some(right) = NonNull::new(unsafe { (*node).rb_right }) {
-        let mut n = right.as_ptr();
-        // SAFETY: as above.
-        while let Some(left) = NonNull::new(unsafe { (*n).rb_left }) {
-            n = left.as_ptr();
+impl<'a> SlotsLock<'a> {
+    /// Takes `vm`'s `slots_lock` (process context: it sleeps).
+    fn lock(vm: &Vm<'a>) -> Self {
+        // SAFETY: the VM is alive while its file is (VmFile invariant),
+        // for `'a`; only the address of its lock is taken.
+        let lock = unsafe { ptr::addr_of_mut!((*vm.kvm()).slots_lock) };
+        // SAFETY: `lock` is the VM's slots_lock, a mutex; every caller is
+        // in process context (a command, a proc read or open, the thread).
+        // CAST: both bindings describe the same `struct mutex`.
+        unsafe { kernel::bindings::mutex_lock(lock.cast()) };
+        // INVARIANT: taken just above, of a VM that lives for `'a`.
+        SlotsLock {
+            lock,
+            _vm: PhantomData,
         }
-        return n;
     }
-    let mut n = node;
-    let mut parent = parent_of(n);
-    // SAFETY: as above.
-    while !parent.is_null() && ptr::eq(n, unsafe { (*parent).rb_right }) {
-        n = parent;
-        parent = parent_of(n);
+}
+
+impl Drop for SlotsLock<'_> {
+    fn drop(&mut self) {
+        // SAFETY: this task holds the lock, of a live VM (invariant).
+        unsafe { bindings::mutex_unlock(self.lock) };
     }
-    parent
+}
+
+/// The nodes of an rbtree in order: `rb_first()` then `rb_next()` (inline
+/// functions since 6.16, so written out here).
+///
+/// # Invariants
+///
+/// `next` is NULL or a node of a valid tree that does not change while
+/// this lives (`'a`, a borrow of the lock that keeps it so).
+struct RbNodes<'a> {
+    next: *mut bindings::rb_node,
+    _held: PhantomData<&'a ()>,
+}
+
+impl<'a> RbNodes<'a> {
+    /// The nodes of the tree at `root`.
+    ///
+    /// # Safety
+    ///
+    /// `root` is a valid tree that `held` keeps from changing.
+    unsafe fn new(root: *mut bindings::rb_root, held: &'a SlotsLock<'_>) -> Self {
+        let _ = held;
+        // SAFETY: valid tree (caller).
+        let mut node = unsafe { (*root).rb_node };
+        if !node.is_null() {
+            // SAFETY: every node of a valid tree is valid.
+            while let Some(left) = NonNull::new(unsafe { (*node).rb_left }) {
+                node = left.as_ptr();
+            }
+        }
+        // INVARIANT: NULL or the leftmost node of the tree.
+        RbNodes {
+            next: node,
+            _held: PhantomData,
+        }
+    }
+}
+
+impl Iterator for RbNodes<'_> {
+    type Item = NonNull<bindings::rb_node>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let node = NonNull::new(self.next)?;
+        // The in-order successor. The low two bits of __rb_parent_color
+        // hold the colour.
+        // SAFETY: every node reached below is in the tree (invariant).
+        let parent_of = |n: *mut bindings::rb_node| unsafe {
+            ((*n).__rb_parent_color & !3) as *mut bindings::rb_node
+        };
+        // SAFETY: as above.
+        self.next = if let Some(right) = NonNull::new(unsafe { (*node.as_ptr()).rb_right }) {
+            let mut n = right.as_ptr();
+            // SAFETY: as above.
+            while let Some(left) = NonNull::new(unsafe { (*n).rb_left }) {
+                n = left.as_ptr();
+            }
+            n
+        } else {
+            let mut n = node.as_ptr();
+            let mut parent = parent_of(n);
+            // SAFETY: as above.
+            while !parent.is_null() && ptr::eq(n, unsafe { (*parent).rb_right }) {
+                n = parent;
+                parent = parent_of(n);
+            }
+            parent
+        };
+        // INVARIANT: the successor in the same tree, or NULL.
+        Some(node)
+    }
 }

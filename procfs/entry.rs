@@ -13,6 +13,7 @@ use kernel::prelude::GFP_KERNEL;
 
 use super::seq::{self, ShowFile};
 use crate::kvm::bindings;
+use crate::kvm::compat::user_slice;
 
 /// Read-only for root.
 pub(crate) const READ_ONLY: bindings::umode_t = 0o400;
@@ -241,11 +242,11 @@ impl<T: ReadAt> ReadAtOps<T> {
             return code::EINVAL.to_errno() as isize;
         };
         let n = T::read_at(snapshot, offset, out).min(want);
-        // SAFETY: `buf` is the reader's user buffer of at least `len >= n`
-        // bytes; copy_to_user checks the address itself.
-        let left = unsafe { kernel::bindings::copy_to_user(buf.cast(), kbuf.as_ptr().cast(), n) };
-        if left != 0 {
-            return code::EFAULT.to_errno() as isize;
+        let Some(data) = out.get(..n) else {
+            return code::EINVAL.to_errno() as isize;
+        };
+        if let Err(e) = user_slice(buf.cast_const(), len).writer().write_slice(data) {
+            return e.to_errno() as isize;
         }
         // SAFETY: as above; n <= 512 cannot overflow the position.
         unsafe { *pos = (*pos).wrapping_add(n as bindings::loff_t) };
@@ -302,12 +303,8 @@ impl<T: Command> CommandOps<T> {
         let Some(bytes) = kbuf.get_mut(..len) else {
             return code::EINVAL.to_errno() as isize;
         };
-        // SAFETY: `buf` is the writer's user buffer of `len` bytes; `bytes`
-        // has room for them; copy_from_user checks the address itself.
-        let left =
-            unsafe { kernel::bindings::copy_from_user(bytes.as_mut_ptr().cast(), buf.cast(), len) };
-        if left != 0 {
-            return code::EFAULT.to_errno() as isize;
+        if let Err(e) = user_slice(buf, len).reader().read_slice(bytes) {
+            return e.to_errno() as isize;
         }
         // SAFETY: a write to our file (caller).
         let data = unsafe { private_data(file) };
