@@ -19,6 +19,10 @@ pub(crate) const CLEAR_D_NEEDS_SET_PFN_DIRTY: bool = cfg!(ept_kvm_set_pfn_dirty)
 pub(crate) const KVM_EXPORTS_INTERNAL_ONLY: bool = cfg!(ept_kvm_internal_exports);
 
 use core::marker::PhantomData;
+use core::ptr;
+
+use kernel::task::Task;
+use kernel::uaccess::UserSlice;
 
 use super::bindings;
 use crate::ept_walk::KvmBits;
@@ -43,14 +47,21 @@ const HEADER_BITS: Option<KvmBits> = KvmBits::new(
 // KVM's spte.h has an A/D type field or FROZEN_SPTE the walker cannot use.
 kernel::static_assert!(HEADER_BITS.is_some());
 
-#[cfg(ept_sync_aref)]
-pub(crate) use kernel::sync::aref::ARef;
 /// The kernel crate's counted reference to an always-refcounted object,
 /// wherever this kernel keeps it.
-use kernel::uaccess::UserSlice;
-
+#[cfg(ept_sync_aref)]
+pub(crate) type ARef<T> = kernel::sync::aref::ARef<T>;
+/// The kernel crate's counted reference to an always-refcounted object,
+/// wherever this kernel keeps it.
 #[cfg(not(ept_sync_aref))]
-pub(crate) use kernel::types::ARef;
+pub(crate) type ARef<T> = kernel::types::ARef<T>;
+
+/// The `task_struct` of a kernel crate `Task` (a transparent wrapper of
+/// it; `Task::as_ptr()` is not in 6.12, and its type is the kernel crate's
+/// binding, not ours).
+pub(crate) fn task_raw(task: &Task) -> *mut bindings::task_struct {
+    ptr::from_ref(task).cast_mut().cast()
+}
 
 /// The user buffer of `len` bytes at `ptr`, as the kernel crate checks and
 /// copies it (`copy_{to,from}_user`); `UserPtr` is an address in 6.12.
@@ -60,58 +71,6 @@ pub(crate) fn user_slice(ptr: *const core::ffi::c_char, len: usize) -> UserSlice
     #[cfg(ept_user_ptr_struct)]
     let ptr = kernel::uaccess::UserPtr::from_addr(ptr as usize);
     UserSlice::new(ptr, len)
-}
-
-/// Takes one more reference on `file` (the kernel's inline `get_file()`).
-///
-/// 6.12 counts references in `f_count`; 6.13 replaced it with `f_ref`, a
-/// `file_ref_t` that stores the count minus one. Both are incremented with a
-/// relaxed atomic add, as the C helpers do.
-///
-/// # Safety
-///
-/// `file` points to a live `struct file` on which the caller (or a lock it
-/// holds, such as the fd table's `file_lock`) keeps a reference for the
-/// duration of the call.
-pub(crate) unsafe fn get_file(file: *mut bindings::file) {
-    #[cfg(not(ept_file_ref))]
-    // SAFETY: `file` is live (caller), so its counter is a valid, aligned
-    // `long` that the kernel only ever accesses atomically.
-    let counter = unsafe { core::ptr::addr_of_mut!((*file).f_count.counter) };
-    #[cfg(ept_file_ref)]
-    // SAFETY: as above, for the `file_ref_t` counter.
-    let counter = unsafe { core::ptr::addr_of_mut!((*file).f_ref.refcnt.counter) };
-    // SAFETY: `counter` is valid and aligned for the lifetime of the file
-    // and accessed atomically by every other user.
-    let atomic = unsafe { core::sync::atomic::AtomicI64::from_ptr(counter.cast()) };
-    atomic.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-}
-
-/// The number of references on `file` (the kernel's `file_count()`).
-///
-/// # Safety
-///
-/// `file` points to a live `struct file` the caller holds a reference on.
-pub(crate) unsafe fn file_count(file: *mut bindings::file) -> i64 {
-    #[cfg(not(ept_file_ref))]
-    // SAFETY: `file` is live (caller); the counter is read atomically.
-    let count = unsafe {
-        core::sync::atomic::AtomicI64::from_ptr(
-            core::ptr::addr_of_mut!((*file).f_count.counter).cast(),
-        )
-        .load(core::sync::atomic::Ordering::Relaxed)
-    };
-    #[cfg(ept_file_ref)]
-    // SAFETY: as above; file_ref_t stores the count minus one (values past
-    // FILE_REF_RELEASED mean dead, impossible while we hold a reference).
-    let count = unsafe {
-        core::sync::atomic::AtomicI64::from_ptr(
-            core::ptr::addr_of_mut!((*file).f_ref.refcnt.counter).cast(),
-        )
-        .load(core::sync::atomic::Ordering::Relaxed)
-        .wrapping_add(1)
-    };
-    count
 }
 
 /// The mask of physical address bits in page-table entries: the exported

@@ -9,8 +9,12 @@
 //! without any unexported symbol.
 
 use core::ffi::{c_int, c_uint, c_void};
+use core::marker::PhantomData;
 use core::ptr::{self, NonNull};
 
+use kernel::task::Task;
+
+use super::compat::{task_raw, ARef};
 use super::file::VmFile;
 use super::{bindings, compat};
 
@@ -65,63 +69,111 @@ unsafe extern "C" fn collect(p: *const c_void, file: *mut bindings::file, fd: c_
     0
 }
 
-/// Calls `f` for each VM file open in process `nr`.
-fn scan_pid(nr: i32, f: &mut impl FnMut(FoundVm)) {
+/// The thread group leader of process `nr` in the current task's pid
+/// namespace, counted.
+fn thread_group(nr: i32) -> Option<ARef<Task>> {
     // SAFETY: find_get_pid() takes RCU itself and returns a counted pid in
     // the current task's namespace, or NULL.
     let pid = unsafe { bindings::find_get_pid(nr) };
     if pid.is_null() {
-        return;
+        return None;
     }
-    // SAFETY: `pid` is counted; get_pid_task() returns a counted task.
+    // SAFETY: `pid` is counted; get_pid_task() returns a counted task or
+    // NULL.
     let task = unsafe { bindings::get_pid_task(pid, bindings::pid_type_PIDTYPE_TGID) };
     // SAFETY: we own the pid reference and drop it once.
     unsafe { bindings::put_pid(pid) };
-    if task.is_null() {
+    // SAFETY: the count get_pid_task() took is handed to the `ARef`, which
+    // puts it once; `Task` is a transparent wrapper of `task_struct`.
+    NonNull::new(task).map(|t| unsafe { ARef::from_raw(t.cast::<Task>()) })
+}
+
+/// A task's `alloc_lock` (`task_lock()`), held until dropped: its `files`
+/// is neither switched nor released meanwhile.
+///
+/// # Invariants
+///
+/// `task`'s `alloc_lock` is held by this guard.
+struct TaskLock<'a> {
+    task: &'a Task,
+    /// A spinlock is released by the task that took it.
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl<'a> TaskLock<'a> {
+    fn lock(task: &'a Task) -> Self {
+        // SAFETY: `task` is alive (borrowed), so its alloc_lock is valid; a
+        // spinlock, taken in process context.
+        unsafe { kernel::bindings::spin_lock(Self::alloc_lock(task)) };
+        // INVARIANT: taken just above.
+        TaskLock {
+            task,
+            _not_send: PhantomData,
+        }
+    }
+
+    fn alloc_lock(task: &Task) -> *mut kernel::bindings::spinlock_t {
+        // SAFETY: only the address of a field of a live task is taken.
+        // CAST: `alloc_lock` is the spinlock_t the kernel crate's helper
+        // expects; both bindings describe the same C type.
+        unsafe { ptr::addr_of_mut!((*task_raw(task)).alloc_lock) }.cast()
+    }
+
+    /// The task's open files (NULL once it exited), stable while the lock
+    /// is held.
+    fn files(&self) -> *mut bindings::files_struct {
+        // SAFETY: task_lock held (invariant): `files` is not written.
+        unsafe { (*task_raw(self.task)).files }
+    }
+}
+
+impl Drop for TaskLock<'_> {
+    fn drop(&mut self) {
+        // SAFETY: held by this guard (invariant).
+        unsafe { kernel::bindings::spin_unlock(Self::alloc_lock(self.task)) };
+    }
+}
+
+/// Calls `f` for each VM file open in process `nr`.
+fn scan_pid(nr: i32, f: &mut impl FnMut(FoundVm)) {
+    let Some(task) = thread_group(nr) else {
+        return;
+    };
+    // SAFETY: `task` is counted, so its flags can be read.
+    if unsafe { (*task_raw(&task)).flags } & bindings::PF_KTHREAD != 0 {
         return;
     }
-    // SAFETY: `task` is counted, so its flags can be read.
-    let kthread = unsafe { (*task).flags } & bindings::PF_KTHREAD != 0;
-    if !kthread {
-        let mut start: c_uint = 0;
-        loop {
-            let mut batch = Batch {
-                found: [const { None }; BATCH],
-                len: 0,
-                resume_fd: 0,
-            };
+    let mut start: c_uint = 0;
+    loop {
+        let mut batch = Batch {
+            found: [const { None }; BATCH],
+            len: 0,
+            resume_fd: 0,
+        };
+        let stopped = {
             // task_lock() keeps task->files from being switched or released
             // under us; iterate_fd() takes the table's own lock.
-            // SAFETY: `task` is counted, so it and its alloc_lock are valid.
-            // CAST: `alloc_lock` is the spinlock_t the kernel crate's helper
-            // expects; both bindings describe the same C type.
-            let lock = unsafe { ptr::addr_of_mut!((*task).alloc_lock) }
-                .cast::<kernel::bindings::spinlock_t>();
-            // SAFETY: `task` is counted, so its alloc_lock is valid.
-            unsafe { kernel::bindings::spin_lock(lock) };
-            // SAFETY: task_lock held: `files` is stable (maybe NULL, which
-            // iterate_fd() accepts); `collect` matches iterate_fd's contract.
-            let stopped = unsafe {
+            let held = TaskLock::lock(&task);
+            // SAFETY: `files` is stable while `held` lives (maybe NULL,
+            // which iterate_fd() accepts); `collect` matches iterate_fd's
+            // contract, and `batch` is exclusively its for the call.
+            unsafe {
                 bindings::iterate_fd(
-                    (*task).files,
+                    held.files(),
                     start,
                     Some(collect),
                     ptr::addr_of_mut!(batch).cast(),
                 )
-            };
-            // SAFETY: we took the lock above.
-            unsafe { kernel::bindings::spin_unlock(lock) };
-            for (fd, file) in batch.found.iter_mut().filter_map(Option::take) {
-                f(FoundVm { pid: nr, fd, file });
             }
-            if stopped == 0 {
-                break;
-            }
-            start = batch.resume_fd;
+        };
+        for (fd, file) in batch.found.iter_mut().filter_map(Option::take) {
+            f(FoundVm { pid: nr, fd, file });
         }
+        if stopped == 0 {
+            break;
+        }
+        start = batch.resume_fd;
     }
-    // SAFETY: we own the task reference from get_pid_task().
-    unsafe { kernel::bindings::put_task_struct(task.cast()) };
 }
 
 /// Calls `f` for each VM of process `pid`, or of every process when `None`.

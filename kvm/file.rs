@@ -6,7 +6,7 @@
 
 use core::ptr::NonNull;
 
-use super::{bindings, compat};
+use super::bindings;
 
 /// One reference on the `struct file` of a KVM VM (`anon_inode:kvm-vm`).
 ///
@@ -38,7 +38,7 @@ impl VmFile {
         // VM file is set at creation to the VM and never changes.
         let kvm = NonNull::new(unsafe { (*file.as_ptr()).private_data }.cast())?;
         // SAFETY: the caller guarantees `file` is live and referenced.
-        unsafe { compat::get_file(file.as_ptr()) };
+        unsafe { bindings::ept_sampler_get_file(file.as_ptr()) };
         // INVARIANT: we took the reference just above; the caller says it
         // is a VM file, and `kvm` is its private data.
         Some(VmFile { file, kvm })
@@ -53,7 +53,7 @@ impl VmFile {
     /// closed it (or exited) and only the sampler keeps the VM alive.
     pub(crate) fn is_orphan(&self) -> bool {
         // SAFETY: the file is live and we hold a reference (invariant).
-        unsafe { compat::file_count(self.file.as_ptr()) <= 1 }
+        unsafe { bindings::ept_sampler_file_count(self.file.as_ptr()) <= 1 }
     }
 
     /// The file, for reading its constant fields.

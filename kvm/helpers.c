@@ -4,6 +4,7 @@
  * else, so that what lockdep, sparse and PREEMPT_RT see is what KVM's own
  * TDP MMU walkers do (arch/x86/kvm/mmu/tdp_mmu.c).
  */
+#include <linux/fs.h>
 #include <linux/mm.h>
 #include <linux/moduleparam.h>
 #include <linux/page_idle.h>
@@ -41,6 +42,16 @@ MODULE_PARM_DESC(test_hold_detach,
 bool ept_sampler_test_hold_detach(void)
 {
 	return READ_ONCE(test_hold_detach);
+}
+
+void ept_sampler_get_file(struct file *file)
+{
+	get_file(file);
+}
+
+long ept_sampler_file_count(struct file *file)
+{
+	return file_count(file);
 }
 
 void ept_sampler_read_lock(rwlock_t *lock)

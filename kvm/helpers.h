@@ -71,4 +71,14 @@ bool ept_sampler_test_no_tlb_flush(void);
  */
 bool ept_sampler_test_hold_detach(void);
 
+struct file;
+
+/*
+ * get_file() and file_count(), both inline; their counter changed in 6.13
+ * (f_count became the file_ref_t f_ref, which stores the count less one),
+ * which these leave to the kernel's own code.
+ */
+void ept_sampler_get_file(struct file *file);
+long ept_sampler_file_count(struct file *file);
+
 #endif

@@ -15,7 +15,7 @@ use kernel::error::{code, Result};
 use kernel::task::Task;
 
 use super::bindings;
-use super::compat::ARef;
+use super::compat::{task_raw, ARef};
 use super::time::ms_to_jiffies;
 
 /// What a [`Thread`] runs.
@@ -85,15 +85,10 @@ impl Thread {
         // own (get_task_struct).
         let task: ARef<Task> = ARef::from(unsafe { &*task.as_ptr().cast::<Task>() });
         // SAFETY: a freshly created kthread, not yet running.
-        unsafe { bindings::wake_up_process(raw(&task)) };
+        unsafe { bindings::wake_up_process(task_raw(&task)) };
         // INVARIANT: created and started above; a reference is held.
         Ok(Thread { task })
     }
-}
-
-/// The `task_struct` of a `Task` (a transparent wrapper).
-fn raw(task: &Task) -> *mut bindings::task_struct {
-    ptr::from_ref(task).cast_mut().cast()
 }
 
 impl Drop for Thread {
@@ -102,7 +97,7 @@ impl Drop for Thread {
         // keeps its task alive even if its main returned early, which
         // kthread_stop() allows then. It wakes the thread and waits for it.
         // The reference is put when `task` drops.
-        unsafe { bindings::kthread_stop(raw(&self.task)) };
+        unsafe { bindings::kthread_stop(task_raw(&self.task)) };
     }
 }
 
