@@ -33,20 +33,21 @@ use core::ptr::{self, NonNull};
 
 use crate::ept_walk::{Table, Tables};
 
+use super::vm::Vm;
 use super::{bindings, compat};
 
 /// `mmu_lock` held for read, with an RCU read-side critical section inside.
 ///
 /// # Invariants
 ///
-/// `kvm` is a live VM whose `mmu_lock` this guard holds for read, and the
-/// task is inside an RCU read-side critical section it began after taking
-/// the lock.
+/// `kvm` is the VM of a [`Vm`] borrowed for `'a` (so alive for `'a`),
+/// whose `mmu_lock` this guard holds for read, and the task is inside an
+/// RCU read-side critical section it began after taking the lock.
 pub(crate) struct MmuReadGuard<'a> {
     kvm: NonNull<bindings::kvm>,
-    /// Borrowed from the reference that keeps the VM alive; not Send (the
-    /// lock and the RCU section end on the task that began them).
-    _vm: PhantomData<(&'a (), *mut ())>,
+    /// The borrow of the `Vm`; not Send (the lock and the RCU section end
+    /// on the task that began them).
+    _vm: PhantomData<(&'a Vm<'a>, *mut ())>,
 }
 
 /// Roots on a VM's list that are not walked, by why.
@@ -83,16 +84,19 @@ pub(crate) struct RootInfo {
 }
 
 impl<'a> MmuReadGuard<'a> {
-    /// Takes `kvm->mmu_lock` for read, then enters an RCU read-side
-    /// critical section. May spin, or sleep on PREEMPT_RT; process context
+    /// Takes `vm`'s `mmu_lock` for read, then enters an RCU read-side
+    /// critical section; the guard borrows `vm`, whose file reference keeps
+    /// the VM alive. May spin, or sleep on PREEMPT_RT; process context
     /// only.
     ///
     /// # Safety
     ///
-    /// `kvm` is a live VM for `'a` and uses the TDP MMU.
-    pub(crate) unsafe fn lock(kvm: NonNull<bindings::kvm>) -> Self {
-        // SAFETY: the VM is alive (caller), so its mmu_lock is (an rwlock on
-        // x86); process context (caller).
+    /// `vm` uses the TDP MMU (its roots list and SPTE layout are the TDP
+    /// MMU's).
+    pub(crate) unsafe fn lock(vm: &'a Vm<'_>) -> Self {
+        let kvm = vm.raw();
+        // SAFETY: the VM is alive while `vm` is borrowed, so its mmu_lock is
+        // (an rwlock on x86); process context (caller).
         unsafe { bindings::ept_sampler_read_lock(ptr::addr_of_mut!((*kvm.as_ptr()).mmu_lock)) };
         // SAFETY: no precondition; ended in relax() or drop() on this task
         // (the guard is not Send).

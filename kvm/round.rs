@@ -230,9 +230,8 @@ where
     let t0 = now_ns();
     let (roots, skipped, passed_accessed) = {
         let mut source = VmRoots {
-            // SAFETY: `vm` borrows the file reference that keeps the VM
-            // alive; callers only sample VMs whose TDP MMU is on.
-            guard: unsafe { MmuReadGuard::lock(vm.raw()) },
+            // SAFETY: callers only sample VMs whose TDP MMU is on.
+            guard: unsafe { MmuReadGuard::lock(vm) },
             vm,
             format: plan.format,
             phys_mask: compat::physical_mask(),
