@@ -25,6 +25,7 @@ use kernel::task::Task;
 use kernel::uaccess::UserSlice;
 
 use super::bindings;
+use super::vm::Vm;
 use crate::ept_walk::KvmBits;
 
 /// KVM's software SPTE bits as the target kernel's own `spte.h` defines
@@ -330,22 +331,20 @@ impl TlbFlush {
         Some(TlbFlush { _found: () })
     }
 
-    /// Flushes every TLB entry of the VM on all its vCPUs, so that the next
+    /// Flushes every TLB entry of `vm` on all its vCPUs, so that the next
     /// guest access to a page whose accessed bit was cleared sets it again.
-    ///
-    /// # Safety
-    ///
-    /// `kvm` is a live VM; process context (the flush may sleep); no
-    /// `mmu_lock` held by the caller.
-    pub(crate) unsafe fn flush(&self, kvm: *mut bindings::kvm) {
+    /// (KVM calls it from any context it runs in, `mmu_lock` held or not:
+    /// it sends requests and IPIs, it does not sleep.)
+    pub(crate) fn flush(&self, vm: &Vm<'_>) {
+        let kvm = vm.raw().as_ptr();
         #[cfg(ept_kvm_internal_exports)]
         // SAFETY: `self.flush` is KVM's function, whose module `self` holds
-        // a reference on; live VM, process context (caller).
+        // a reference on; the VM is alive while `vm` is borrowed.
         unsafe {
             (self.flush)(kvm)
         };
         #[cfg(not(ept_kvm_internal_exports))]
-        // SAFETY: live VM, process context (caller).
+        // SAFETY: the VM is alive while `vm` is borrowed.
         unsafe {
             bindings::kvm_flush_remote_tlbs(kvm)
         };

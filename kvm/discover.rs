@@ -46,7 +46,7 @@ struct Batch {
 /// Called by `iterate_fd()` with `p` the `Batch` passed to it, under the fd
 /// table's `file_lock`, with `file` referenced by the table.
 unsafe extern "C" fn collect(p: *const c_void, file: *mut bindings::file, fd: c_uint) -> c_int {
-    // SAFETY: `p` is the exclusive `&mut Batch` scan_task() passed in; no
+    // SAFETY: `p` is the exclusive `&mut Batch` scan_pid() passed in; no
     // other reference to it exists during iterate_fd().
     let batch = unsafe { &mut *(p as *mut Batch) };
     let Some(file) = NonNull::new(file) else {
@@ -88,6 +88,15 @@ fn thread_group(nr: i32) -> Option<ARef<Task>> {
     NonNull::new(task).map(|t| unsafe { ARef::from_raw(t.cast::<Task>()) })
 }
 
+/// Whether `task` is a kernel thread (PF_KTHREAD is set when it is created
+/// and never changes).
+fn is_kthread(task: &Task) -> bool {
+    // SAFETY: `task` is alive (borrowed); READ_ONCE of `flags`, which the
+    // task itself may be changing (other bits).
+    let flags = unsafe { ptr::read_volatile(ptr::addr_of!((*task_raw(task)).flags)) };
+    flags & bindings::PF_KTHREAD != 0
+}
+
 /// A task's `alloc_lock` (`task_lock()`), held until dropped: its `files`
 /// is neither switched nor released meanwhile.
 ///
@@ -119,11 +128,21 @@ impl<'a> TaskLock<'a> {
         unsafe { ptr::addr_of_mut!((*task_raw(task)).alloc_lock) }.cast()
     }
 
-    /// The task's open files (NULL once it exited), stable while the lock
-    /// is held.
-    fn files(&self) -> *mut bindings::files_struct {
-        // SAFETY: task_lock held (invariant): `files` is not written.
-        unsafe { (*task_raw(self.task)).files }
+    /// Collects the VM files of the task's fd table from fd `start` on into
+    /// `batch`; returns whether it stopped early (the batch is full).
+    fn collect_vm_files(&self, start: c_uint, batch: &mut Batch) -> bool {
+        // SAFETY: task_lock held (invariant): `files` is neither switched
+        // nor released, and maybe NULL (exited), which iterate_fd()
+        // accepts; `collect` matches iterate_fd's contract and `batch` is
+        // exclusively its for the call.
+        unsafe {
+            bindings::iterate_fd(
+                (*task_raw(self.task)).files,
+                start,
+                Some(collect),
+                ptr::from_mut(batch).cast(),
+            ) != 0
+        }
     }
 }
 
@@ -139,8 +158,7 @@ fn scan_pid(nr: i32, f: &mut impl FnMut(FoundVm)) {
     let Some(task) = thread_group(nr) else {
         return;
     };
-    // SAFETY: `task` is counted, so its flags can be read.
-    if unsafe { (*task_raw(&task)).flags } & bindings::PF_KTHREAD != 0 {
+    if is_kthread(&task) {
         return;
     }
     let mut start: c_uint = 0;
@@ -150,26 +168,13 @@ fn scan_pid(nr: i32, f: &mut impl FnMut(FoundVm)) {
             len: 0,
             resume_fd: 0,
         };
-        let stopped = {
-            // task_lock() keeps task->files from being switched or released
-            // under us; iterate_fd() takes the table's own lock.
-            let held = TaskLock::lock(&task);
-            // SAFETY: `files` is stable while `held` lives (maybe NULL,
-            // which iterate_fd() accepts); `collect` matches iterate_fd's
-            // contract, and `batch` is exclusively its for the call.
-            unsafe {
-                bindings::iterate_fd(
-                    held.files(),
-                    start,
-                    Some(collect),
-                    ptr::addr_of_mut!(batch).cast(),
-                )
-            }
-        };
+        // task_lock() keeps task->files from being switched or released
+        // under us; iterate_fd() takes the table's own lock.
+        let stopped = TaskLock::lock(&task).collect_vm_files(start, &mut batch);
         for (fd, file) in batch.found.iter_mut().filter_map(Option::take) {
             f(FoundVm { pid: nr, fd, file });
         }
-        if stopped == 0 {
+        if !stopped {
             break;
         }
         start = batch.resume_fd;

@@ -70,8 +70,9 @@ impl VmFile {
 impl Drop for VmFile {
     fn drop(&mut self) {
         // SAFETY: we own one reference (invariant) and give it back once.
-        // If it is the last one, the VM is destroyed from a work item
-        // (fput defers the release), not in this context.
+        // fput() never releases synchronously: if it is the last one, the
+        // VM is destroyed from task_work when this task returns to user
+        // space, or from delayed work for a kthread; not in this context.
         unsafe { bindings::fput(self.file.as_ptr()) };
     }
 }

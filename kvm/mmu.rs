@@ -86,17 +86,18 @@ pub(crate) struct RootInfo {
 impl<'a> MmuReadGuard<'a> {
     /// Takes `vm`'s `mmu_lock` for read, then enters an RCU read-side
     /// critical section; the guard borrows `vm`, whose file reference keeps
-    /// the VM alive. May spin, or sleep on PREEMPT_RT; process context
-    /// only.
+    /// the VM alive. May spin, or sleep on PREEMPT_RT: process context only,
+    /// and not while this task holds the lock already (as for any lock).
     ///
-    /// # Safety
-    ///
-    /// `vm` uses the TDP MMU (its roots list and SPTE layout are the TDP
-    /// MMU's).
-    pub(crate) unsafe fn lock(vm: &'a Vm<'_>) -> Self {
+    /// Any VM will do: a VM without the TDP MMU has an empty roots list
+    /// (KVM allocates `struct kvm` zeroed and initialises the list only for
+    /// the TDP MMU; a NULL `next` ends [`Self::for_each_root`] at once), so
+    /// nothing is walked.
+    pub(crate) fn lock(vm: &'a Vm<'_>) -> Self {
         let kvm = vm.raw();
         // SAFETY: the VM is alive while `vm` is borrowed, so its mmu_lock is
-        // (an rwlock on x86); process context (caller).
+        // (an rwlock on x86); taking it for read has no other precondition
+        // (the context is the caller's duty, as for any lock; see above).
         unsafe { bindings::ept_sampler_read_lock(ptr::addr_of_mut!((*kvm.as_ptr()).mmu_lock)) };
         // SAFETY: no precondition; ended in relax() or drop() on this task
         // (the guard is not Send).

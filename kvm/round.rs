@@ -230,8 +230,7 @@ where
     let t0 = now_ns();
     let (roots, skipped, passed_accessed) = {
         let mut source = VmRoots {
-            // SAFETY: callers only sample VMs whose TDP MMU is on.
-            guard: unsafe { MmuReadGuard::lock(vm) },
+            guard: MmuReadGuard::lock(vm),
             vm,
             format: plan.format,
             phys_mask: compat::physical_mask(),
@@ -252,9 +251,7 @@ where
     let walked = now_ns();
     let (flushed, flush_ns) = match plan.flush {
         Some(tlb) if cleared => {
-            // SAFETY: live VM (see above), process context, mmu_lock
-            // dropped.
-            unsafe { tlb.flush(vm.raw().as_ptr()) };
+            tlb.flush(vm);
             (true, now_ns().saturating_sub(walked))
         }
         _ => (false, 0),

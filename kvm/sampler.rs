@@ -565,7 +565,13 @@ impl Sampler {
             .map_err(|_| failure(Errno::Enomem, format_args!("vm {key}: no memory")))?;
             // `removing` keeps the name free of any directory of ours, so
             // this fails only for want of memory.
-            let dir = match VmDir::new(root, key, file_key.data()) {
+            // SAFETY: a VM's directory lives in its `Attached` (or is the
+            // partial one dropped below), and every `Attached` is released
+            // before the root goes: the module's `drop` takes all VMs out,
+            // releases them and waits for detaches in progress
+            // (`wait_released`) before it takes the root out of the state,
+            // and no attach gets here once it began (`closing`).
+            let dir = match unsafe { VmDir::new(root, key, file_key.data()) } {
                 Ok(dir) => dir,
                 Err((_, partial)) => {
                     // The slot and the name stay reserved until the partial
@@ -872,10 +878,14 @@ pub(crate) unsafe fn publish(sampler: *const Sampler) {
     SAMPLER.store(sampler.cast_mut(), Ordering::Release);
 }
 
+/// The published sampler, for the functions below, which only the proc
+/// callbacks (procfs/tree.rs) may call: while one runs its file exists, so
+/// the sampler is valid. (`'static` is a lie the callback's duration makes
+/// true; nothing keeps the reference beyond it.)
 fn current() -> Option<&'static Sampler> {
     let p = SAMPLER.load(Ordering::Acquire);
     // SAFETY: published pointers stay valid while proc files exist
-    // (`publish`), and only proc callbacks call this.
+    // (`publish`), and only proc callbacks reach this (see above).
     unsafe { p.as_ref() }
 }
 

@@ -67,14 +67,22 @@ impl Thread {
     ///
     /// # Safety
     ///
-    /// `main` must outlive the returned `Thread` (the thread is stopped on
-    /// drop, and stops using `main` then).
+    /// `main` stays valid until the returned `Thread` is dropped (which
+    /// stops the thread), and the `Thread` is dropped, not leaked, and not
+    /// on its own kthread (`kthread_stop()` of itself would never return).
     pub(crate) unsafe fn start<T: ThreadMain>(main: &T, name: &'static CStr) -> Result<Self> {
         let data = ptr::from_ref(main).cast_mut().cast::<c_void>();
-        // SAFETY: `entry::<T>` takes `data` as the `&T` it is, which
-        // outlives the thread (caller); `name` has no format directives.
+        // SAFETY: `entry::<T>` takes `data` as the `&T` it is, valid as
+        // long as the thread runs (caller); `name` is passed as the
+        // argument of a "%s" format, both NUL-terminated.
         let task = unsafe {
-            bindings::kthread_create_on_node(Some(entry::<T>), data, -1, bindings::c_str(name))
+            bindings::kthread_create_on_node(
+                Some(entry::<T>),
+                data,
+                -1,
+                bindings::c_str(c"%s"),
+                bindings::c_str(name),
+            )
         };
         if bindings::is_err(task) {
             return Err(bindings::ptr_err(task));

@@ -22,12 +22,13 @@ pub(crate) fn ms_to_jiffies(ms: u64) -> core::ffi::c_long {
 /// Sleeps for `ms` milliseconds (at least one jiffy), whatever signals
 /// come: for short waits on another task's progress.
 ///
-/// Process context only: it sleeps. (Every caller is a command's write, a
-/// proc open, the sampler's thread or the module's unload.)
+/// Process context only, outside any spinlock or RCU read side: it sleeps.
+/// As with the kernel crate's own sleeping functions, types do not check
+/// that; every caller here is a command's write, the sampler's thread or
+/// the module's unload, and none holds an `MmuReadGuard` or RCU guard.
 pub(crate) fn sleep_ms(ms: u64) {
-    // SAFETY: schedule_timeout_uninterruptible() only needs a context that
-    // may sleep, which every caller of this function is (see above); a
-    // caller that were not would be reported by might_sleep(), not UB.
+    // SAFETY: schedule_timeout_uninterruptible() needs a context that may
+    // sleep, which every caller of this function is (see above).
     unsafe { bindings::schedule_timeout_uninterruptible(ms_to_jiffies(ms)) };
 }
 

@@ -196,7 +196,8 @@ impl<'a> SlotsLock<'a> {
 impl Drop for SlotsLock<'_> {
     fn drop(&mut self) {
         // SAFETY: this task holds the lock, of a live VM (invariant).
-        unsafe { bindings::mutex_unlock(self.lock) };
+        // CAST: as in `lock`.
+        unsafe { kernel::bindings::mutex_unlock(self.lock.cast()) };
     }
 }
 

@@ -27,7 +27,8 @@ pub(crate) const DIR_MODE: bindings::umode_t = 0o500;
 /// reads one version of the file.
 pub(crate) trait ReadAt {
     /// What an open file reads from.
-    type Snapshot: Send;
+    /// `Sync` too: concurrent reads (`pread`) of one open file share it.
+    type Snapshot: Send + Sync;
     /// Takes the snapshot for an open of the file whose private data is
     /// `data`.
     fn open(data: usize) -> Result<Self::Snapshot>;
@@ -46,7 +47,10 @@ pub(crate) trait Command {
 ///
 /// # Invariants
 ///
-/// `dir` is an entry made by `proc_mkdir_mode()`, removed only by `drop`.
+/// `dir` is an entry made by `proc_mkdir_mode()`, removed only by its own
+/// `drop`, which for a subdirectory runs before its parent's
+/// ([`ProcDir::new_child`]): `proc_remove()` of a parent frees the entries
+/// below it.
 pub(crate) struct ProcDir {
     dir: NonNull<bindings::proc_dir_entry>,
 }
@@ -54,19 +58,39 @@ pub(crate) struct ProcDir {
 // SAFETY: procfs entries may be created and removed from any task; procfs
 // does its own locking.
 unsafe impl Send for ProcDir {}
-// SAFETY: no `&self` method mutates the entry; procfs serialises changes.
+// SAFETY: `&self` methods only add entries below it, which procfs
+// serialises (`proc_subdir_lock`).
 unsafe impl Sync for ProcDir {}
 
 impl ProcDir {
-    /// Creates directory `name` below `parent` (`None`: in /proc).
-    pub(crate) fn new(name: &CStr, parent: Option<&ProcDir>) -> Result<Self> {
-        let parent = parent.map_or(ptr::null_mut(), |p| p.dir.as_ptr());
+    /// Creates directory `name` in /proc.
+    pub(crate) fn new(name: &CStr) -> Result<Self> {
+        // SAFETY: NULL is /proc itself, which is never removed.
+        unsafe { Self::make(name, ptr::null_mut()) }
+    }
+
+    /// Creates directory `name` below `parent`.
+    ///
+    /// # Safety
+    ///
+    /// The directory returned is dropped before `parent` is.
+    pub(crate) unsafe fn new_child(name: &CStr, parent: &ProcDir) -> Result<Self> {
+        // SAFETY: `parent` is live (its invariant) and outlives the child
+        // (caller).
+        unsafe { Self::make(name, parent.dir.as_ptr()) }
+    }
+
+    /// # Safety
+    ///
+    /// `parent` is NULL or a live directory that outlives the one made.
+    unsafe fn make(name: &CStr, parent: *mut bindings::proc_dir_entry) -> Result<Self> {
         // SAFETY: `name` is NUL-terminated (procfs copies it); `parent` is
-        // NULL or a live directory (its invariant).
+        // NULL or a live directory (caller).
         let dir = unsafe { bindings::proc_mkdir_mode(bindings::c_str(name), DIR_MODE, parent) };
         // NULL also when the name is taken.
         let dir = NonNull::new(dir).ok_or(code::EEXIST)?;
-        // INVARIANT: made by proc_mkdir_mode() just above.
+        // INVARIANT: made by proc_mkdir_mode() just above, below a parent
+        // that outlives it (caller).
         Ok(ProcDir { dir })
     }
 
@@ -84,7 +108,9 @@ impl ProcDir {
         ops: &'static bindings::proc_ops,
         data: usize,
     ) -> Result<()> {
-        // SAFETY: as in `add_show`; `ops` lives forever.
+        // SAFETY: `name` is NUL-terminated (procfs copies it); `self.dir`
+        // is live (invariant); `ops` lives forever; procfs stores `data`
+        // for the callbacks without dereferencing it.
         let entry = unsafe {
             bindings::proc_create_data(
                 bindings::c_str(name),
@@ -254,6 +280,25 @@ impl<T: ReadAt> ReadAtOps<T> {
     }
 }
 
+/// Whether `file` was opened with CAP_SYS_ADMIN in the initial user
+/// namespace (its `f_cred`, the opener's credentials).
+///
+/// # Safety
+///
+/// `file` is a live file.
+unsafe fn opener_has_sys_admin(file: *mut bindings::file) -> bool {
+    // SAFETY: `file` is live (caller) and its f_cred lives as long as it;
+    // init_user_ns is a kernel global that lives forever, only its address
+    // is taken.
+    unsafe {
+        bindings::file_ns_capable(
+            file,
+            ptr::addr_of_mut!(bindings::init_user_ns),
+            bindings::CAP_SYS_ADMIN as i32,
+        )
+    }
+}
+
 /// Longest command accepted; longer writes are refused whole.
 pub(crate) const MAX_COMMAND: usize = 256;
 
@@ -277,22 +322,14 @@ impl<T: Command> CommandOps<T> {
     ) -> isize {
         // The file mode already keeps everyone but root out; root in a
         // container without CAP_SYS_ADMIN is refused too. The credentials
-        // asked are the opener's (`f_cred`), not the writer's: a process
-        // that may open the file but lacks the capability cannot hand the
-        // fd to a privileged program and have it write for it (the
-        // confused deputy), and an fd opened with the capability stays
-        // usable by whoever it is given to, as with any file: the fd is
-        // the capability.
-        // SAFETY: procfs passes the file being written, whose f_cred lives
-        // as long as it; init_user_ns is a kernel global that lives
-        // forever, only its address is taken.
-        let opener_may = unsafe {
-            bindings::file_ns_capable(
-                file,
-                ptr::addr_of_mut!(bindings::init_user_ns),
-                bindings::CAP_SYS_ADMIN as i32,
-            )
-        };
+        // asked are the opener's, not the writer's: a process that may
+        // open the file but lacks the capability cannot hand the fd to a
+        // privileged program and have it write for it (the confused
+        // deputy), and an fd opened with the capability stays usable by
+        // whoever it is given to, as with any file: the fd is the
+        // capability.
+        // SAFETY: procfs passes the file being written.
+        let opener_may = unsafe { opener_has_sys_admin(file) };
         if !opener_may {
             return code::EPERM.to_errno() as isize;
         }

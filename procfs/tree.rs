@@ -16,7 +16,7 @@ use crate::kvm::{bindings, compat};
 
 /// Creates `/proc/ept_sampler/` with its top-level files.
 pub(crate) fn create_root() -> Result<ProcDir> {
-    let root = ProcDir::new(c"ept_sampler", None)?;
+    let root = ProcDir::new(c"ept_sampler")?;
     // On error `root` is dropped, removing whatever was created.
     root.add_show::<VersionFile>(c"version", 0)?;
     root.add_show::<VmsFile>(c"vms", 0)?;
@@ -38,7 +38,11 @@ impl VmDir {
     /// the caller drops it once it no longer holds the sampler's mutex, since
     /// removing a proc entry waits for its readers, who may be waiting for
     /// that mutex.
-    pub(crate) fn new(
+    ///
+    /// # Safety
+    ///
+    /// The directory (or the partial one) is dropped before `parent`.
+    pub(crate) unsafe fn new(
         parent: &ProcDir,
         key: VmId,
         data: usize,
@@ -46,7 +50,8 @@ impl VmDir {
         let mut name = NameBuf::default();
         write!(name, "{key}\0").map_err(|_| (code::EINVAL, None))?;
         let cname = name.as_cstr().ok_or((code::EINVAL, None))?;
-        let dir = ProcDir::new(cname, Some(parent)).map_err(|e| (e, None))?;
+        // SAFETY: dropped before `parent` (caller).
+        let dir = unsafe { ProcDir::new_child(cname, parent) }.map_err(|e| (e, None))?;
         let files = (|| {
             dir.add_show::<VmText<CONFIG>>(c"config", data)?;
             dir.add_show::<VmText<STATS>>(c"stats", data)?;
