@@ -131,10 +131,9 @@ impl<'a> TaskLock<'a> {
     /// Collects the VM files of the task's fd table from fd `start` on into
     /// `batch`; returns whether it stopped early (the batch is full).
     fn collect_vm_files(&self, start: c_uint, batch: &mut Batch) -> bool {
-        // SAFETY: task_lock held (invariant): `files` is neither switched
-        // nor released, and maybe NULL (exited), which iterate_fd()
-        // accepts; `collect` matches iterate_fd's contract and `batch` is
-        // exclusively its for the call.
+        // `files` may be NULL (the task exited), which iterate_fd() accepts.
+        // SAFETY: task_lock held (invariant): `files` is stable; `collect`
+        // matches iterate_fd's contract; `batch` is exclusively its.
         unsafe {
             bindings::iterate_fd(
                 (*task_raw(self.task)).files,

@@ -69,10 +69,10 @@ impl VmFile {
 
 impl Drop for VmFile {
     fn drop(&mut self) {
+        // fput() never releases synchronously: if this is the last
+        // reference, the VM is destroyed from task_work when this task
+        // returns to user space, or from delayed work for a kthread.
         // SAFETY: we own one reference (invariant) and give it back once.
-        // fput() never releases synchronously: if it is the last one, the
-        // VM is destroyed from task_work when this task returns to user
-        // space, or from delayed work for a kthread; not in this context.
         unsafe { bindings::fput(self.file.as_ptr()) };
     }
 }

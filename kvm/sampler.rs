@@ -196,7 +196,8 @@ struct Summary {
 }
 
 impl Summary {
-    const DETACHED: Summary = Summary {
+    /// A VM without a heat map (attached, never started).
+    const NOT_SAMPLED: Summary = Summary {
         running: false,
         settings: None,
         stats: None,
@@ -266,7 +267,7 @@ impl VmEntry {
 
     /// Publishes the summary of `sampling` (held by the caller).
     fn publish(&self, sampling: Option<&Sampling>) {
-        *self.summary.lock() = sampling.map_or(Summary::DETACHED, Summary::of);
+        *self.summary.lock() = sampling.map_or(Summary::NOT_SAMPLED, Summary::of);
     }
 
     /// Runs one round of `s` (this VM's heat map, whose lock the caller
@@ -558,19 +559,19 @@ impl Sampler {
                     file: vm.file,
                     detached: AtomicBool::new(false),
                     sampling <- kernel::new_mutex!(None),
-                    summary <- kernel::new_mutex!(Summary::DETACHED),
+                    summary <- kernel::new_mutex!(Summary::NOT_SAMPLED),
                 }),
                 GFP_KERNEL,
             )
             .map_err(|_| failure(Errno::Enomem, format_args!("vm {key}: no memory")))?;
             // `removing` keeps the name free of any directory of ours, so
             // this fails only for want of memory.
-            // SAFETY: a VM's directory lives in its `Attached` (or is the
-            // partial one dropped below), and every `Attached` is released
-            // before the root goes: the module's `drop` takes all VMs out,
+            // A VM's directory lives in its `Attached` (or is the partial
+            // one dropped below). The module's `drop` takes all VMs out,
             // releases them and waits for detaches in progress
             // (`wait_released`) before it takes the root out of the state,
             // and no attach gets here once it began (`closing`).
+            // SAFETY: so every VM directory is dropped before the root.
             let dir = match unsafe { VmDir::new(root, key, file_key.data()) } {
                 Ok(dir) => dir,
                 Err((_, partial)) => {

@@ -101,10 +101,10 @@ impl Thread {
 
 impl Drop for Thread {
     fn drop(&mut self) {
-        // SAFETY: a kthread not stopped yet (invariant); our reference
-        // keeps its task alive even if its main returned early, which
-        // kthread_stop() allows then. It wakes the thread and waits for it.
-        // The reference is put when `task` drops.
+        // kthread_stop() wakes the thread and waits for it; the reference
+        // is put when `task` drops.
+        // SAFETY: a kthread not stopped yet (invariant), whose task our
+        // reference keeps alive even if its main returned early.
         unsafe { bindings::kthread_stop(task_raw(&self.task)) };
     }
 }
