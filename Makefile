@@ -3,15 +3,23 @@
 # ept-sampler: the kernel module (Kbuild) and the userspace crates (cargo).
 #
 #   make                      build ept_sampler.ko for KDIR (see below)
-#   make KERNEL=6.12          ... for a cached test kernel (6.12, 7.3, 7.3-debug)
+#   make KERNEL=6.12          ... for a cached test kernel (6.12, 7.3, 7.3-debug,
+#                             7.3-rt, debian-7.3)
 #   make KDIR=... RUSTC=...   ... for a real host's Rust-enabled kernel tree
+#   make KDIR=/usr/src/linux-headers-$(uname -r)
+#                             ... for a distribution's stock Rust-enabled
+#                             kernel (Debian 13's 7.3): its headers and
+#                             linux-source package, the kernel's own rustc,
+#                             bindgen and GCC (tree prepared once, cached)
+#   make KERNEL=debian-7.3    ... for Debian 13's stock 7.3 (test kernel)
 #   make tools                the userspace crates (static binaries), the
 #                             tool's man pages and shell completions
 #   make install              the tool, its man pages and completions
 #                             (PREFIX=/usr/local, DESTDIR)
 #   make kernels              build the test kernels (cached; minutes, once)
 #   make warm                 build what the gate needs into the cache: the
-#                             6.12 and 7.3 test kernels, the module for each,
+#                             6.12 test kernel and Debian 13's stock 7.3 (its
+#                             Rust build tree), the module for each,
 #                             the tools and their tests (start it in the
 #                             background at the start of a day)
 #   make check                the gate, before every commit that touches
@@ -40,23 +48,36 @@ host_build := /lib/modules/$(shell uname -r)/build
 ifdef KERNEL
   KDIR := $(CACHE)/kernels/$(KERNEL)/build
 else ifndef KDIR
-  # The running kernel's tree when it is Rust-enabled, else the cached 7.3.
+  # The running kernel's tree when it is Rust-enabled, else the cached
+  # Debian 13 stock 7.3 (what the gate builds).
   ifneq ($(shell grep -sx CONFIG_RUST=y $(host_build)/.config),)
     KDIR := $(host_build)
   else
-    KERNEL := 7.3
-    KDIR := $(CACHE)/kernels/7.3/build
+    KERNEL := debian-7.3
+    KDIR := $(CACHE)/kernels/debian-7.3/build
   endif
+endif
+# A distribution's headers package of a Rust-enabled kernel (Debian 13's
+# linux-headers-7.3.4+deb13-amd64) has no Rust metadata and no KVM-internal
+# headers: tools/prepare-stock-kdir makes the tree the module is built
+# against from the kernel's source package, once, in the cache.
+ifneq ($(and $(wildcard $(KDIR)/include/config/kernel.release),$(shell grep -sx CONFIG_RUST=y $(KDIR)/.config)),)
+ifeq ($(wildcard $(KDIR)/rust/libmacros.so),)
+  STOCK_HEADERS := $(KDIR)
+  STOCK_DEST := $(CACHE)/stock/$(shell cat $(KDIR)/include/config/kernel.release)
+  override KDIR := $(STOCK_DEST)/build
+endif
 endif
 KNAME := $(or $(KERNEL),host)
 OUT := out/$(KNAME)
 
-# A cached test kernel records the toolchain that built it.
+# A cached test kernel, or a prepared stock tree, records the toolchain that
+# built it; KWRAP runs the kernel's make in a root that has that toolchain.
 -include $(KDIR)/../toolchain.mk
 RUSTC ?= rustc
 CLIPPY_DRIVER ?= $(dir $(RUSTC))clippy-driver
 kbuild_vars := LLVM=$(LLVM) RUSTC=$(RUSTC) $(if $(BINDGEN),BINDGEN=$(BINDGEN)) \
-	CLIPPY_DRIVER=$(CLIPPY_DRIVER)
+	CLIPPY_DRIVER=$(CLIPPY_DRIVER) $(KMAKE_VARS)
 
 module_src := Kbuild ept_sampler.rs ept_walk heat kvm procfs
 
@@ -71,14 +92,25 @@ kdir-check:
 	@grep -qx CONFIG_RUST=y "$(KDIR)/.config" || { echo "ept-sampler: $(KDIR) is a kernel without CONFIG_RUST: a Rust module needs a Rust-enabled kernel and its full build tree" >&2; exit 1; }
 	@[ -f "$(KDIR)/rust/libmacros.so" ] || { echo "ept-sampler: $(KDIR) has no rust/libmacros.so: it is not a built Rust-enabled tree (run 'make' there first)" >&2; exit 1; }
 	@want=$$(sed -n 's/^CONFIG_RUSTC_VERSION=//p' "$(KDIR)/include/config/auto.conf" 2>/dev/null); \
-	have=$$($(RUSTC) --version 2>/dev/null | sed -n 's/^rustc \([0-9]*\)\.\([0-9]*\)\.\([0-9]*\).*/\1 \2 \3/p' | { read a b c && echo $$((a * 100000 + b * 100 + c)); }); \
+	have=$$($(KWRAP) $(RUSTC) --version 2>/dev/null | sed -n 's/^rustc \([0-9]*\)\.\([0-9]*\)\.\([0-9]*\).*/\1 \2 \3/p' | { read a b c && echo $$((a * 100000 + b * 100 + c)); }); \
 	[ -z "$$want" ] || [ "$$want" = "$$have" ] || { echo "ept-sampler: $(KDIR) was built with rustc $$want, RUSTC=$(RUSTC) is $${have:-missing}: pass RUSTC=<the rustc that built this kernel>" >&2; exit 1; }
 
+ifdef STOCK_HEADERS
+# The tree is prepared (or found prepared), then the module is built against
+# it as against any kernel tree, with the toolchain.mk it records.
+# (The script sees none of this make's variables: a RUSTC= given here must
+# not be taken for the one it checks.)
+module clippy-module:
+	@env -u MAKEFLAGS -u MFLAGS -u MAKEOVERRIDES -u MAKELEVEL \
+		tools/prepare-stock-kdir $(STOCK_HEADERS) $(STOCK_DEST) >/dev/null
+	@$(MAKE) --no-print-directory $@ KDIR=$(STOCK_DEST)/build STOCK_HEADERS=
+else
 module: kdir-check
 	@mkdir -p $(OUT)
 	@cp -a $(module_src) $(OUT)/
-	$(MAKE) -C $(KDIR) M=$(CURDIR)/$(OUT) $(kbuild_vars) modules
+	$(KWRAP) $(MAKE) -C $(KDIR) M=$(CURDIR)/$(OUT) $(kbuild_vars) modules
 	@echo "built $(OUT)/ept_sampler.ko"
+endif
 
 # The tool's man pages and completions come from its own clap definitions.
 tool_bin := target/x86_64-unknown-linux-gnu/release/ept-sampler
@@ -98,9 +130,9 @@ kernels:
 # that `make check` then only tests.
 warm:
 	tests/setup
-	tests/kernels/build 6.12 7.3
+	tests/kernels/build 6.12 debian-7.3
 	$(MAKE) -s module KERNEL=6.12
-	$(MAKE) -s module KERNEL=7.3
+	$(MAKE) -s module KERNEL=debian-7.3
 	cargo build --release --workspace
 	cargo test --release --workspace --no-run
 	cargo clippy --release --workspace --all-targets
@@ -134,9 +166,11 @@ fmt-check:
 
 # The kernel's own clippy run (CLIPPY=1) with the clippy-driver that matches
 # the kernel's rustc, warnings as errors.
+ifndef STOCK_HEADERS
 clippy-module: kdir-check
 	@mkdir -p $(OUT)-clippy && cp -a $(module_src) $(OUT)-clippy/
-	$(MAKE) -s -C $(KDIR) M=$(CURDIR)/$(OUT)-clippy $(kbuild_vars) CLIPPY=1 KRUSTFLAGS=-Dwarnings modules
+	$(KWRAP) $(MAKE) -s -C $(KDIR) M=$(CURDIR)/$(OUT)-clippy $(kbuild_vars) CLIPPY=1 KRUSTFLAGS=-Dwarnings modules
+endif
 
 fmt:
 	cargo fmt --all
