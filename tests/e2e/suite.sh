@@ -152,10 +152,14 @@ start_testvm() {
 
 # --- scenarios ----------------------------------------------------------------
 
-# The version file names the TDP this testbed provides.
+# The testbed booted the kernel asked for (tests/vm/run names its release),
+# and the version file names it and the TDP this testbed provides.
 s_version() {
 	v=/proc/ept_sampler/version
 	cat $v
+	echo "uname -r: $(uname -r)"
+	[ "$(uname -r)" = "${EPT_VM_KERNEL_RELEASE:-unknown}" ] ||
+		fail "uname -r is $(uname -r), the kernel asked for is ${EPT_VM_KERNEL_RELEASE:-unknown}"
 	[ "$(kv $v tdp)" = "$expect_tdp" ] || fail "tdp is '$(kv $v tdp)', expected $expect_tdp on $testbed"
 	[ "$(kv $v tdp_mmu)" = yes ] || fail "tdp_mmu is not yes"
 	[ "$(kv $v kernel)" = "$(uname -r)" ] || fail "kernel is not $(uname -r)"
