@@ -3,6 +3,7 @@
 //! Running each subcommand.
 
 use std::io::Write;
+use std::path::Path;
 
 use ept_core::heat::{StoreLayout, DEFAULT_WINDOW};
 use ept_core::procfs::control::{Command as Ctl, Settings, VmId};
@@ -18,6 +19,7 @@ use crate::error::Error;
 use crate::model::{VmSnapshot, VM_FILES};
 use crate::picture::{self, PictureFormat};
 use crate::render::{data, term, text};
+use crate::sharing;
 use crate::source::{io_error, ProcRoot};
 
 /// Runs the command line.
@@ -50,6 +52,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Man(a) => man(a),
     }
 }
+
+/// Where the host's sysfs is (for [`sharing::consumers`]).
+const SYS: &str = "/sys";
 
 /// Prints one line on standard output.
 fn say(args: std::fmt::Arguments<'_>) -> Result<(), Error> {
@@ -192,7 +197,11 @@ fn start(root: &ProcRoot, a: &StartArgs) -> Result<(), Error> {
     send(root, &command)?;
     let line = command.to_string();
     let settings = line.split_once(' ').map_or("", |(_, s)| s);
-    say(format_args!("started {vm}: {settings}"))
+    say(format_args!("started {vm}: {settings}"))?;
+    if let Some(w) = sharing::warning(&sharing::consumers(Path::new(SYS))) {
+        eprintln!("{w}");
+    }
+    Ok(())
 }
 
 /// The parsed files of one attached VM: `files` of its directory (of
@@ -233,6 +242,10 @@ fn status(root: &ProcRoot, a: &StatusArgs) -> Result<(), Error> {
     let host = match raw.file("version") {
         Some(t) => text::host(&Version::parse(t).map_err(|e| Error::format("version", e))?),
         None => String::from("module: no version file"),
+    };
+    let host = match sharing::warning(&sharing::consumers(Path::new(SYS))) {
+        Some(w) => format!("{host}\n{w}"),
+        None => host,
     };
     let snap = raw.parse()?;
     let attached: Vec<&VmSnapshot> = snap.vms.iter().filter(|v| v.config.is_some()).collect();

@@ -16,5 +16,6 @@ pub mod model;
 pub mod picture;
 pub mod record;
 pub mod render;
+pub mod sharing;
 pub mod source;
 pub mod top;
