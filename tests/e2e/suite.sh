@@ -114,6 +114,14 @@ lacks() { # FACILITY: prints why this kernel lacks FACILITY, nothing if it has i
 		[ -e /sys/kernel/mm/page_idle/bitmap ] ||
 			echo "this kernel has no idle page tracking (CONFIG_IDLE_PAGE_TRACKING)"
 		;;
+	lockdown)
+		# The lockdown LSM, and module signatures checked (the kernel is
+		# tainted E, TAINT_UNSIGNED_MODULE, since ept_sampler.ko loaded):
+		# else lockdown does not stop the module.
+		{ [ -e /sys/kernel/security/lockdown ] || mount -t securityfs securityfs /sys/kernel/security 2>/dev/null; } &&
+			[ -e /sys/kernel/security/lockdown ] && [ $(($(cat /proc/sys/kernel/tainted) & 8192)) -ne 0 ] ||
+			echo "this kernel has no lockdown LSM or does not check module signatures"
+		;;
 	damon_stat)
 		[ -e $damon_stat ] || echo "this kernel has no DAMON_STAT (CONFIG_DAMON_STAT)"
 		;;
@@ -195,6 +203,30 @@ s_modes() {
 	[ "$(stat -c %a /proc/ept_sampler/version)" = 400 ] || fail "version mode is not 0400"
 }
 
+# What the kernel thinks of the module, as `status` tells it: loaded
+# without a signature it trusts (taint E: Debian's kernel checks signatures
+# without enforcing them, and the test module is unsigned), and lockdown.
+# Kernels without module signing (the self-built ones) taint O alone, and
+# status says nothing of it.
+s_trust() {
+	grep -q ' /sys/kernel/security ' /proc/mounts || mount -t securityfs securityfs /sys/kernel/security 2>/dev/null || true
+	taint=$(cat /sys/module/ept_sampler/taint)
+	lockdown=$(cat /sys/kernel/security/lockdown 2>/dev/null || echo "n/a")
+	echo "taint $taint; lockdown $lockdown"
+	case "$(uname -r)" in *+deb13-*) case $taint in *E*) ;; *) fail "taint $taint on Debian's kernel: expected E (an unsigned module)" ;; esac ;; esac
+	ept-sampler status >/tmp/st.out 2>&1 || fail "status failed: $(cat /tmp/st.out)"
+	grep -E '^(module|kernel): ' /tmp/st.out || true
+	case $taint in
+	*E*) grep -q '^module: loaded without a signature the kernel trusts (taint E)' /tmp/st.out ||
+		fail "taint $taint, and status does not say the module is unsigned" ;;
+	*) ! grep -q 'taint E' /tmp/st.out || fail "taint $taint, and status says the module is unsigned" ;;
+	esac
+	case $lockdown in
+	*"[none]"* | n/a) ! grep -qE 'lockdown (none|integrity|confidentiality)' /tmp/st.out || fail "lockdown $lockdown, and status says it is on" ;;
+	*) grep -q "lockdown $(echo "$lockdown" | sed 's/.*\[\(.*\)\].*/\1/')" /tmp/st.out || fail "lockdown $lockdown, and status does not say so" ;;
+	esac
+}
+
 # testvm runs a guest; the testbed really sets TDP accessed bits: idle page
 # tracking (which reaches KVM's accessed bits through the MMU notifier) sees
 # every page the guest writes or reads as young after a mark-idle.
@@ -232,6 +264,25 @@ s_unload() {
 	rmmod ept_sampler
 }
 
+# Lockdown (what UEFI Secure Boot turns on) after an unsigned module
+# loaded: status says it will not load again, and it does not (the README's
+# reason to sign it). Where the kernel checks module signatures and has the
+# lockdown LSM (Debian's); the module is left unloaded.
+s_lockdown() {
+	[ -e /proc/ept_sampler ] || insmod "$EPT_SAMPLER_KO"
+	echo integrity >/sys/kernel/security/lockdown
+	grep -q '\[integrity\]' /sys/kernel/security/lockdown || fail "lockdown not raised: $(cat /sys/kernel/security/lockdown)"
+	ept-sampler status >/tmp/st.out 2>&1 || fail "status failed: $(cat /tmp/st.out)"
+	grep -E '^(module|kernel): ' /tmp/st.out || true
+	grep -q '^module: loaded without a signature the kernel trusts (taint E), before lockdown integrity: it will not load again' /tmp/st.out ||
+		fail "status does not say the module will not load again"
+	rmmod ept_sampler
+	if insmod "$EPT_SAMPLER_KO" 2>/tmp/insmod.out; then
+		fail "the unsigned module loaded under lockdown"
+	fi
+	echo "insmod under lockdown: $(cat /tmp/insmod.out) / $(dmesg | grep -i lockdown | tail -1)"
+}
+
 # testvm's own checks on this testbed (backings, phase switch, page_idle),
 # when tests/check adds them (not on the slow debug kernels: they test
 # testvm, not the module).
@@ -241,6 +292,7 @@ s_testvm() {
 
 scenario version s_version
 scenario proc-modes s_modes
+scenario module-trust s_trust
 scenario_needing page_idle accessed-bits s_accessed_bits
 [ ! -f "$EPT_FILES/testvm-smoke.sh" ] || scenario_needing page_idle testvm-backings s_testvm
 # The sampler's scenarios, where tests/check adds them (see there).
@@ -281,6 +333,8 @@ if [ -f "$EPT_FILES/sampler.sh" ]; then
 	scenario process-exit-and-rmmod s_kill
 fi
 scenario unload s_unload
+# Last: lockdown cannot be lifted once raised.
+scenario_needing lockdown lockdown-refuses-unsigned s_lockdown
 # A name in --only that no scenario has is a mistake, not a pass.
 for name in $only; do
 	case "$ran" in *" $name "*) ;; *)

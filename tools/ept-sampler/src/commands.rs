@@ -21,6 +21,7 @@ use crate::picture::{self, PictureFormat};
 use crate::render::{data, term, text};
 use crate::sharing;
 use crate::source::{io_error, ProcRoot};
+use crate::trust::Trust;
 
 /// Runs the command line.
 pub fn run(cli: Cli) -> Result<(), Error> {
@@ -243,10 +244,16 @@ fn status(root: &ProcRoot, a: &StatusArgs) -> Result<(), Error> {
         Some(t) => text::host(&Version::parse(t).map_err(|e| Error::format("version", e))?),
         None => String::from("module: no version file"),
     };
-    let host = match sharing::warning(&sharing::consumers(Path::new(SYS))) {
-        Some(w) => format!("{host}\n{w}"),
-        None => host,
-    };
+    let sys = Path::new(SYS);
+    let host = [
+        Some(host),
+        Trust::read(sys).line(),
+        sharing::warning(&sharing::consumers(sys)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join("\n");
     let snap = raw.parse()?;
     let attached: Vec<&VmSnapshot> = snap.vms.iter().filter(|v| v.config.is_some()).collect();
     if attached.is_empty() {

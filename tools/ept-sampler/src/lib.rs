@@ -19,3 +19,4 @@ pub mod render;
 pub mod sharing;
 pub mod source;
 pub mod top;
+pub mod trust;
