@@ -15,7 +15,10 @@
 #   make tools                the userspace crates (static binaries), the
 #                             tool's man pages and shell completions
 #   make install              the tool, its man pages and completions
-#                             (PREFIX=/usr/local, DESTDIR)
+#                             (PREFIX=/usr/local, DESTDIR), and the module
+#                             for KDIR's kernel into /lib/modules/<release>/
+#                             updates, then depmod (INSTALL_MOD_PATH, default
+#                             DESTDIR): `modprobe ept_sampler` loads it
 #   make kernels              build the test kernels (cached; minutes, once)
 #   make warm                 build what the gate needs into the cache: the
 #                             6.12 test kernel and Debian 13's stock 7.3 (its
@@ -177,7 +180,15 @@ fmt:
 	rustfmt --edition 2021 ept_sampler.rs
 
 PREFIX ?= /usr/local
-install: tools
+# The module beside the kernel's own, in updates/ (where distributions put
+# modules not shipped with the kernel; depmod ranks it first), and depmod
+# for that kernel's release, against INSTALL_MOD_PATH when staging. Not
+# signed, not compressed: see README, "On a real host".
+INSTALL_MOD_PATH ?= $(DESTDIR)
+install: tools module
+	krel=$$(cat $(KDIR)/include/config/kernel.release) && \
+	install -D -m 0644 $(OUT)/ept_sampler.ko $(INSTALL_MOD_PATH)/lib/modules/$$krel/updates/ept_sampler.ko && \
+	depmod $(if $(INSTALL_MOD_PATH),-b $(INSTALL_MOD_PATH)) $$krel
 	install -D -m 0755 $(tool_bin) $(DESTDIR)$(PREFIX)/bin/ept-sampler
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0644 target/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
