@@ -719,6 +719,10 @@ s_lost_roots() {
 	end_vm lost $vm_bg
 }
 
+# passes_of FILE: testvm's pass counters (its --truth FILE.passes), one per
+# vCPU, on one line.
+passes_of() { od -An -tu8 -v "$1" | tr -s ' \n' '  '; }
+
 # step_rounds VM NAME N START-ARGS...: N rounds of VM (sampled with
 # START-ARGS), each begun only once every vCPU of testvm NAME has completed
 # a whole pass since the round before it ended: the premise of a strict
@@ -741,14 +745,14 @@ step_rounds() {
 		r=$(rounds "$sv")
 		# A pass counted after the round may have begun before its end; the
 		# one after that began after it.
-		want=$(od -An -tu8 -v "$passes" | tr -s ' \n' '  ')
+		want=$(passes_of "$passes")
 		i=0
-		until od -An -tu8 -v "$passes" | tr -s ' \n' '  ' | awk -v want="$want" '{
+		until passes_of "$passes" | awk -v want="$want" '{
 			n = split(want, w, " ")
 			for (j = 1; j <= n; j++) if ($j < w[j] + 2) exit 1
 		}'; do
 			i=$((i + 1))
-			[ $i -lt 600 ] || fail "testvm $2 did not complete two passes in 60 s (passes $want, now $(od -An -tu8 -v "$passes" | tr -s ' \n' '  '))"
+			[ $i -lt 600 ] || fail "testvm $2 did not complete two passes in 60 s (passes $want, now $(passes_of "$passes"))"
 			kill -0 $vm_bg 2>/dev/null || { cat "/tmp/$2.out"; fail "testvm $2 died"; }
 			sleep 0.01
 		done
