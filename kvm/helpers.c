@@ -5,12 +5,14 @@
  * TDP MMU walkers do (arch/x86/kvm/mmu/tdp_mmu.c).
  */
 #include <linux/fs.h>
+#include <linux/kstrtox.h>
 #include <linux/mm.h>
 #include <linux/moduleparam.h>
 #include <linux/page_idle.h>
 #include <linux/rcupdate.h>
 #include <linux/sched.h>
 #include <linux/spinlock.h>
+#include <linux/sysfs.h>
 
 #include "helpers.h"
 
@@ -43,6 +45,66 @@ bool ept_sampler_test_hold_detach(void)
 {
 	return READ_ONCE(test_hold_detach);
 }
+
+/*
+ * The module-wide settings an operator sets in /etc/modprobe.d and reads or
+ * changes in /sys/module/ept_sampler/parameters: walk_budget and
+ * pass_accessed. C declares them (module_param_cb() is a macro, and 6.12's
+ * kernel crate has no module parameters for Rust); the values, their
+ * defaults and their range live on the Rust side (kvm/tunables.rs), which
+ * `tune` in the control file changes too, so that there is one of each.
+ * A value out of range fails the load (or the sysfs write) with -EINVAL.
+ */
+static int walk_budget_set(const char *val, const struct kernel_param *kp)
+{
+	unsigned int n;
+	int err = kstrtouint(val, 0, &n);
+
+	if (err)
+		return err;
+	return ept_sampler_set_walk_budget(n) ? 0 : -EINVAL;
+}
+
+static int walk_budget_get(char *buffer, const struct kernel_param *kp)
+{
+	return sysfs_emit(buffer, "%u\n", ept_sampler_walk_budget());
+}
+
+static const struct kernel_param_ops walk_budget_ops = {
+	.set = walk_budget_set,
+	.get = walk_budget_get,
+};
+module_param_cb(walk_budget, &walk_budget_ops, NULL, 0644);
+__MODULE_PARM_TYPE(walk_budget, "uint");
+MODULE_PARM_DESC(walk_budget,
+		 "Page-table entries a round examines per hold of KVM's mmu_lock, 16..1048576 (default 8192): smaller lets vCPU faults and memslot changes in sooner, at more lock round trips");
+
+static int pass_accessed_set(const char *val, const struct kernel_param *kp)
+{
+	bool pass;
+	/* A bare "pass_accessed" on the command line means yes, as for bool. */
+	int err = kstrtobool(val ? val : "1", &pass);
+
+	if (err)
+		return err;
+	ept_sampler_set_pass_accessed(pass);
+	return 0;
+}
+
+static int pass_accessed_get(char *buffer, const struct kernel_param *kp)
+{
+	return sysfs_emit(buffer, "%c\n", ept_sampler_pass_accessed_on() ? 'Y' : 'N');
+}
+
+static const struct kernel_param_ops pass_accessed_ops = {
+	.flags = KERNEL_PARAM_OPS_FL_NOARG,
+	.set = pass_accessed_set,
+	.get = pass_accessed_get,
+};
+module_param_cb(pass_accessed, &pass_accessed_ops, NULL, 0644);
+__MODULE_PARM_TYPE(pass_accessed, "bool");
+MODULE_PARM_DESC(pass_accessed,
+		 "Hand each accessed bit the sampler clears on to the host's page, so that reclaim, page_idle and DAMON still see the guest's accesses (default Y; N only to measure what they lose)");
 
 void ept_sampler_get_file(struct file *file)
 {

@@ -71,6 +71,16 @@ bool ept_sampler_test_no_tlb_flush(void);
  */
 bool ept_sampler_test_hold_detach(void);
 
+/*
+ * The module-wide settings, defined in Rust (kvm/tunables.rs), for the
+ * module parameters of the same names (kvm/helpers.c). The setters return
+ * whether the value was taken (walk_budget has a range).
+ */
+u32 ept_sampler_walk_budget(void);
+bool ept_sampler_set_walk_budget(u32 n);
+bool ept_sampler_pass_accessed_on(void);
+void ept_sampler_set_pass_accessed(bool pass);
+
 struct file;
 
 /*

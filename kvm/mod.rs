@@ -15,5 +15,6 @@ pub(crate) mod sampler;
 pub(crate) mod sysfs;
 pub(crate) mod thread;
 pub(crate) mod time;
+pub(crate) mod tunables;
 pub(crate) mod vbuf;
 pub(crate) mod vm;

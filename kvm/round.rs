@@ -51,7 +51,8 @@ pub(crate) fn format_of(vendor: Vendor) -> Format {
 /// see `compat`).
 struct HandOver<'a, V> {
     inner: V,
-    /// Whether accessed bits are handed on (`tune pass_accessed`).
+    /// Whether accessed bits are handed on (the module parameter
+    /// `pass_accessed`).
     pass_accessed: bool,
     /// Accessed bits handed on so far this round.
     passed: &'a mut u64,
@@ -204,12 +205,13 @@ pub(crate) struct Plan<'a> {
     /// anything (`flush=round`).
     pub(crate) flush: Option<&'a compat::TlbFlush>,
     /// Hand every accessed bit cleared in a leaf on to the host page it
-    /// maps (`tune pass_accessed`; on unless a test or a measurement
-    /// switched it off).
+    /// maps (the module parameter `pass_accessed`, see
+    /// [`tunables`](super::tunables); on unless switched off to measure).
     pub(crate) pass_accessed: bool,
     /// Entries examined per hold of the lock
-    /// ([`DEFAULT_WALK_BUDGET`](crate::procfs::control::DEFAULT_WALK_BUDGET)
-    /// unless a test tuned it).
+    /// (the module parameter `walk_budget`,
+    /// [`DEFAULT_WALK_BUDGET`](crate::procfs::control::DEFAULT_WALK_BUDGET)
+    /// unless set).
     pub(crate) budget: u64,
 }
 

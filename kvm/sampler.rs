@@ -28,7 +28,7 @@ use kernel::sync::{Arc, Mutex};
 use crate::ept_walk::{Descent, Gfn, GfnRange};
 use crate::heat::{Geometry, HeatMap, RootCounts, RoundEnd, Track, DEFAULT_REGION};
 use crate::procfs::config::Config;
-use crate::procfs::control::{Command, Flush, Settings, VmId, Walk, DEFAULT_WALK_BUDGET};
+use crate::procfs::control::{Command, Flush, Settings, VmId, Walk};
 use crate::procfs::last_error::{self, Errno, LastError, MessageBuf, MESSAGE_MAX};
 use crate::procfs::memslots::{self, Memslot, MemslotFlags};
 use crate::procfs::stats::{DirtyStatus, StatsFile};
@@ -44,6 +44,7 @@ use super::params::{self, Host};
 use super::round;
 use super::thread::{OnThread, ThreadMain};
 use super::time::{now_ns, printk_ratelimit, sleep_ms};
+use super::tunables;
 use super::vbuf::VBuf;
 use super::vm::{Vendor, Vm};
 
@@ -369,11 +370,6 @@ pub(crate) struct State {
     /// reading sysfs inside one would nest two seq_file locks (lockdep
     /// reports it); opening `version` or `vms` and every `attach` refresh it.
     pub(crate) host: Host,
-    /// Entries a round examines per hold of `mmu_lock` (`tune`, for tests).
-    walk_budget: u32,
-    /// Whether cleared accessed bits are handed on to the host's pages
-    /// (`tune`, for tests and measurements; on by default).
-    pass_accessed: bool,
 }
 
 impl State {
@@ -436,8 +432,6 @@ impl Sampler {
                 closing: false,
                 last_error: None,
                 host: Host::UNKNOWN,
-                walk_budget: DEFAULT_WALK_BUDGET,
-                pass_accessed: true,
             }),
         })
     }
@@ -783,7 +777,7 @@ impl Sampler {
     fn tick(&self, me: &OnThread) -> u64 {
         let mut orphans: [Option<Attached>; MAX_VMS] = [const { None }; MAX_VMS];
         let mut vms: [Option<Arc<VmEntry>>; MAX_VMS] = [const { None }; MAX_VMS];
-        let (budget, pass_accessed) = {
+        {
             let mut state = self.state.lock();
             for (index, (orphan, vm)) in orphans.iter_mut().zip(vms.iter_mut()).enumerate() {
                 let Some(Some(a)) = state.vms.get(index) else {
@@ -795,8 +789,13 @@ impl Sampler {
                     *vm = Some(a.vm.clone());
                 }
             }
-            (u64::from(state.walk_budget), state.pass_accessed)
-        };
+        }
+        // The module parameters (or `tune`), once per tick: every VM's
+        // round of this tick runs with the same values.
+        let (budget, pass_accessed) = (
+            u64::from(tunables::walk_budget()),
+            tunables::pass_accessed(),
+        );
         for vm in orphans.into_iter().flatten() {
             pr_info!(
                 "{}-{}: the VM's process closed it; detached\n",
@@ -911,12 +910,12 @@ pub(crate) fn command(bytes: &[u8]) -> Result<()> {
             walk_budget,
             pass_accessed,
         }) => {
-            let mut state = sampler.state.lock();
+            // The parser checked the range: a budget it accepts is set.
             if let Some(n) = walk_budget {
-                state.walk_budget = n;
+                tunables::set_walk_budget(n);
             }
             if let Some(pass) = pass_accessed {
-                state.pass_accessed = pass;
+                tunables::set_pass_accessed(pass);
             }
             Ok(())
         }

@@ -14,14 +14,15 @@
 //! tune [walk_budget=N] [pass_accessed=yes|no]
 //! ```
 //!
-//! `tune` is for tests and measurements, and takes at least one key. It sets,
-//! for every VM, how many entries a round examines per hold of `mmu_lock`
-//! (default [`DEFAULT_WALK_BUDGET`]): a small budget makes every round drop
-//! and retake the lock hundreds of times, which is how the e2e suite
-//! exercises the yield path on small guests. And whether accessed bits the
-//! sampler clears are handed on to the host's pages (`yes` when the module
-//! loads): `no` shows what the host loses without it, and what handing
-//! them on costs.
+//! `tune` sets the module-wide settings, the module parameters of the same
+//! names (`/sys/module/ept_sampler/parameters/`, `/etc/modprobe.d`), and
+//! takes at least one key: how many entries a round examines per hold of
+//! `mmu_lock`, for every VM (default [`DEFAULT_WALK_BUDGET`]; a small
+//! budget makes every round drop and retake the lock hundreds of times,
+//! which is how the e2e suite exercises the yield path on small guests),
+//! and whether accessed bits the sampler clears are handed on to the host's
+//! pages (`yes` by default; `no` shows what the host loses without it, and
+//! what handing them on costs).
 //!
 //! [`Command::parse`] checks every byte: printable ASCII only, single
 //! separators, at most one trailing newline, at most [`MAX_LINE`] bytes, no

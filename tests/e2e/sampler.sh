@@ -994,3 +994,53 @@ s_host_view_cost() {
 		printf "hand-over: walk %d ns a round with, %d ns without: %+.1f ns per cleared bit (%+.1f%% of the walk)\n", wy, wn, (wy - wn) / cy, 100 * (wy - wn) / wn
 	}' /tmp/hc-segments /tmp/hc-history || fail "history has no rounds to compare"
 }
+
+# 14. The module parameters (issue 22; modinfo's descriptions and
+#     /etc/modprobe.d: self-test install): walk_budget and pass_accessed,
+#     given at load, are what /sys/module shows
+#     and what the rounds do (holds of at most 64 entries and a few; no
+#     accessed bit handed on); an out-of-range value fails the load, a sysfs
+#     write and `tune` alike and changes nothing; a sysfs write takes
+#     effect from the next rounds; `tune` sets the same values.
+s_params() {
+	p=/sys/module/ept_sampler/parameters
+	[ "$(cat $p/walk_budget) $(cat $p/pass_accessed)" = "8192 Y" ] ||
+		fail "defaults: walk_budget $(cat $p/walk_budget) pass_accessed $(cat $p/pass_accessed), expected 8192 Y"
+	rmmod ept_sampler
+	if insmod "$EPT_SAMPLER_KO" walk_budget=15 2>/tmp/insmod.out; then
+		fail "insmod walk_budget=15 loaded the module"
+	fi
+	[ ! -e /proc/ept_sampler ] || fail "/proc/ept_sampler exists after a refused load"
+	dmesg | grep -q "ept_sampler: \`15' invalid for parameter \`walk_budget'" ||
+		fail "no kernel message for walk_budget=15: $(dmesg | tail -3)"
+	echo "insmod walk_budget=15: $(cat /tmp/insmod.out)"
+	insmod "$EPT_SAMPLER_KO" walk_budget=64 pass_accessed=N ||
+		fail "insmod walk_budget=64 pass_accessed=N failed"
+	[ "$(cat $p/walk_budget) $(cat $p/pass_accessed)" = "64 N" ] ||
+		fail "after insmod walk_budget=64 pass_accessed=N: $(cat $p/walk_budget) $(cat $p/pass_accessed)"
+	start_vm prm --mem 64M --backing anon --seconds 600 --write 16M+8M
+	es start --pid "${vm%-*}" --period-ms 100 --mode accessed
+	wait_rounds "$vm" 3
+	st=/proc/ept_sampler/$vm/stats
+	h=$(kv $st hold_entries_max) passed=$(kv $st accessed_passed) cleared=$(kv $st bits_cleared)
+	echo "walk_budget=64 pass_accessed=N: hold_entries_max $h, yields $(kv $st yields), accessed_passed $passed of $cleared cleared"
+	[ "$h" -ge 64 ] && [ "$h" -le 68 ] || fail "hold_entries_max $h at walk_budget=64, expected 64..68"
+	[ "$cleared" -gt 0 ] && [ "$passed" = 0 ] || fail "accessed_passed $passed of $cleared cleared, expected none handed on"
+	! echo 15 2>/dev/null >$p/walk_budget || fail "sysfs took walk_budget 15"
+	! echo maybe 2>/dev/null >$p/pass_accessed || fail "sysfs took pass_accessed maybe"
+	! ctl "tune walk_budget=2000000" 2>/dev/null || fail "tune took walk_budget=2000000"
+	[ "$(cat $p/walk_budget) $(cat $p/pass_accessed)" = "64 N" ] ||
+		fail "after refused writes: $(cat $p/walk_budget) $(cat $p/pass_accessed), expected 64 N"
+	# Handed on from the first round that begins after the write.
+	echo Y >$p/pass_accessed
+	wait_rounds "$vm" $(($(rounds "$vm") + 2))
+	passed=$(kv $st accessed_passed)
+	echo "after echo Y >$p/pass_accessed: accessed_passed $passed"
+	[ "$passed" -gt 0 ] || fail "no accessed bit handed on after pass_accessed was set to Y"
+	ctl "tune walk_budget=8192 pass_accessed=no"
+	[ "$(cat $p/walk_budget) $(cat $p/pass_accessed)" = "8192 N" ] ||
+		fail "after tune: $(cat $p/walk_budget) $(cat $p/pass_accessed), expected 8192 N"
+	ctl "tune pass_accessed=yes"
+	es detach "$vm"
+	end_vm prm $vm_bg
+}

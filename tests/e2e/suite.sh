@@ -323,6 +323,7 @@ if [ -f "$EPT_FILES/sampler.sh" ]; then
 	scenario heatmap-bin-snapshot s_bin_snapshot
 	scenario readers-not-held s_readers_not_held
 	scenario malformed-commands s_fuzz
+	scenario module-params s_params
 	# record/report through the tool (uses sampler.sh's helpers); before
 	# the scenario that unloads the module.
 	if [ -f "$EPT_FILES/tool-record.sh" ]; then
