@@ -58,10 +58,10 @@ bool ept_sampler_test_hold_detach(void)
 static int walk_budget_set(const char *val, const struct kernel_param *kp)
 {
 	unsigned int n;
-	int err = kstrtouint(val, 0, &n);
 
-	if (err)
-		return err;
+	/* -EINVAL for every bad value, above UINT_MAX (-ERANGE) too. */
+	if (kstrtouint(val, 0, &n))
+		return -EINVAL;
 	return ept_sampler_set_walk_budget(n) ? 0 : -EINVAL;
 }
 

@@ -7,12 +7,13 @@
 //! `extern "C"` functions here), so that an operator sets them in
 //! `/etc/modprobe.d` and reads them in `/sys/module/ept_sampler/parameters`;
 //! `tune` in the control file sets the same values. Each tick of the
-//! sampling thread reads them once, so a change applies from the next
-//! round on.
+//! sampling thread reads them once, so a change applies from the rounds of
+//! the next tick on.
 //!
 //! The values are atomics: sysfs writes (under the kernel's parameter
-//! lock), `tune` (under the sampler's state mutex) and the sampling thread
-//! never share a lock, and each value stands alone.
+//! lock), `tune` and the sampling thread share no lock, and each value
+//! stands alone (one tick may see one key of a two-key `tune` and not the
+//! other, which is harmless).
 
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 

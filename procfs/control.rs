@@ -56,13 +56,14 @@ pub const PERIOD_MS_MIN: u64 = 10;
 pub const PERIOD_MS_MAX: u64 = 60_000;
 /// The period unless told otherwise, ms.
 pub const DEFAULT_PERIOD_MS: u32 = 100;
-/// Entries a round examines per hold of `mmu_lock` unless `tune` says
-/// otherwise: tens of microseconds of work, so that writers (vCPU faults,
-/// memslot changes) and the scheduler never wait long behind a round.
+/// Entries a round examines per hold of `mmu_lock` unless the module
+/// parameter `walk_budget` (or `tune`) says otherwise: tens of
+/// microseconds of work, so that writers (vCPU faults, memslot changes)
+/// and the scheduler never wait long behind a round.
 pub const DEFAULT_WALK_BUDGET: u32 = 8192;
-/// The smallest walk budget `tune` accepts.
+/// The smallest walk budget `tune` and the module parameter accept.
 pub const WALK_BUDGET_MIN: u64 = 16;
-/// The largest walk budget `tune` accepts.
+/// The largest walk budget `tune` and the module parameter accept.
 pub const WALK_BUDGET_MAX: u64 = 1 << 20;
 
 /// A VM as KVM names it in `/proc/<pid>/fd` and as `/proc/ept_sampler/`

@@ -1027,6 +1027,8 @@ s_params() {
 	[ "$h" -ge 64 ] && [ "$h" -le 68 ] || fail "hold_entries_max $h at walk_budget=64, expected 64..68"
 	[ "$cleared" -gt 0 ] && [ "$passed" = 0 ] || fail "accessed_passed $passed of $cleared cleared, expected none handed on"
 	! echo 15 2>/dev/null >$p/walk_budget || fail "sysfs took walk_budget 15"
+	! echo 4294967296 2>/tmp/w.err >$p/walk_budget || fail "sysfs took walk_budget 4294967296"
+	grep -q 'Invalid argument' /tmp/w.err || fail "walk_budget 4294967296: $(cat /tmp/w.err), expected EINVAL"
 	! echo maybe 2>/dev/null >$p/pass_accessed || fail "sysfs took pass_accessed maybe"
 	! ctl "tune walk_budget=2000000" 2>/dev/null || fail "tune took walk_budget=2000000"
 	[ "$(cat $p/walk_budget) $(cat $p/pass_accessed)" = "64 N" ] ||
