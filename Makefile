@@ -19,6 +19,13 @@
 #                             for KDIR's kernel into /lib/modules/<release>/
 #                             updates, then depmod (INSTALL_MOD_PATH, default
 #                             DESTDIR): `modprobe ept_sampler` loads it
+#   make install-tool         only the tool, its man pages and completions
+#                             (built by `make tools` before)
+#   make dkms-install         the module through DKMS (dkms.conf): its source
+#                             in /usr/src/ept-sampler-<version>, built and
+#                             installed for the running kernel (KVER), and
+#                             again by DKMS for every kernel installed later
+#   make dkms-uninstall       removes it from DKMS, /usr/src and every kernel
 #   make kernels              build the test kernels (cached; minutes, once)
 #   make warm                 build what the gate needs into the cache: the
 #                             6.12 test kernel and Debian 13's stock 7.3 (its
@@ -84,7 +91,7 @@ kbuild_vars := LLVM=$(LLVM) RUSTC=$(RUSTC) $(if $(BINDGEN),BINDGEN=$(BINDGEN)) \
 
 module_src := Kbuild ept_sampler.rs ept_walk heat kvm procfs
 
-.PHONY: all module tools kernels warm check check-full unit e2e demo bench lint fmt fmt-check clippy-module install clean kdir-check
+.PHONY: all module tools kernels warm check check-full unit e2e demo bench lint fmt fmt-check clippy-module install install-tool dkms-install dkms-uninstall clean kdir-check
 
 all: module
 
@@ -189,12 +196,44 @@ install: tools module
 	krel=$$(cat $(KDIR)/include/config/kernel.release) && \
 	install -D -m 0644 $(OUT)/ept_sampler.ko $(INSTALL_MOD_PATH)/lib/modules/$$krel/updates/ept_sampler.ko && \
 	depmod $(if $(INSTALL_MOD_PATH),-b $(INSTALL_MOD_PATH)) $$krel
+	$(MAKE) --no-print-directory install-tool
+
+# Built beforehand (`make tools`, as a user with cargo), installed as root.
+install-tool:
+	@[ -x $(tool_bin) ] && [ -f target/completions/ept-sampler.bash ] || { echo "ept-sampler: the tool is not built: run 'make tools' first" >&2; exit 1; }
 	install -D -m 0755 $(tool_bin) $(DESTDIR)$(PREFIX)/bin/ept-sampler
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0644 target/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -D -m 0644 target/completions/ept-sampler.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/ept-sampler
 	install -D -m 0644 target/completions/_ept-sampler $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_ept-sampler
 	install -D -m 0644 target/completions/ept-sampler.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/ept-sampler.fish
+
+# DKMS gets the module's sources, tools/prepare-stock-kdir (which its build
+# runs for a distribution's headers) and this Makefile, with dkms.conf for
+# this version. A second dkms-install replaces the first. KVER: the kernel
+# to build for now (the running one; DKMS does every later one itself).
+VERSION := $(shell sed -n 's/^pub const MODULE_VERSION: &str = "\(.*\)";$$/\1/p' procfs/version.rs)
+KVER ?= $(shell uname -r)
+dkms_src := /usr/src/ept-sampler-$(VERSION)
+# Where DKMS's builds keep the trees prepared for stock kernels (dkms.conf).
+dkms_cache := /var/cache/ept-sampler
+dkms-install:
+	@command -v dkms >/dev/null || { echo "ept-sampler: no dkms: install it (Debian: apt install dkms)" >&2; exit 1; }
+	@[ -n "$(VERSION)" ] || { echo "ept-sampler: no MODULE_VERSION in procfs/version.rs" >&2; exit 1; }
+	@if dkms status -m ept-sampler -v $(VERSION) | grep -q .; then dkms remove ept-sampler/$(VERSION) --all; fi
+	rm -rf $(dkms_src)
+	install -d $(dkms_src)/tools
+	cp -a Makefile $(module_src) $(dkms_src)/
+	cp -a tools/prepare-stock-kdir $(dkms_src)/tools/
+	sed 's/#MODULE_VERSION#/$(VERSION)/' dkms.conf >$(dkms_src)/dkms.conf
+	dkms add ept-sampler/$(VERSION)
+	dkms build ept-sampler/$(VERSION) -k $(KVER)
+	dkms install ept-sampler/$(VERSION) -k $(KVER)
+
+dkms-uninstall:
+	@command -v dkms >/dev/null || { echo "ept-sampler: no dkms: install it (Debian: apt install dkms)" >&2; exit 1; }
+	@if dkms status -m ept-sampler -v $(VERSION) | grep -q .; then dkms remove ept-sampler/$(VERSION) --all; fi
+	rm -rf $(dkms_src) $(dkms_cache)
 
 clean:
 	rm -rf out
