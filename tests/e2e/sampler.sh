@@ -1001,7 +1001,8 @@ s_host_view_cost() {
 #     and what the rounds do (holds of at most 64 entries and a few; no
 #     accessed bit handed on); an out-of-range value fails the load, a sysfs
 #     write and `tune` alike and changes nothing; a sysfs write takes
-#     effect from the next rounds; `tune` sets the same values.
+#     effect from the next rounds; `tune` sets the same values; `status`
+#     shows them, and warns while accessed bits are not handed on.
 s_params() {
 	p=/sys/module/ept_sampler/parameters
 	[ "$(cat $p/walk_budget) $(cat $p/pass_accessed)" = "8192 Y" ] ||
@@ -1018,6 +1019,10 @@ s_params() {
 		fail "insmod walk_budget=64 pass_accessed=N failed"
 	[ "$(cat $p/walk_budget) $(cat $p/pass_accessed)" = "64 N" ] ||
 		fail "after insmod walk_budget=64 pass_accessed=N: $(cat $p/walk_budget) $(cat $p/pass_accessed)"
+	es status
+	grep -qx 'parameters: walk_budget 64 (default 8192), pass_accessed N' /tmp/es.out ||
+		fail "status does not show walk_budget=64 pass_accessed=N"
+	grep -q '^warning: pass_accessed is N: ' /tmp/es.out || fail "status does not warn of pass_accessed=N"
 	start_vm prm --mem 64M --backing anon --seconds 600 --write 16M+8M
 	es start --pid "${vm%-*}" --period-ms 100 --mode accessed
 	wait_rounds "$vm" 3
@@ -1043,6 +1048,10 @@ s_params() {
 	[ "$(cat $p/walk_budget) $(cat $p/pass_accessed)" = "8192 N" ] ||
 		fail "after tune: $(cat $p/walk_budget) $(cat $p/pass_accessed), expected 8192 N"
 	ctl "tune pass_accessed=yes"
+	es status
+	grep -qx 'parameters: walk_budget 8192, pass_accessed Y' /tmp/es.out ||
+		fail "status does not show the defaults back"
+	! grep -q 'pass_accessed is N' /tmp/es.out || fail "status warns of pass_accessed=N at Y"
 	es detach "$vm"
 	end_vm prm $vm_bg
 }

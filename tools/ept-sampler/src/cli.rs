@@ -107,6 +107,12 @@ pub enum Command {
     /// or history; a `start` with the same ones continues the same heat map.
     Stop(VmArgs),
     /// Settings and statistics of attached VMs, human-readable.
+    ///
+    /// Without a VM, first the host: what the module found (kernel, TDP,
+    /// TLB flush, KVM's SPTE layout), its parameters (walk_budget,
+    /// pass_accessed), and what to know about them: a module the kernel
+    /// does not trust, lockdown, DAMON clearing accessed bits,
+    /// pass_accessed=N.
     Status(StatusArgs),
     /// A VM's heat map: in the terminal, as data, or as a picture.
     Heatmap(HeatmapArgs),

@@ -17,6 +17,7 @@ use crate::cli::{
 use crate::control::{resolve, resolve_in, send, several_vms, state_of, vm_rows, vms_of};
 use crate::error::Error;
 use crate::model::{VmSnapshot, VM_FILES};
+use crate::params::Params;
 use crate::picture::{self, PictureFormat};
 use crate::render::{data, term, text};
 use crate::sharing;
@@ -247,6 +248,7 @@ fn status(root: &ProcRoot, a: &StatusArgs) -> Result<(), Error> {
     let sys = Path::new(SYS);
     let host = [
         Some(host),
+        Params::read(sys).lines(),
         Trust::read(sys).line(),
         sharing::warning(&sharing::consumers(sys)),
     ]

@@ -12,7 +12,10 @@ pub mod cli;
 pub mod commands;
 pub mod control;
 pub mod error;
+#[cfg(test)]
+mod fake_sys;
 pub mod model;
+pub mod params;
 pub mod picture;
 pub mod record;
 pub mod render;

@@ -100,37 +100,23 @@ pub fn warning(found: &[Consumer]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs;
-
-    /// A fresh directory standing for /sys.
-    fn fake_sys(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("ept-sharing-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    fn put(sys: &Path, rel: &str, text: &str) {
-        let p = sys.join(rel);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, text).unwrap();
-    }
+    use crate::fake_sys::FakeSys;
 
     #[test]
     fn nothing_built_nothing_found() {
-        let sys = fake_sys("empty");
-        assert_eq!(consumers(&sys), vec![]);
+        let sys = FakeSys::new("sharing-empty");
+        assert_eq!(consumers(sys.path()), vec![]);
         assert_eq!(warning(&[]), None);
     }
 
     #[test]
     fn damon_stat_on_and_off() {
-        let sys = fake_sys("stat");
-        put(&sys, "module/damon_stat/parameters/enabled", "N\n");
-        put(&sys, "module/damon_reclaim/parameters/enabled", "N\n");
-        assert_eq!(consumers(&sys), vec![]);
-        put(&sys, "module/damon_stat/parameters/enabled", "Y\n");
-        let found = consumers(&sys);
+        let sys = FakeSys::new("sharing-stat");
+        sys.put("module/damon_stat/parameters/enabled", "N\n");
+        sys.put("module/damon_reclaim/parameters/enabled", "N\n");
+        assert_eq!(consumers(sys.path()), vec![]);
+        sys.put("module/damon_stat/parameters/enabled", "Y\n");
+        let found = consumers(sys.path());
         assert_eq!(
             found,
             vec![Consumer {
@@ -149,14 +135,14 @@ mod tests {
 
     #[test]
     fn kdamonds_on_in_order_off_ignored() {
-        let sys = fake_sys("kdamonds");
+        let sys = FakeSys::new("sharing-kdamonds");
         let k = "kernel/mm/damon/admin/kdamonds";
-        put(&sys, &format!("{k}/nr_kdamonds"), "3\n");
-        put(&sys, &format!("{k}/10/state"), "on\n");
-        put(&sys, &format!("{k}/2/state"), "on\n");
-        put(&sys, &format!("{k}/0/state"), "off\n");
-        put(&sys, "module/damon_lru_sort/parameters/enabled", "Y\n");
-        let names: Vec<String> = consumers(&sys).into_iter().map(|c| c.name).collect();
+        sys.put(&format!("{k}/nr_kdamonds"), "3\n");
+        sys.put(&format!("{k}/10/state"), "on\n");
+        sys.put(&format!("{k}/2/state"), "on\n");
+        sys.put(&format!("{k}/0/state"), "off\n");
+        sys.put("module/damon_lru_sort/parameters/enabled", "Y\n");
+        let names: Vec<String> = consumers(sys.path()).into_iter().map(|c| c.name).collect();
         assert_eq!(
             names,
             ["DAMON_LRU_SORT", "DAMON kdamond 2", "DAMON kdamond 10"]

@@ -75,16 +75,7 @@ fn selected(list: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs;
-    use std::path::PathBuf;
-
-    fn fake_sys(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("ept-trust-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(d.join("module/ept_sampler")).unwrap();
-        fs::create_dir_all(d.join("kernel/security")).unwrap();
-        d
-    }
+    use crate::fake_sys::FakeSys;
 
     #[test]
     fn the_selected_word() {
@@ -109,39 +100,37 @@ mod tests {
 
     #[test]
     fn unsigned_and_lockdown() {
-        let sys = fake_sys("cases");
-        fs::write(sys.join("module/ept_sampler/taint"), "O\n").unwrap();
-        fs::write(
-            sys.join("kernel/security/lockdown"),
+        let sys = FakeSys::new("trust-cases");
+        sys.put("module/ept_sampler/taint", "O\n");
+        sys.put(
+            "kernel/security/lockdown",
             "[none] integrity confidentiality\n",
-        )
-        .unwrap();
-        let t = Trust::read(&sys);
+        );
+        let t = Trust::read(sys.path());
         assert_eq!(t.taint.as_deref(), Some("O"));
         assert_eq!(t.lockdown.as_deref(), Some("none"));
         assert!(!t.unsigned());
         assert_eq!(t.line(), None);
 
-        fs::write(sys.join("module/ept_sampler/taint"), "OE\n").unwrap();
-        let t = Trust::read(&sys);
+        sys.put("module/ept_sampler/taint", "OE\n");
+        let t = Trust::read(sys.path());
         assert!(t.unsigned());
         assert!(t.line().unwrap().starts_with(
             "module: loaded without a signature the kernel trusts (taint E); under UEFI"
         ));
 
-        fs::write(
-            sys.join("kernel/security/lockdown"),
+        sys.put(
+            "kernel/security/lockdown",
             "none [integrity] confidentiality\n",
-        )
-        .unwrap();
-        assert!(Trust::read(&sys)
+        );
+        assert!(Trust::read(sys.path())
             .line()
             .unwrap()
             .ends_with("before lockdown integrity: it will not load again"));
 
-        fs::write(sys.join("module/ept_sampler/taint"), "O\n").unwrap();
+        sys.put("module/ept_sampler/taint", "O\n");
         assert_eq!(
-            Trust::read(&sys).line().as_deref(),
+            Trust::read(sys.path()).line().as_deref(),
             Some("kernel: lockdown integrity: a module loads only with a signature the kernel trusts")
         );
     }
