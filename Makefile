@@ -14,7 +14,8 @@
 #   make KERNEL=debian-7.3    ... for Debian 13's stock 7.3 (test kernel)
 #   make tools                the userspace crates (static binaries), the
 #                             tool's man pages and shell completions
-#   make install              the tool, its man pages and completions
+#   make install              the tool (built by `make tools` before), its
+#                             man pages and completions
 #                             (PREFIX=/usr/local, DESTDIR), and the module
 #                             for KDIR's kernel into /lib/modules/<release>/
 #                             updates, then depmod (INSTALL_MOD_PATH, default
@@ -25,7 +26,8 @@
 #                             in /usr/src/ept-sampler-<version>, built and
 #                             installed for the running kernel (KVER), and
 #                             again by DKMS for every kernel installed later
-#   make dkms-uninstall       removes it from DKMS, /usr/src and every kernel
+#   make dkms-uninstall       removes it from DKMS, /usr/src and every
+#                             kernel, and the trees prepared for it
 #   make kernels              build the test kernels (cached; minutes, once)
 #   make warm                 build what the gate needs into the cache: the
 #                             6.12 test kernel and Debian 13's stock 7.3 (its
@@ -192,7 +194,7 @@ PREFIX ?= /usr/local
 # for that kernel's release, against INSTALL_MOD_PATH when staging. Not
 # signed, not compressed: see README, "On a real host".
 INSTALL_MOD_PATH ?= $(DESTDIR)
-install: tools module
+install: module
 	krel=$$(cat $(KDIR)/include/config/kernel.release) && \
 	install -D -m 0644 $(OUT)/ept_sampler.ko $(INSTALL_MOD_PATH)/lib/modules/$$krel/updates/ept_sampler.ko && \
 	depmod $(if $(INSTALL_MOD_PATH),-b $(INSTALL_MOD_PATH)) $$krel
@@ -210,30 +212,38 @@ install-tool:
 
 # DKMS gets the module's sources, tools/prepare-stock-kdir (which its build
 # runs for a distribution's headers) and this Makefile, with dkms.conf for
-# this version. A second dkms-install replaces the first. KVER: the kernel
-# to build for now (the running one; DKMS does every later one itself).
+# this version. A second dkms-install, or one of another version, replaces
+# what DKMS had. KVER: the kernel to build for now (the running one; DKMS
+# does every later one itself).
 VERSION := $(shell sed -n 's/^pub const MODULE_VERSION: &str = "\(.*\)";$$/\1/p' procfs/version.rs)
 KVER ?= $(shell uname -r)
 dkms_src := /usr/src/ept-sampler-$(VERSION)
 # Where DKMS's builds keep the trees prepared for stock kernels (dkms.conf).
 dkms_cache := /var/cache/ept-sampler
+# The versions of the module DKMS has.
+dkms_versions = $(shell dkms status -m ept-sampler 2>/dev/null | sed -n 's|^ept-sampler/\([^,:]*\)[,:].*|\1|p' | sort -u)
+# DKMS's build runs make again: nothing of this make may reach it.
+dkms := env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES -u EPT_SAMPLER_CACHE dkms
+dkms_check = @command -v dkms >/dev/null || { echo "ept-sampler: no dkms: install it (Debian: apt install dkms)" >&2; exit 1; }
 dkms-install:
-	@command -v dkms >/dev/null || { echo "ept-sampler: no dkms: install it (Debian: apt install dkms)" >&2; exit 1; }
+	$(dkms_check)
 	@[ -n "$(VERSION)" ] || { echo "ept-sampler: no MODULE_VERSION in procfs/version.rs" >&2; exit 1; }
-	@if dkms status -m ept-sampler -v $(VERSION) | grep -q .; then dkms remove ept-sampler/$(VERSION) --all; fi
-	rm -rf $(dkms_src)
+	$(foreach v,$(dkms_versions),$(dkms) remove ept-sampler/$(v) --all;)
+	rm -rf /usr/src/ept-sampler-*
 	install -d $(dkms_src)/tools
 	cp -a Makefile $(module_src) $(dkms_src)/
 	cp -a tools/prepare-stock-kdir $(dkms_src)/tools/
 	sed 's/#MODULE_VERSION#/$(VERSION)/' dkms.conf >$(dkms_src)/dkms.conf
-	dkms add ept-sampler/$(VERSION)
-	dkms build ept-sampler/$(VERSION) -k $(KVER)
-	dkms install ept-sampler/$(VERSION) -k $(KVER)
+	$(dkms) add ept-sampler/$(VERSION)
+	$(dkms) build ept-sampler/$(VERSION) -k $(KVER)
+	$(dkms) install ept-sampler/$(VERSION) -k $(KVER)
 
+# Every version, from every kernel, its sources, and the prepared trees.
 dkms-uninstall:
-	@command -v dkms >/dev/null || { echo "ept-sampler: no dkms: install it (Debian: apt install dkms)" >&2; exit 1; }
-	@if dkms status -m ept-sampler -v $(VERSION) | grep -q .; then dkms remove ept-sampler/$(VERSION) --all; fi
-	rm -rf $(dkms_src) $(dkms_cache)
+	$(dkms_check)
+	$(foreach v,$(dkms_versions),$(dkms) remove ept-sampler/$(v) --all;)
+	rm -rf /usr/src/ept-sampler-* $(dkms_cache)/stock/*
+	@rmdir $(dkms_cache)/stock $(dkms_cache) 2>/dev/null || true
 
 clean:
 	rm -rf out
