@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! One granule's record: what it is ([`State`]), what the running round has
-//! seen of it, and in which of the last rounds it was accessed and dirtied.
+//! One granule's record: what it is ([`State`]), whether the running round
+//! has visited it, and for each of the accessed and dirty bits either the
+//! last rounds it was found set in or how long it has been idle.
 //!
 //! # Layout
 //!
@@ -9,31 +10,35 @@
 //! least significant word first:
 //!
 //! ```text
-//! bits 0-2         state: the granule as of the last finished round
-//! bits 3-5         round: what the running round has seen (0 = nothing yet)
-//! bits 6..6+h      accessed history, bit 6 = the latest round
-//! bits 6+h..6+2h   dirty history, same order
+//! bits 0-3           header: the state, and what the running round has seen
+//! bits 4..5+h        accessed trace: h value bits, then the aged flag
+//! bits 5+h..6+2h     dirty trace, the same
 //! ```
 //!
-//! with `h` = 5, 13 or 29 history bits for 16, 32 or 64-bit cells. A heat
-//! map with a window of `w` rounds keeps the `w` low bits of each history.
+//! with `h` = 5, 13 or 29 for 16, 32 or 64-bit cells. A trace ([`Trace`])
+//! is one of three things, told apart by its aged flag and value:
 //!
-//! State codes are 0 to 6 ([`State::code`]); code 7 never comes out of
-//! [`Cell::pack`]. The store uses it to mark a block of equal cells kept as
-//! one (see [`store`](super::store), "Uniform blocks"); [`Cell::unpack`]
-//! reads it as [`State::Unknown`] wherever else it appears.
+//! - flag clear, value 0: [`Trace::Never`], the bit was never found set
+//!   since the cell was created ("idle since start", not "idle for 0
+//!   rounds");
+//! - flag clear, value not 0: [`Trace::Recent`], the window's history, bit
+//!   0 the running round: the bit was found set within the window, and the
+//!   lowest set bit is exactly how many rounds ago;
+//! - flag set: [`Trace::Aged`], not found set within the window, and the
+//!   value is a log-scaled count of the rounds since (see "Idle age").
+//!
+//! The history and the age never need to be kept at once: a history that
+//! slides to zero becomes an age, and a bit found set turns an age back
+//! into a history. So an age costs one flag bit per trace, and a heat map
+//! still keeps windows of up to `h` rounds: 5 at 4 KiB, as before ages
+//! existed (see [`store`](super::store), "Memory bound"). The two flag
+//! bits come from the header, which used to take six bits (see "Rules").
 //!
 //! Every operation on a cell ([`Cell::observe`], [`Cell::next_round`]) is a
-//! function of the cell and its arguments only, never of its neighbours or
-//! its position: that is what lets the store apply one operation to a whole
-//! block of equal cells at once.
-//!
-//! Keeping the round's observations apart from the state (rather than
-//! overwriting the state as visits come in) is what makes the result
-//! independent of the order of visits: a granule seen as a hole in one root
-//! and as a leaf in another is present whichever root is walked first, and
-//! a granule seen only through cold tables keeps its state. It costs three
-//! bits per cell, which is why a 16-bit cell has a window of 5, not 6.
+//! function of the cell and its arguments only (the round number is one),
+//! never of its neighbours or its position: that is what lets the store
+//! apply one operation to a whole block of equal cells at once. The store
+//! marks such a block with a value no cell takes ([`Cell::UNIFORM_MARK`]).
 //!
 //! # Rules
 //!
@@ -43,7 +48,47 @@
 //! nothing. At the end of the round [`State::resolve`] turns the previous
 //! state and the round's combination into the new state: nothing seen keeps
 //! the previous state; present leaves all reported idle (the walker does not
-//! say their size) keep the previous size if it was known.
+//! say their size) keep the previous size if it was known. Keeping the
+//! round's combination apart from the previous state, rather than
+//! overwriting the state as visits come in, is what makes the result
+//! independent of the order of visits.
+//!
+//! The pair (previous state, round so far) has 7 x 8 values; the
+//! [`Header`] keeps it in 16 by forgetting the previous state wherever the
+//! round has made it irrelevant or nearly so. It is kept exactly while the
+//! round has seen nothing, or only idle leaves (so that a huge page split
+//! into idle 4 KiB leaves and one accessed leaf is `4K`, not `mixed`). It
+//! is forgotten once the round has seen a leaf with its size (it no longer
+//! matters), and once it has seen a hole or an unknown entry (the one
+//! loss: if idle leaves of the same granule come later in the round, the
+//! granule is present with its size not seen, `?`, where the previous size
+//! would have been kept; presence itself is exact). A previous `mixed`
+//! stays `mixed` through a round of idle leaves and a sized leaf.
+//!
+//! # Idle age
+//!
+//! An aged trace counts rounds on a log scale, so that 5 bits reach hours:
+//! its level is a float of [`AGE_EXPONENT_BITS`] exponent bits `e` over
+//! `h - 4` mantissa bits (`m = 2^(h-4)` levels per exponent). Level 0 is "the set bit has just slid out of
+//! the window" (`w` rounds ago); each round, a level steps up by one if the
+//! new round's number is a multiple of `2^e` ([`Width::age_step`]), and
+//! stays at the highest level once there. Exponent 0 counts every round,
+//! exactly; a higher exponent counts every `2^e` rounds, the first of its
+//! levels after `2^(e-1)` or `2^e` of them depending on the round it was
+//! entered in. So a level says the age within bounds
+//! ([`Width::level_ages`]): exact up to `w + m` rounds, then within a
+//! factor of 2 for 16-bit cells (one mantissa bit) and of 1.004 for 32-bit
+//! ones; 64-bit cells are exact up to 2^25 rounds. A 16-bit cell saturates
+//! once surely idle for 65540 rounds (1 h 49 min at 100 ms), a 32-bit one
+//! after 33 million. Readers count a granule by the lower bound
+//! ([`Idle::at_least`]), so that memory is never called idle for longer
+//! than it has been.
+//!
+//! Steps on multiples of the round number, rather than after so many
+//! rounds in the level, is what lets cells that became idle in nearby
+//! rounds end up equal: a block whose pages were all touched during a
+//! burst of `S` rounds becomes uniform again (one cell for the block) about
+//! `2.5 S` rounds after the burst, instead of staying dense for hours.
 
 use crate::ept_walk::PageSize;
 
@@ -223,8 +268,15 @@ pub enum Width {
     W64,
 }
 
-/// Bits taken by the state and round fields, below the histories.
-const HEADER_BITS: u32 = 6;
+/// Bits taken by the header, below the traces.
+const HEADER_BITS: u32 = 4;
+
+/// The header's bits.
+const HEADER_MASK: u64 = 15;
+
+/// Exponent bits of an aged trace's level (module docs, "Idle age"); the
+/// rest of its value bits are the mantissa.
+pub const AGE_EXPONENT_BITS: u32 = 4;
 
 impl Width {
     /// The largest window any cell can hold (that of [`Width::W64`]).
@@ -256,10 +308,91 @@ impl Width {
         self.words().wrapping_mul(2)
     }
 
-    /// History bits of each kind (accessed, dirty): the largest window.
+    /// Value bits of a trace: the largest window, and the bits of an aged
+    /// trace's level.
     #[inline]
     pub const fn history_bits(self) -> u32 {
-        self.bits().wrapping_sub(HEADER_BITS) / 2
+        // Two traces of a value and an aged flag each.
+        (self.bits().wrapping_sub(HEADER_BITS) / 2).wrapping_sub(1)
+    }
+
+    /// Mantissa bits of an aged trace's level: 1, 9 or 25.
+    #[inline]
+    pub const fn age_mantissa_bits(self) -> u32 {
+        self.history_bits().wrapping_sub(AGE_EXPONENT_BITS)
+    }
+
+    /// The highest level of an aged trace, where it saturates.
+    #[inline]
+    pub const fn max_level(self) -> u32 {
+        low_bits(self.history_bits())
+    }
+
+    /// The level an aged trace at `level` has once round number `round`
+    /// begins: one more if `round` is a multiple of `2^e` (`e` the level's
+    /// exponent), unless it is the highest.
+    #[inline]
+    pub const fn age_step(self, level: u32, round: u64) -> u32 {
+        let max = self.max_level();
+        if level >= max {
+            return max;
+        }
+        // `level < 2^h`, so `e < 2^AGE_EXPONENT_BITS = 16`.
+        let e = level.wrapping_shr(self.age_mantissa_bits());
+        let due = (1u64.wrapping_shl(e)).wrapping_sub(1);
+        if round & due == 0 {
+            level.wrapping_add(1)
+        } else {
+            level
+        }
+    }
+
+    /// The rounds since the bit was last found set, for an aged trace at
+    /// `level` in a heat map of window `window`: at least the first, at
+    /// most the second (`u64::MAX` at the highest level, which stays).
+    ///
+    /// Level 0 is entered `window` rounds after the bit was last set; each
+    /// later level after as many rounds as the one below it lasted: one
+    /// round at exponent 0, `2^(e-1)` or `2^e` for the first level of
+    /// exponent `e`, `2^e` for the others (module docs, "Idle age").
+    pub const fn level_ages(self, level: u32, window: u8) -> (u64, u64) {
+        let max = self.max_level();
+        let level = if level > max { max } else { level };
+        let mb = self.age_mantissa_bits();
+        let m = 1u64 << mb;
+        let e = level >> mb;
+        let s = (level as u64) & (m - 1);
+        let w = window as u64;
+        // Nothing below comes near overflowing (`m * 2^16 <= 2^41`), but
+        // the arithmetic saturates rather than trust that.
+        let (lo, hi, dwell) = if e == 0 {
+            (w.saturating_add(s), w.saturating_add(s), 1)
+        } else {
+            let p = 1u64 << e;
+            let half = p >> 1;
+            // Every level of the exponents below `e`.
+            let below_lo = m
+                .saturating_add(half - 1)
+                .saturating_add((m - 1).saturating_mul(p - 2));
+            let below_hi = m.saturating_add(m.saturating_mul(p - 2));
+            // The `s` levels of exponent `e` below this one.
+            let here_lo = if s == 0 {
+                0
+            } else {
+                half.saturating_add((s - 1).saturating_mul(p))
+            };
+            let here_hi = s.saturating_mul(p);
+            (
+                w.saturating_add(below_lo).saturating_add(here_lo),
+                w.saturating_add(below_hi).saturating_add(here_hi),
+                p,
+            )
+        };
+        if level == max {
+            (lo, u64::MAX)
+        } else {
+            (lo, hi.saturating_add(dwell - 1))
+        }
     }
 
     /// The narrowest width holding a window of `window` rounds; `None` if
@@ -278,6 +411,20 @@ impl Width {
             None
         }
     }
+
+    /// Where the accessed trace starts.
+    #[inline]
+    const fn accessed_at(self) -> u32 {
+        HEADER_BITS
+    }
+
+    /// Where the dirty trace starts.
+    #[inline]
+    const fn dirty_at(self) -> u32 {
+        HEADER_BITS
+            .wrapping_add(self.history_bits())
+            .wrapping_add(1)
+    }
 }
 
 /// A mask of the `n` low bits, `n <= 32`.
@@ -290,153 +437,404 @@ pub const fn low_bits(n: u32) -> u32 {
     }
 }
 
-/// The state a state field holds (code 7, unused by cells, reads as
-/// unknown, as in [`Cell::unpack`]).
-const fn state_of(code: usize) -> State {
-    match State::from_code(code as u8) {
-        Some(s) => s,
-        None => State::Unknown,
+/// How long a granule has gone without a bit found set, as far as its
+/// trace says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Idle {
+    /// Never found set since the cell was created: idle at least as long
+    /// as the heat map has sampled.
+    SinceStart,
+    /// Last found set between `min` and `max` rounds ago (0: in the running
+    /// round; `max` is `u64::MAX` once the count saturates).
+    Rounds {
+        /// At least this many rounds.
+        min: u64,
+        /// At most this many.
+        max: u64,
+    },
+}
+
+impl Idle {
+    /// The fewest rounds the granule has surely been idle, given that the
+    /// heat map has begun `rounds` rounds: what "idle for at least" counts.
+    #[inline]
+    pub const fn at_least(self, rounds: u64) -> u64 {
+        match self {
+            Idle::SinceStart => rounds,
+            Idle::Rounds { min, .. } => min,
+        }
     }
 }
 
-/// What a round field holds: 0 nothing, 1 to 7 a state code plus one.
-const fn round_of(code: usize) -> Option<State> {
-    if code == 0 {
-        None
-    } else {
-        State::from_code((code as u8).wrapping_sub(1))
+/// What a cell knows about one bit (accessed or dirty) over the rounds
+/// (module docs, "Layout").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Trace {
+    /// Never found set.
+    Never,
+    /// Found set within the window: the history, bit 0 the running round.
+    /// Not 0 (that is [`Trace::Never`] once packed).
+    Recent(u32),
+    /// Not found set within the window: the log-scaled age level.
+    Aged(u32),
+}
+
+impl Trace {
+    /// In how many of the last `window` rounds the bit was found set.
+    #[inline]
+    pub const fn rounds(self, window: u8) -> u8 {
+        match self {
+            Trace::Recent(h) => (h & low_bits(window as u32)).count_ones() as u8,
+            Trace::Never | Trace::Aged(_) => 0,
+        }
+    }
+
+    /// The trace once the bit is found set in the running round.
+    #[inline]
+    pub const fn set(self) -> Trace {
+        match self {
+            Trace::Recent(h) => Trace::Recent(h | 1),
+            Trace::Never | Trace::Aged(_) => Trace::Recent(1),
+        }
+    }
+
+    /// The trace once round number `round` begins, in a heat map keeping
+    /// `window` rounds in cells of `width`: a history slides by one (and
+    /// becomes an age when its last set bit slides out), an age steps.
+    #[inline]
+    pub const fn next_round(self, width: Width, window: u8, round: u64) -> Trace {
+        match self {
+            Trace::Never => Trace::Never,
+            Trace::Recent(h) => {
+                let h = h.wrapping_shl(1) & low_bits(window as u32);
+                if h == 0 {
+                    Trace::Aged(0)
+                } else {
+                    Trace::Recent(h)
+                }
+            }
+            Trace::Aged(level) => Trace::Aged(width.age_step(level, round)),
+        }
+    }
+
+    /// How long the bit has not been found set, for a heat map of window
+    /// `window` in cells of `width`.
+    #[inline]
+    pub const fn idle(self, width: Width, window: u8) -> Idle {
+        match self {
+            Trace::Never => Idle::SinceStart,
+            Trace::Recent(h) => {
+                let n = h.trailing_zeros() as u64;
+                Idle::Rounds { min: n, max: n }
+            }
+            Trace::Aged(level) => {
+                let (min, max) = width.level_ages(level, window);
+                Idle::Rounds { min, max }
+            }
+        }
+    }
+
+    /// The trace as `width`'s value bits and aged flag (in the low bits of
+    /// the result). Value bits beyond the width's are dropped.
+    #[inline]
+    pub const fn pack(self, width: Width) -> u64 {
+        let h = width.history_bits();
+        let mask = low_bits(h) as u64;
+        match self {
+            Trace::Never => 0,
+            Trace::Recent(v) => v as u64 & mask,
+            Trace::Aged(level) => (1u64 << h) | (level as u64 & mask),
+        }
+    }
+
+    /// The trace in the low bits of `raw` (value bits and aged flag).
+    #[inline]
+    pub const fn unpack(raw: u64, width: Width) -> Trace {
+        let h = width.history_bits();
+        let value = (raw & low_bits(h) as u64) as u32;
+        if raw & (1u64 << h) != 0 {
+            Trace::Aged(value)
+        } else if value == 0 {
+            Trace::Never
+        } else {
+            Trace::Recent(value)
+        }
     }
 }
 
-/// `ROUND_SEEN[round][seen]`: the round field after a visit saying state
-/// code `seen`, from [`State::combine`].
-const ROUND_SEEN: [[u8; 7]; 8] = {
-    let mut t = [[0u8; 7]; 8];
-    let mut r = 0;
-    while r < 8 {
+/// A cell's state and what the running round has seen of it, in 16 values
+/// (module docs, "Rules"): code 0 to 6 is a state (as [`State::code`]) the
+/// round has said nothing about, or, for code 1, a hole the round has seen
+/// too; codes 7 to 15 are states the round has changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Header(u8);
+
+/// A header as the pair it stands for: (previous state, round so far).
+type Pair = (State, Option<State>);
+
+/// The pair header code `code` stands for (the low 4 bits are read).
+const fn pair_of(code: u8) -> Pair {
+    const P4K: State = State::Present(Sizes::One(PageSize::Size4K));
+    const P2M: State = State::Present(Sizes::One(PageSize::Size2M));
+    const P1G: State = State::Present(Sizes::One(PageSize::Size1G));
+    const IDLE: State = State::Present(Sizes::Unseen);
+    const MIXED: State = State::Present(Sizes::Mixed);
+    match code & 15 {
+        7 => (State::Unknown, Some(State::Unknown)),
+        8 => (State::Unknown, Some(IDLE)),
+        9 => (State::Unknown, Some(P4K)),
+        10 => (State::Unknown, Some(P2M)),
+        11 => (State::Unknown, Some(P1G)),
+        12 => (State::Unknown, Some(MIXED)),
+        13 => (P4K, Some(IDLE)),
+        14 => (P2M, Some(IDLE)),
+        15 => (P1G, Some(IDLE)),
+        c => match State::from_code(c) {
+            Some(s) => (s, None),
+            // Not reached: 0 to 6 are state codes.
+            None => (State::Unknown, None),
+        },
+    }
+}
+
+/// The header code keeping as much of `pair` as 16 values can (module
+/// docs, "Rules").
+const fn code_of(pair: Pair) -> u8 {
+    match pair {
+        (prev, None) => prev.code(),
+        (_, Some(State::Hole)) => 1,
+        (_, Some(State::Unknown)) => 7,
+        (prev, Some(State::Present(Sizes::Unseen))) => match prev {
+            State::Present(Sizes::One(PageSize::Size4K)) => 13,
+            State::Present(Sizes::One(PageSize::Size2M)) => 14,
+            State::Present(Sizes::One(PageSize::Size1G)) => 15,
+            State::Present(Sizes::Mixed) => 12,
+            _ => 8,
+        },
+        (_, Some(State::Present(Sizes::One(PageSize::Size4K)))) => 9,
+        (_, Some(State::Present(Sizes::One(PageSize::Size2M)))) => 10,
+        (_, Some(State::Present(Sizes::One(PageSize::Size1G)))) => 11,
+        (_, Some(State::Present(Sizes::Mixed))) => 12,
+    }
+}
+
+/// `AFTER_VISIT[header][seen]`: the header after a visit saying state code
+/// `seen`.
+const AFTER_VISIT: [[u8; 7]; 16] = {
+    let mut t = [[0u8; 7]; 16];
+    let mut h = 0;
+    while h < 16 {
+        let (prev, round) = pair_of(h as u8);
         let mut seen = 0;
         while seen < 7 {
-            let now = match round_of(r) {
-                None => state_of(seen),
-                Some(before) => before.combine(state_of(seen)),
+            let now = match State::from_code(seen as u8) {
+                Some(s) => s,
+                None => State::Unknown,
             };
-            t[r][seen] = now.code() + 1;
+            let round = match round {
+                None => now,
+                Some(before) => before.combine(now),
+            };
+            t[h][seen] = code_of((prev, Some(round)));
             seen += 1;
         }
-        r += 1;
+        h += 1;
     }
     t
 };
 
-/// `SETTLED[state][round]`: the state field once the round closes, from
-/// [`State::resolve`].
-const SETTLED: [[u8; 8]; 8] = {
-    let mut t = [[0u8; 8]; 8];
-    let mut st = 0;
-    while st < 8 {
-        let mut r = 0;
-        while r < 8 {
-            t[st][r] = State::resolve(state_of(st), round_of(r)).code();
-            r += 1;
-        }
-        st += 1;
+/// `SETTLED[header]`: the header once the round closes.
+const SETTLED: [u8; 16] = {
+    let mut t = [0u8; 16];
+    let mut h = 0;
+    while h < 16 {
+        let (prev, round) = pair_of(h as u8);
+        t[h] = State::resolve(prev, round).code();
+        h += 1;
     }
     t
 };
+
+impl Header {
+    /// Nothing known, nothing seen: code 0.
+    pub const EMPTY: Header = Header(0);
+
+    /// The header of code `code` (its low 4 bits).
+    #[inline]
+    pub const fn from_code(code: u8) -> Header {
+        Header(code & 15)
+    }
+
+    /// The code, 0 to 15.
+    #[inline]
+    pub const fn code(self) -> u8 {
+        self.0
+    }
+
+    /// The header of a granule in `state` the running round has said
+    /// nothing about.
+    #[inline]
+    pub const fn settled(state: State) -> Header {
+        Header(state.code())
+    }
+
+    /// The granule's state now, the running round's visits included.
+    #[inline]
+    pub const fn state(self) -> State {
+        let (prev, round) = pair_of(self.0);
+        State::resolve(prev, round)
+    }
+
+    /// The header after a visit saying `seen`.
+    #[inline]
+    pub fn observe(self, seen: State) -> Header {
+        let code = AFTER_VISIT
+            .get(self.0 as usize)
+            .and_then(|row| row.get(seen.code() as usize))
+            .copied()
+            .unwrap_or(0);
+        Header(code)
+    }
+
+    /// The header once the round closes: its state, nothing seen.
+    #[inline]
+    pub fn next_round(self) -> Header {
+        Header(SETTLED.get(self.0 as usize).copied().unwrap_or(0))
+    }
+}
+
+/// [`Trace::set`] on the trace at bit `at` of the packed cell `raw`.
+#[inline]
+fn set_packed(raw: u64, at: u32, width: Width) -> u64 {
+    let h = width.history_bits();
+    let field = raw.wrapping_shr(at) & u64::from(low_bits(h.wrapping_add(1)));
+    if field.wrapping_shr(h) != 0 {
+        // Aged: recent again, set in this round only.
+        let clear = u64::from(low_bits(h.wrapping_add(1))).wrapping_shl(at);
+        (raw & !clear) | 1u64.wrapping_shl(at)
+    } else {
+        raw | 1u64.wrapping_shl(at)
+    }
+}
+
+/// [`Trace::next_round`] on a packed trace `field` (value bits and aged
+/// flag).
+#[inline]
+fn next_round_of(field: u64, width: Width, window: u8, round: u64) -> u64 {
+    let h = width.history_bits();
+    let aged = 1u64.wrapping_shl(h);
+    if field == 0 {
+        // Never set: the common case of idle memory.
+        0
+    } else if field & aged != 0 {
+        aged | u64::from(width.age_step((field & !aged) as u32, round))
+    } else {
+        let slid = field.wrapping_shl(1) & u64::from(low_bits(u32::from(window)));
+        if slid == 0 {
+            aged
+        } else {
+            slid
+        }
+    }
+}
 
 /// One granule's record, unpacked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Cell {
-    /// The state as of the last finished round.
-    pub state: State,
-    /// What the running round has seen so far, if anything.
-    pub round: Option<State>,
-    /// Accessed history: bit 0 is the latest (or running) round.
-    pub accessed: u32,
-    /// Dirty history, same order.
-    pub dirty: u32,
+    /// The state, and what the running round has seen.
+    pub header: Header,
+    /// The accessed bit's trace.
+    pub accessed: Trace,
+    /// The dirty bit's trace.
+    pub dirty: Trace,
 }
 
 impl Cell {
     /// A granule nothing is known about: what every cell starts as, and
     /// what all-zero storage words mean.
     pub const EMPTY: Cell = Cell {
-        state: State::Unknown,
-        round: None,
-        accessed: 0,
-        dirty: 0,
+        header: Header::EMPTY,
+        accessed: Trace::Never,
+        dirty: Trace::Never,
     };
 
-    /// The granule's state now: the last round's state updated with what
-    /// the running round has seen (the same thing between rounds).
+    /// The granule's state now, the running round's visits included.
     #[inline]
     pub const fn current(&self) -> State {
-        State::resolve(self.state, self.round)
+        self.header.state()
     }
+
+    /// The first slot of a uniform block in the store: a value no cell
+    /// takes, since an accessed bit is found set in the running round only
+    /// by a visit, which leaves a header of code 1 (a hole) or 7 and above
+    /// (and code 1 only if no visit was a leaf).
+    pub const UNIFORM_MARK: u64 = 1 << HEADER_BITS;
 
     /// In how many of the last `window` rounds the granule was accessed.
     #[inline]
     pub const fn accessed_rounds(&self, window: u8) -> u8 {
-        (self.accessed & low_bits(window as u32)).count_ones() as u8
+        self.accessed.rounds(window)
     }
 
     /// In how many of the last `window` rounds the granule was dirtied.
     #[inline]
     pub const fn dirty_rounds(&self, window: u8) -> u8 {
-        (self.dirty & low_bits(window as u32)).count_ones() as u8
+        self.dirty.rounds(window)
     }
 
-    /// Records one visit of the running round.
+    /// Records one visit of the running round (module docs, "Rules").
     #[inline]
     pub fn observe(&mut self, obs: Observation) {
-        if let Some(seen) = obs.state() {
-            self.round = Some(match self.round {
-                None => seen,
-                Some(before) => before.combine(seen),
-            });
+        if let Some(now) = obs.state() {
+            self.header = self.header.observe(now);
         }
         if let Observation::Leaf {
             accessed, dirty, ..
         } = obs
         {
-            self.accessed |= u32::from(accessed);
-            self.dirty |= u32::from(dirty);
+            if accessed {
+                self.accessed = self.accessed.set();
+            }
+            if dirty {
+                self.dirty = self.dirty.set();
+            }
         }
     }
 
-    /// Closes the previous round and opens a new one whose history slot is
-    /// bit 0, keeping `window` rounds.
+    /// Closes the running round and opens round number `round`, keeping
+    /// `window` rounds of history in cells of `width`.
     #[inline]
-    pub fn next_round(&mut self, window: u8) {
-        let mask = low_bits(u32::from(window));
-        self.state = self.current();
-        self.round = None;
-        self.accessed = self.accessed.wrapping_shl(1) & mask;
-        self.dirty = self.dirty.wrapping_shl(1) & mask;
+    pub fn next_round(&mut self, width: Width, window: u8, round: u64) {
+        self.header = self.header.next_round();
+        self.accessed = self.accessed.next_round(width, window, round);
+        self.dirty = self.dirty.next_round(width, window, round);
     }
 
-    /// [`Cell::observe`] on a packed cell: `pack(unpack(raw).observe(obs))`
-    /// computed on the bits (a table lookup and two ORs), for the store's
-    /// loops. `raw` holds `width` bits.
+    /// [`Cell::observe`] on a packed cell, for the store's loops: the
+    /// same as `pack(unpack(raw).observe(obs))`, on the bits (a table
+    /// lookup for the header, a test and an OR per trace). `raw` holds
+    /// `width` bits.
     #[inline]
     pub fn observe_packed(raw: u64, width: Width, obs: Observation) -> u64 {
-        // State code 7 unpacks as unknown, code 0.
-        let raw = if raw & 7 == 7 { raw & !7 } else { raw };
         let Some(seen) = obs.state() else {
             return raw;
         };
-        let round = ROUND_SEEN
-            .get(((raw >> 3) & 7) as usize)
-            .and_then(|row| row.get(usize::from(seen.code())))
+        let header = AFTER_VISIT
+            .get((raw & HEADER_MASK) as usize)
+            .and_then(|row| row.get(seen.code() as usize))
             .copied()
             .unwrap_or(0);
-        let mut out = (raw & !0x38) | (u64::from(round) << 3);
+        let mut out = (raw & !HEADER_MASK) | u64::from(header);
         if let Observation::Leaf {
             accessed, dirty, ..
         } = obs
         {
-            out |= u64::from(accessed) << HEADER_BITS;
-            out |= u64::from(dirty).wrapping_shl(HEADER_BITS.wrapping_add(width.history_bits()));
+            if accessed {
+                out = set_packed(out, width.accessed_at(), width);
+            }
+            if dirty {
+                out = set_packed(out, width.dirty_at(), width);
+            }
         }
         out
     }
@@ -444,58 +842,36 @@ impl Cell {
     /// [`Cell::next_round`] on a packed cell, as
     /// [`Cell::observe_packed`].
     #[inline]
-    pub fn next_round_packed(raw: u64, width: Width, window: u8) -> u64 {
-        let h = width.history_bits();
-        let hist = u64::from(low_bits(h));
-        let keep = u64::from(low_bits(u32::from(window)));
-        let state = SETTLED
-            .get((raw & 7) as usize)
-            .and_then(|row| row.get(((raw >> 3) & 7) as usize))
+    pub fn next_round_packed(raw: u64, width: Width, window: u8, round: u64) -> u64 {
+        let header = SETTLED
+            .get((raw & HEADER_MASK) as usize)
             .copied()
             .unwrap_or(0);
-        let dirty_at = HEADER_BITS.wrapping_add(h);
-        let accessed = ((raw >> HEADER_BITS) & hist).wrapping_shl(1) & keep;
-        let dirty = (raw.wrapping_shr(dirty_at) & hist).wrapping_shl(1) & keep;
-        u64::from(state) | (accessed << HEADER_BITS) | dirty.wrapping_shl(dirty_at)
+        let a = width.accessed_at();
+        let d = width.dirty_at();
+        let fields = u64::from(low_bits(width.history_bits().wrapping_add(1)));
+        let accessed = next_round_of(raw.wrapping_shr(a) & fields, width, window, round);
+        let dirty = next_round_of(raw.wrapping_shr(d) & fields, width, window, round);
+        u64::from(header) | accessed.wrapping_shl(a) | dirty.wrapping_shl(d)
     }
 
-    /// The cell as `width` bits (in the low bits of the result). History
-    /// bits beyond the width's are dropped.
+    /// The cell as `width` bits (in the low bits of the result). Value bits
+    /// beyond the width's are dropped.
     #[inline]
     pub const fn pack(&self, width: Width) -> u64 {
-        let h = width.history_bits();
-        let mask = low_bits(h) as u64;
-        let round = match self.round {
-            None => 0,
-            // Codes are 0 to 6, so this is 1 to 7 and fits the field.
-            Some(s) => (s.code() as u64).wrapping_add(1),
-        };
-        (self.state.code() as u64)
-            | (round << 3)
-            | ((self.accessed as u64 & mask) << HEADER_BITS)
-            | ((self.dirty as u64 & mask).wrapping_shl(HEADER_BITS.wrapping_add(h)))
+        (self.header.code() as u64)
+            | self.accessed.pack(width).wrapping_shl(width.accessed_at())
+            | self.dirty.pack(width).wrapping_shl(width.dirty_at())
     }
 
-    /// The cell in the low `width` bits of `raw`. Never fails: the unused
-    /// state code 7 reads as [`State::Unknown`].
+    /// The cell in the low `width` bits of `raw`. Never fails: every value
+    /// is some cell.
     #[inline]
     pub const fn unpack(raw: u64, width: Width) -> Cell {
-        let h = width.history_bits();
-        let mask = low_bits(h) as u64;
-        let state = match State::from_code((raw & 7) as u8) {
-            Some(s) => s,
-            None => State::Unknown,
-        };
-        // Round codes 1 to 7 are state codes 0 to 6, all valid.
-        let round = match (raw >> 3) & 7 {
-            0 => None,
-            code => State::from_code((code as u8).wrapping_sub(1)),
-        };
         Cell {
-            state,
-            round,
-            accessed: ((raw >> HEADER_BITS) & mask) as u32,
-            dirty: (raw.wrapping_shr(HEADER_BITS.wrapping_add(h)) & mask) as u32,
+            header: Header::from_code(raw as u8),
+            accessed: Trace::unpack(raw.wrapping_shr(width.accessed_at()), width),
+            dirty: Trace::unpack(raw.wrapping_shr(width.dirty_at()), width),
         }
     }
 }

@@ -271,10 +271,12 @@ pub struct MapView<'a> {
 /// (next GFN, same size, same bits) only extends the run the map keeps,
 /// which is recorded in the store and the ring when a leaf breaks it, at
 /// the next [`HeatMap::begin_root`] and at [`HeatMap::end_round`];
-/// [`HeatMap::view`] shows it meanwhile. Within a round the order of visits
-/// does not matter ([`cell`](super::cell), "Rules"; the ring adds page
-/// counts per root), so this records what one visit per leaf would, and a
-/// leaf table of hot pages becomes one visit covering its block.
+/// [`HeatMap::view`] shows it meanwhile, and before any other visit but a
+/// cold one, so that the store sees visits in the walker's order (which
+/// the size word depends on in one case: [`cell`](super::cell), "Rules";
+/// the ring adds page counts per root). This records what one visit per
+/// leaf would, and a leaf table of hot pages becomes one visit covering its
+/// block.
 pub struct RoundVisitor<'a, C, H> {
     store: &'a mut HeatStore<C>,
     history: &'a mut History<H>,
@@ -307,8 +309,13 @@ where
     C: DerefMut<Target = [u16]>,
     H: DerefMut<Target = [u64]>,
 {
+    /// Records a visit other than a leaf's, after the pending run.
     #[inline]
     fn observe(&mut self, range: GfnRange, obs: Observation) {
+        if let Some(run) = self.run.take() {
+            self.store.observe(run.range, run.observation());
+            self.history.count(run.range, run.accessed, run.dirty);
+        }
         self.store.observe(range, obs);
     }
 }
@@ -342,7 +349,7 @@ where
             dirty,
         };
         if let Some(run) = self.run.replace(next) {
-            self.observe(run.range, run.observation());
+            self.store.observe(run.range, run.observation());
             self.history.count(run.range, run.accessed, run.dirty);
         }
     }
@@ -358,8 +365,8 @@ where
     }
 
     #[inline]
-    fn cold(&mut self, range: GfnRange) {
-        self.observe(range, Observation::Cold);
+    fn cold(&mut self, _range: GfnRange) {
+        // Says nothing about any granule: the run may go on after it.
     }
 
     #[inline]

@@ -37,7 +37,7 @@ pub mod round;
 pub mod store;
 pub mod totals;
 
-pub use cell::{Cell, Observation, Sizes, State, Width};
+pub use cell::{Cell, Header, Idle, Observation, Sizes, State, Trace, Width};
 pub use error::HeatError;
 pub use granule::{parse_decimal, DecimalError, Granule, GranuleError, Track};
 pub use history::{share, History, HistoryLayout, HistoryView};

@@ -25,21 +25,22 @@
 //! unmapped, idle and cold memory as a few large ranges. So the cells are
 //! grouped in blocks of [`BLOCK_CELLS`] (512: 2 MiB at 4 KiB, one leaf
 //! table), and a block whose cells are all equal is kept *uniform*: its
-//! first slot holds a mark (state code 7, which no cell packs to) and its
-//! second slot the one cell they all are; the other slots mean nothing.
-//! Every other block is *dense*: every slot holds its cell, as before.
-//! This takes no memory beyond the cells (the mark is the unused state
-//! code), so the bound above is unchanged.
+//! first slot holds a mark ([`Cell::UNIFORM_MARK`], a value no cell takes)
+//! and its second slot the one cell they all are; the other slots mean
+//! nothing. Every other block is *dense*: every slot holds its cell, as
+//! before. This takes no memory beyond the cells, so the bound above is
+//! unchanged.
 //!
 //! Every operation on a cell ([`Cell::next_round`], [`Cell::observe`]) is a
-//! function of the cell and its argument alone, so equal cells stay equal
+//! function of the cell and its arguments alone, so equal cells stay equal
 //! under the same operation, and applying it once to a uniform block's cell
 //! is applying it to each of its cells:
 //!
 //! - [`HeatStore::begin_round`]: O(1) per uniform block; a dense block is
 //!   settled cell by cell and made uniform again if its cells have become
-//!   equal (an idle block whose histories have slid to zero, a hot block
-//!   whose every page was accessed).
+//!   equal (a hot block whose every page was accessed; an idle block whose
+//!   pages were last accessed in nearby rounds, once their idle ages have
+//!   merged: see [`cell`](super::cell), "Idle age").
 //! - [`HeatStore::observe`]: a visit covering a uniform block whole, or not
 //!   changing its cell, is O(1); one changing part of a uniform block makes
 //!   it dense first (O(block)); dense blocks are updated cell by cell. Cold
@@ -47,8 +48,8 @@
 //! - [`StoreView::cell`] reads a uniform block's cell for any index in it.
 //!
 //! A round therefore costs O(blocks) (512 per GiB at 4 KiB) plus O(cells)
-//! of the blocks that differ inside (touched in the window, or mapped only
-//! in part), whatever the guest's size. `tests/heat_lazy.rs` checks the
+//! of the blocks that differ inside (touched in the window or not long
+//! before it, or mapped only in part), whatever the guest's size. `tests/heat_lazy.rs` checks the
 //! cells against a plain array of [`Cell`]s driven by the same operations.
 
 use core::ops::DerefMut;
@@ -63,13 +64,6 @@ use crate::ept_walk::{Gfn, GfnRange};
 /// granule, what one leaf table maps, so that the walker's holes, idle runs
 /// and cold tables cover whole blocks.
 pub const BLOCK_CELLS: usize = 512;
-
-/// The state field of a cell (its 3 low bits).
-const STATE_MASK: u64 = 7;
-
-/// The first slot of a uniform block: state code 7, which no cell packs
-/// to ([`State::code`](super::cell::State::code) is 0 to 6).
-const UNIFORM_MARK: u64 = 7;
 
 /// Where the cells of a heat store go, and how many there are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -290,13 +284,14 @@ fn for_each_cell(words: &mut [u16], width: Width, mut f: impl FnMut(u64) -> u64)
 }
 
 /// The packed cell a uniform block holds, if `block` (a block's words) is
-/// uniform: its first slot is [`UNIFORM_MARK`] and its second the cell.
+/// uniform: its first slot is [`Cell::UNIFORM_MARK`] and its second the
+/// cell.
 #[inline]
 fn uniform_of(block: &[u16], width: Width) -> Option<u64> {
     let n = width.words();
     let mark = load(block.get(..n)?);
     let cell = block.get(n..n.checked_mul(2)?)?;
-    (mark & STATE_MASK == UNIFORM_MARK).then(|| load(cell))
+    (mark == Cell::UNIFORM_MARK).then(|| load(cell))
 }
 
 /// Makes `block` uniform, every cell the packed `raw`. O(1): the other
@@ -311,7 +306,7 @@ fn set_uniform(block: &mut [u16], width: Width, raw: u64) -> bool {
         return false;
     }
     if let Some(mark) = block.get_mut(..n) {
-        store(mark, UNIFORM_MARK);
+        store(mark, Cell::UNIFORM_MARK);
     }
     if let Some(slot) = block.get_mut(n..two) {
         store(slot, raw);
@@ -337,12 +332,12 @@ fn make_dense(block: &mut [u16], width: Width, raw: u64) {
 /// Returns the packed cell they all are if they are now all equal (and the
 /// block has at least two cells), so the caller can make the block uniform.
 #[inline]
-fn next_round_dense(block: &mut [u16], width: Width, window: u8) -> Option<u64> {
+fn next_round_dense(block: &mut [u16], width: Width, window: u8, round: u64) -> Option<u64> {
     let mut first: Option<u64> = None;
     let mut same = true;
     let mut count = 0usize;
     for_each_cell(block, width, |raw| {
-        let raw = Cell::next_round_packed(raw, width, window);
+        let raw = Cell::next_round_packed(raw, width, window, round);
         match first {
             None => first = Some(raw),
             Some(f) => same &= f == raw,
@@ -419,17 +414,19 @@ impl<S: DerefMut<Target = [u16]>> HeatStore<S> {
     pub fn begin_round(&mut self) {
         let width = self.layout.width();
         let window = self.layout.window();
+        self.rounds = self.rounds.wrapping_add(1);
+        let round = self.rounds;
         for b in 0..self.layout.blocks() {
             let Some(block) = self.block_mut(b) else {
                 continue;
             };
             if let Some(raw) = uniform_of(block, width) {
-                set_uniform(block, width, Cell::next_round_packed(raw, width, window));
-            } else if let Some(raw) = next_round_dense(block, width, window) {
+                let raw = Cell::next_round_packed(raw, width, window, round);
+                set_uniform(block, width, raw);
+            } else if let Some(raw) = next_round_dense(block, width, window, round) {
                 set_uniform(block, width, raw);
             }
         }
-        self.rounds = self.rounds.wrapping_add(1);
     }
 
     /// Records a visit of the running round over `range` (clipped to the

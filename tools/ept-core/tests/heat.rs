@@ -18,8 +18,9 @@ use ept_core::ept_walk::{
     Descent, Format, Gfn, GfnRange, Leaf, PageSize, Root, Skip, Spte, Stats, Visitor, Walker,
 };
 use ept_core::heat::{
-    share, Cell, Geometry, Granule, GranuleError, HeatError, HeatMap, HeatStore, HistoryLayout,
-    RootCounts, RoundEnd, Sizes, State, StoreLayout, Track, Width, DEFAULT_REGION,
+    share, Cell, Geometry, Granule, GranuleError, Header, HeatError, HeatMap, HeatStore,
+    HistoryLayout, RootCounts, RoundEnd, Sizes, State, StoreLayout, Trace, Track, Width,
+    DEFAULT_REGION,
 };
 
 type Map = HeatMap<Vec<u16>, Vec<u64>>;
@@ -232,16 +233,20 @@ fn storage_too_small_is_an_error() {
 proptest! {
     #[test]
     fn cells_pack_and_unpack(
-        state in 0u8..7, round in proptest::option::of(0u8..7),
-        a in any::<u32>(), d in any::<u32>(), width in 0usize..3,
+        header in 0u8..16,
+        a in (0u8..3, any::<u32>()), d in (0u8..3, any::<u32>()), width in 0usize..3,
     ) {
         let width = [Width::W16, Width::W32, Width::W64][width];
         let mask = (1u32 << width.history_bits()) - 1;
+        let trace = |(kind, v): (u8, u32)| match (kind, v & mask) {
+            (1, v) if v != 0 => Trace::Recent(v),
+            (2, v) => Trace::Aged(v),
+            _ => Trace::Never,
+        };
         let cell = Cell {
-            state: State::from_code(state).unwrap(),
-            round: round.map(|c| State::from_code(c).unwrap()),
-            accessed: a & mask,
-            dirty: d & mask,
+            header: Header::from_code(header),
+            accessed: trace(a),
+            dirty: trace(d),
         };
         let raw = cell.pack(width);
         prop_assert!(width.bits() == 64 || raw >> width.bits() == 0);
@@ -615,8 +620,11 @@ struct ModelGranule {
 }
 
 /// The model's state of a granule after a round, from the previous state
-/// and what the round's visits said, by the rules of `heat::cell` spelt
-/// out one by one.
+/// and what the round's visits said, in order, by the rules of
+/// `heat::cell` ("Rules") spelt out one by one: presence does not depend on
+/// the order; the size is that of the leaves reported with one, else the
+/// previous one if the round's first word on the granule was an idle leaf,
+/// else unseen; a previous `mixed` met first by an idle leaf stays.
 fn model_state(prev: State, said: &[Gen]) -> State {
     let mut sizes = vec![];
     let (mut present, mut unknown, mut hole) = (false, false, false);
@@ -632,12 +640,19 @@ fn model_state(prev: State, said: &[Gen]) -> State {
             Gen::Cold(..) => {}
         }
     }
+    let idle_first = matches!(
+        said.iter().find(|v| !matches!(v, Gen::Cold(..))),
+        Some(Gen::Idle(..))
+    );
     sizes.sort();
     sizes.dedup();
     if present {
+        if idle_first && prev == State::Present(Sizes::Mixed) {
+            return prev;
+        }
         match sizes.len() {
             0 => match prev {
-                State::Present(s) => State::Present(s),
+                State::Present(s) if idle_first => State::Present(s),
                 _ => State::Present(Sizes::Unseen),
             },
             1 => State::Present(Sizes::One(size_of(sizes[0]))),

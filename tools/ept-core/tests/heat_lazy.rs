@@ -5,8 +5,8 @@
 //! `Cell::next_round` on each, every visit `Cell::observe` on each granule
 //! it overlaps. Random rounds whose visits mostly start and end on block
 //! boundaries or cover whole blocks (where the store takes its shortcuts),
-//! and otherwise anywhere; every cell compared, round field included,
-//! after every operation. Plus the cost claim: uniform blocks stay uniform;
+//! and otherwise anywhere; every cell compared, seen flag and traces
+//! included, after every operation. Plus the cost claim: uniform blocks stay uniform;
 //! the packed cell operations against the unpacked ones; and the heat
 //! map's runs of leaves against one visit per leaf.
 
@@ -89,12 +89,15 @@ proptest! {
         // Garbage in the storage: `new` must clear it.
         let mut store = HeatStore::new(layout, vec![0xffffu16; layout.words()]).unwrap();
         let mut plain = vec![Cell::EMPTY; layout.cells()];
+        let width = layout.width();
+        let mut round = 0u64;
         for (step, op) in ops.iter().enumerate() {
             match *op {
                 Op::Begin => {
                     store.begin_round();
+                    round += 1;
                     for c in &mut plain {
-                        c.next_round(window);
+                        c.next_round(width, window, round);
                     }
                 }
                 Op::Visit(s, e, obs) => {
@@ -123,20 +126,26 @@ fn width_of(code: usize) -> Width {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(4000))]
 
-    /// The packed operations the store's loops use are the unpacked ones.
+    /// The packed operations the store's loops use keep a cell within its
+    /// width, and are the unpacked ones.
     #[test]
-    fn packed_operations_are_the_cell_operations(
-        raw in any::<u64>(), w in 0usize..3, window in 1u8..=29, obs in gen_obs(),
+    fn packed_operations_stay_in_the_width(
+        raw in any::<u64>(), w in 0usize..3, window in 1u8..=29, obs in gen_obs(), round in any::<u64>(),
     ) {
         let width = width_of(w);
         let raw = if width.bits() == 64 { raw } else { raw & ((1u64 << width.bits()) - 1) };
         let window = window.min(width.history_bits() as u8);
-        let mut seen = Cell::unpack(raw, width);
-        seen.observe(obs);
-        prop_assert_eq!(Cell::observe_packed(raw, width, obs), seen.pack(width));
-        let mut next = Cell::unpack(raw, width);
-        next.next_round(window);
-        prop_assert_eq!(Cell::next_round_packed(raw, width, window), next.pack(width));
+        let fits = |v: u64| width.bits() == 64 || v >> width.bits() == 0;
+        let seen = Cell::observe_packed(raw, width, obs);
+        prop_assert!(fits(seen));
+        let mut c = Cell::unpack(raw, width);
+        c.observe(obs);
+        prop_assert_eq!(Cell::unpack(seen, width), c);
+        let next = Cell::next_round_packed(raw, width, window, round);
+        prop_assert!(fits(next));
+        let mut c = Cell::unpack(raw, width);
+        c.next_round(width, window, round);
+        prop_assert_eq!(Cell::unpack(next, width), c);
     }
 }
 
@@ -250,10 +259,12 @@ proptest! {
             }
         };
         let mut next = 0u64;
+        let width = layout.store.width();
+        let mut rounds = 1u64;
         m.begin_round(0, track);
         m.begin_root();
         for c in &mut plain {
-            c.next_round(window);
+            c.next_round(width, window, rounds);
         }
         for (k, step) in steps.iter().enumerate() {
             match *step {
@@ -295,8 +306,9 @@ proptest! {
                     round = (vec![0; regions], vec![0; regions]);
                     m.begin_round(0, track);
                     m.begin_root();
+                    rounds += 1;
                     for c in &mut plain {
-                        c.next_round(window);
+                        c.next_round(width, window, rounds);
                     }
                     next = 0;
                 }
