@@ -30,6 +30,7 @@ use super::cell::Observation;
 use super::error::HeatError;
 use super::granule::{Granule, Track};
 use super::history::{History, HistoryLayout, HistoryView};
+use super::idle::Clock;
 use super::round::{RoundEnd, RoundRecord};
 use super::store::{HeatStore, StoreLayout, StoreView};
 use super::totals::Totals;
@@ -87,6 +88,8 @@ pub struct HeatMap<C, H> {
     history: History<H>,
     totals: Totals,
     track: Track,
+    /// Rounds to time, for idle ages.
+    clock: Clock,
     /// Leaves the visitor has seen but not recorded yet (see
     /// [`RoundVisitor`]).
     run: Option<LeafRun>,
@@ -112,6 +115,7 @@ where
             history: History::new(layout.history, history)?,
             totals: Totals::default(),
             track: Track::default(),
+            clock: Clock::default(),
             run: None,
             round: 0,
             start_ns: 0,
@@ -128,11 +132,21 @@ where
         self.record_run();
         self.store.begin_round();
         self.history.begin_round();
+        self.clock.begin_round(self.store.rounds(), start_ns, track);
         self.track = track;
         self.round = self.round.wrapping_add(1);
         self.start_ns = start_ns;
         self.in_round = true;
         self.dirty_partial = false;
+    }
+
+    /// Sets the period the next rounds are begun with (the glue's interval
+    /// between round starts is at least this): what turns idle ages in
+    /// rounds into time ([`idle`](super::idle)). Until it is set, rounds
+    /// count as no time.
+    #[inline]
+    pub fn set_period(&mut self, period_ms: u32) {
+        self.clock.set_period(period_ms);
     }
 
     /// The running round stops recording dirty bits: the walk stopped
@@ -149,6 +163,7 @@ where
         // The pending run goes to the store and the counters first.
         self.record_run();
         self.history.forget_dirty();
+        self.clock.stop_dirty();
         self.track = Track::Accessed;
         self.dirty_partial = true;
     }
@@ -242,6 +257,7 @@ where
             history: self.history.view(),
             totals: &self.totals,
             track: self.track,
+            clock: &self.clock,
         }
     }
 }
@@ -257,6 +273,8 @@ pub struct MapView<'a> {
     pub totals: &'a Totals,
     /// What the latest round recorded.
     pub track: Track,
+    /// Rounds to time, for idle ages.
+    pub clock: &'a Clock,
 }
 
 /// Records what the walker reports into a [`HeatMap`]'s running round.

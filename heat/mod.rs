@@ -18,6 +18,9 @@
 //!   of each region's pages accessed and dirtied in each round, plus each
 //!   round's [`RoundRecord`].
 //! - [`totals`]: counters over all rounds, for `stats`.
+//! - [`idle`]: the rounds' periods and starts ([`Clock`]), which turn the
+//!   store's idle ages into time: the bytes idle for at least each of a
+//!   VM's bins, for its `idle` file.
 //!
 //! Like `ept_walk`, this is pure `core` code, compiled into the module and
 //! into `tools/ept-core`: storage comes from the caller (`vmalloc` in the
@@ -32,6 +35,7 @@ pub mod cell;
 pub mod error;
 pub mod granule;
 pub mod history;
+pub mod idle;
 pub mod map;
 pub mod round;
 pub mod store;
@@ -41,6 +45,7 @@ pub use cell::{Cell, Header, Idle, Observation, Sizes, State, Trace, Width};
 pub use error::HeatError;
 pub use granule::{parse_decimal, DecimalError, Granule, GranuleError, Track};
 pub use history::{share, History, HistoryLayout, HistoryView};
+pub use idle::{Clock, IdleBins, IdleBytes, IdleCounts, MAX_IDLE_BINS};
 pub use map::{Geometry, HeatMap, Layout, MapView, RoundVisitor};
 pub use round::{RootCounts, RoundEnd, RoundRecord, RECORD_WORDS};
 pub use store::{HeatStore, StoreLayout, StoreView};

@@ -622,6 +622,35 @@ impl<'a> StoreView<'a> {
         Some(Cell::unpack(raw, width))
     }
 
+    /// Calls `f(first, count, cell)` for runs of equal cells covering the
+    /// view in order: once per uniform block, once per cell elsewhere.
+    /// O(blocks + cells of dense blocks), what a reader summing the cells
+    /// needs rather than [`StoreView::cell`] for each.
+    pub fn for_each_run(&self, mut f: impl FnMut(usize, usize, Cell)) {
+        let width = self.layout.width();
+        for b in 0..self.layout.blocks() {
+            let Some((first, end)) = self.layout.block_cells(b) else {
+                return;
+            };
+            let uniform = self
+                .layout
+                .block_words(b)
+                .and_then(|(from, to)| uniform_of(self.words.get(from..to)?, width));
+            match uniform {
+                Some(raw) if self.pending.is_none() => {
+                    f(first, end.saturating_sub(first), Cell::unpack(raw, width));
+                }
+                _ => {
+                    for i in first..end {
+                        if let Some(cell) = self.cell(i) {
+                            f(i, 1, cell);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Number of dense blocks (the rest are uniform): how much a round
     /// costs beyond O(blocks). O(blocks).
     pub fn dense_blocks(&self) -> usize {

@@ -300,6 +300,7 @@ impl VmEntry {
             Walk::Leaf => Descent::EveryTable,
             Walk::Upper => Descent::AccessedTables,
         };
+        s.map.set_period(s.settings.period_ms);
         s.map.begin_round(now, track);
         let plan = round::Plan {
             format: round::format_of(self.vendor),

@@ -226,3 +226,211 @@ fn a_new_store_starts_from_nothing() {
         assert_eq!(c.dirty, Trace::Never);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Bins, the clock and the `idle` counts (`heat/idle.rs`).
+
+use ept_core::ept_walk::{Leaf, Spte, Visitor};
+use ept_core::heat::idle::{count, BinsError};
+use ept_core::heat::{Clock, Geometry, HeatMap, IdleBins, RoundEnd, Track, DEFAULT_REGION};
+
+#[test]
+fn bins_parse_and_print() {
+    let b = IdleBins::parse("1s,10s,1m,10m,1h").unwrap();
+    assert_eq!(b, IdleBins::DEFAULT);
+    assert_eq!(b.as_slice(), &[1_000, 10_000, 60_000, 600_000, 3_600_000]);
+    assert_eq!(b.to_string(), "1s,10s,1m,10m,1h");
+    // Any unit in, the largest exact one out.
+    let b = IdleBins::parse("500ms,60s,90s,120m").unwrap();
+    assert_eq!(b.to_string(), "500ms,1m,90s,2h");
+    assert_eq!(IdleBins::parse(&b.to_string()), Ok(b));
+    let sixteen: Vec<String> = (1..=16).map(|i| format!("{i}s")).collect();
+    assert_eq!(
+        IdleBins::parse(&sixteen.join(","))
+            .unwrap()
+            .as_slice()
+            .len(),
+        16
+    );
+    let seventeen: Vec<String> = (1..=17).map(|i| format!("{i}s")).collect();
+    for (text, why) in [
+        ("", BinsError::Empty),
+        ("1s,,2s", BinsError::Empty),
+        ("1s,", BinsError::Empty),
+        ("0s", BinsError::OutOfRange),
+        ("169h", BinsError::OutOfRange),
+        ("99999999999999999999h", BinsError::BadSpelling),
+        ("2s,1s", BinsError::NotIncreasing),
+        ("1s,1000ms", BinsError::NotIncreasing),
+        ("1x", BinsError::BadSpelling),
+        ("s", BinsError::BadSpelling),
+        ("01s", BinsError::BadSpelling),
+        ("1.5s", BinsError::BadSpelling),
+        ("+1s", BinsError::BadSpelling),
+        ("1 s", BinsError::BadSpelling),
+        (&seventeen.join(","), BinsError::TooMany),
+    ] {
+        assert_eq!(IdleBins::parse(text), Err(why), "{text:?}");
+    }
+}
+
+const MS: u64 = 1_000_000;
+
+#[test]
+fn clock_counts_periods_and_notices_restarts() {
+    let mut c = Clock::default();
+    c.set_period(100);
+    // Rounds 1..=50 every 100 ms (one late by 30 ms), then 1 s.
+    let mut t = 0u64;
+    for round in 1..=50 {
+        t += if round == 20 { 130 * MS } else { 100 * MS };
+        c.begin_round(round, t, Track::Both);
+    }
+    assert_eq!(c.ms_since(50), 0);
+    assert_eq!(c.ms_since(41), 900);
+    // The late round is not counted beyond the period: a lower bound.
+    assert_eq!(c.ms_since(1), 4900);
+    c.set_period(1000);
+    for round in 51..=60 {
+        t += 1000 * MS;
+        c.begin_round(round, t, Track::Both);
+    }
+    assert_eq!(c.ms_since(51), 9000);
+    // Before the change: whole 100 ms periods to round 50, nothing for the
+    // interval to round 51 (it may have been short), then the clock.
+    assert_eq!(c.ms_since(45), 500 + 9000);
+    assert_eq!(c.latest_round_before(9000), Some(51));
+    assert_eq!(c.latest_round_before(9001), Some(49));
+    assert_eq!(c.latest_round_before(1_000_000), None);
+    // `stop` then `start` 10 ms later: the short interval counts nothing.
+    t += 10 * MS;
+    c.begin_round(61, t, Track::Both);
+    t += 1000 * MS;
+    c.begin_round(62, t, Track::Both);
+    assert_eq!(c.ms_since(61), 1000);
+    assert_eq!(c.ms_since(60), 1000);
+    assert_eq!(c.ms_since(59), 2000);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Whatever the periods, restarts and merges, the clock never says
+    /// more time passed than did.
+    #[test]
+    fn clock_is_a_lower_bound(
+        steps in proptest::collection::vec((0usize..4, 0u64..3, 0u64..50), 1..200),
+    ) {
+        let periods = [10u32, 100, 250, 1000];
+        let mut c = Clock::default();
+        let mut starts = vec![0u64];
+        let mut t = 0u64;
+        for (round, &(p, kind, extra)) in steps.iter().enumerate() {
+            let period = periods[p];
+            c.set_period(period);
+            // The interval after the previous round: at least that round's
+            // period, unless a restart (kind 0) made it anything.
+            let prev = if round == 0 { period } else { periods[steps[round - 1].0] };
+            t += match kind {
+                0 => extra * MS,
+                _ => u64::from(prev) * MS + extra * MS,
+            };
+            starts.push(t);
+            c.begin_round(round as u64 + 1, t, Track::Accessed);
+        }
+        let latest = steps.len() as u64;
+        for from in 1..=latest {
+            let truth = (starts[latest as usize] - starts[from as usize]) / MS;
+            prop_assert!(c.ms_since(from) <= truth, "from {}: {} > {}", from, c.ms_since(from), truth);
+        }
+    }
+}
+
+fn leaf(gfn: u64, accessed: bool) -> Leaf {
+    Leaf {
+        gfn: Gfn(gfn),
+        size: PageSize::Size4K,
+        spte: Spte(0),
+        pfn: 0,
+        accessed,
+        dirty: false,
+        cleared_accessed: accessed,
+        cleared_dirty: false,
+    }
+}
+
+/// 64 pages: pages 0..16 accessed in round 1 only, 16..32 in every round,
+/// 32..48 mapped and never accessed, 48..64 holes; a round every 100 ms.
+#[test]
+fn idle_counts_against_the_truth() {
+    let layout = Geometry {
+        span: GfnRange::new(Gfn(0), Gfn(64)),
+        granule: Granule::SIZE_4K,
+        window: 5,
+        region: DEFAULT_REGION,
+        rounds: 8,
+    }
+    .layout()
+    .unwrap();
+    let mut m = HeatMap::new(
+        &layout,
+        vec![0u16; layout.store.words()],
+        vec![0u64; layout.history.words()],
+    )
+    .unwrap();
+    let bins = IdleBins::parse("1s,10s,20s").unwrap();
+    let page = 4096u64;
+    for round in 1..=400u64 {
+        m.set_period(100);
+        m.begin_round(round * 100 * MS, Track::Accessed);
+        m.begin_root();
+        {
+            let mut v = m.visitor();
+            for gfn in 0..48 {
+                v.leaf(leaf(
+                    gfn,
+                    (gfn < 16 && round == 1) || (16..32).contains(&gfn),
+                ));
+            }
+            v.hole(GfnRange::new(Gfn(48), Gfn(64)));
+        }
+        m.end_round(&RoundEnd::default());
+        let view = m.view();
+        let c = count(&view.store, view.clock, &bins);
+        assert_eq!(c.rounds, round);
+        assert_eq!(c.mapped, 48 * page);
+        assert_eq!(c.written, None, "dirty bits not sampled");
+        let a = c.accessed.unwrap();
+        assert_eq!(a.never, 16 * page, "round {round}");
+        // Pages 0..16, last set in round 1: idle since round 2's start.
+        let truth_ms = (round - 2) * 100;
+        let sampled_ms = (round - 1) * 100;
+        for (b, &bin) in bins.as_slice().iter().enumerate() {
+            let bin = u64::from(bin);
+            let mut want_max = 0;
+            if round >= 2 && truth_ms >= bin {
+                want_max += 16 * page;
+            }
+            if sampled_ms >= bin {
+                want_max += 16 * page;
+            }
+            // Never more than the truth; the never-accessed pages exactly;
+            // the idle ones once their lower bound (at least half the age,
+            // less a round) reaches the bin.
+            assert!(
+                a.bins[b] <= want_max,
+                "round {round} bin {bin}: {} > {want_max}",
+                a.bins[b]
+            );
+            let mut want_min = if sampled_ms >= bin { 16 * page } else { 0 };
+            if round >= 2 && truth_ms / 2 >= bin + 200 {
+                want_min += 16 * page;
+            }
+            assert!(
+                a.bins[b] >= want_min,
+                "round {round} bin {bin}: {} < {want_min}",
+                a.bins[b]
+            );
+        }
+    }
+}

@@ -1,0 +1,461 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Idle ages in time: how much of a VM's mapped memory has gone without an
+//! access (a write) for at least each of a few ages, the bins.
+//!
+//! The heat store says, per granule, how many rounds ago each bit was last
+//! found set, as bounds ([`Trace::idle`]). [`Clock`] turns rounds into a
+//! lower bound of time, from the periods the rounds were begun with and
+//! the start times of the rounds where the period changed or the interval
+//! was shorter than the period (a `stop` and `start`); [`count`] adds up
+//! the granules idle for at least each bin. Every figure is a lower bound:
+//! memory is never called idle for longer than it surely has been.
+//!
+//! # From rounds to time
+//!
+//! A bit last found set in round `r` was cleared in that round's walk and
+//! not found set again since: the memory has been idle at least since the
+//! start of round `r + 1`, so for at least the time from that start to the
+//! start of the latest round. Between two consecutive round starts there
+//! is at least the period the earlier round was begun with (the glue
+//! schedules the next round one period after the previous one was due, or
+//! later), except across a `stop` and `start`, which the clock notices and
+//! counts as nothing. A bit that was not sampled for a while (mode
+//! `dirty`, then `both`) is idle only since it has been sampled again.
+
+use core::fmt;
+
+use super::cell::{Idle, State};
+use super::granule::{parse_decimal, Track};
+use super::store::StoreView;
+use crate::ept_walk::GfnRange;
+
+/// The most bins a VM can have.
+pub const MAX_IDLE_BINS: usize = 16;
+
+/// The longest bin: a week, in ms.
+pub const IDLE_BIN_MAX_MS: u64 = 7 * 24 * 3_600_000;
+
+/// Units of a bin's spelling, largest first.
+const UNITS: [(&str, u64); 4] = [("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)];
+
+/// The ages a VM's `idle` file counts memory against, in ms, increasing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IdleBins {
+    ms: [u32; MAX_IDLE_BINS],
+    len: u8,
+}
+
+/// Why a list of bins is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinsError {
+    /// No bin, or an empty one between commas.
+    Empty,
+    /// More than [`MAX_IDLE_BINS`].
+    TooMany,
+    /// A bin that is not a number and a unit (`ms`, `s`, `m`, `h`).
+    BadSpelling,
+    /// A bin of 0 or longer than [`IDLE_BIN_MAX_MS`].
+    OutOfRange,
+    /// Bins not in increasing order, or one repeated.
+    NotIncreasing,
+}
+
+impl fmt::Display for BinsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BinsError::Empty => "an empty bin",
+            BinsError::TooMany => "more than 16 bins",
+            BinsError::BadSpelling => "a bin is not a number and a unit (ms, s, m, h)",
+            BinsError::OutOfRange => "a bin is 0 or longer than a week",
+            BinsError::NotIncreasing => "bins must increase",
+        })
+    }
+}
+
+impl IdleBins {
+    /// 1 s, 10 s, 1 min, 10 min, 1 h.
+    pub const DEFAULT: IdleBins = {
+        let mut ms = [0u32; MAX_IDLE_BINS];
+        ms[0] = 1_000;
+        ms[1] = 10_000;
+        ms[2] = 60_000;
+        ms[3] = 600_000;
+        ms[4] = 3_600_000;
+        IdleBins { ms, len: 5 }
+    };
+
+    /// The bins, ms, increasing.
+    #[inline]
+    pub fn as_slice(&self) -> &[u32] {
+        self.ms.get(..usize::from(self.len)).unwrap_or(&[])
+    }
+
+    /// Bins from `ms`: 1 to [`MAX_IDLE_BINS`] of them, each 1 ms to
+    /// [`IDLE_BIN_MAX_MS`], increasing.
+    pub fn new(ms: &[u64]) -> Result<IdleBins, BinsError> {
+        if ms.is_empty() {
+            return Err(BinsError::Empty);
+        }
+        let mut bins = IdleBins {
+            ms: [0; MAX_IDLE_BINS],
+            len: 0,
+        };
+        let mut last = 0u64;
+        for (slot, &v) in bins.ms.iter_mut().zip(ms) {
+            if v == 0 || v > IDLE_BIN_MAX_MS {
+                return Err(BinsError::OutOfRange);
+            }
+            if v <= last {
+                return Err(BinsError::NotIncreasing);
+            }
+            last = v;
+            // At most a week: fits.
+            *slot = v as u32;
+        }
+        if ms.len() > MAX_IDLE_BINS {
+            return Err(BinsError::TooMany);
+        }
+        // At most 16.
+        bins.len = ms.len() as u8;
+        Ok(bins)
+    }
+
+    /// Parses bins as [`IdleBins`]'s `Display` writes them: comma-separated
+    /// durations, each a decimal number (no sign, no leading zero) and a
+    /// unit, `ms`, `s`, `m` or `h` (`1s,10s,1m,10m,1h`).
+    pub fn parse(text: &str) -> Result<IdleBins, BinsError> {
+        let mut ms = [0u64; MAX_IDLE_BINS];
+        let mut n = 0usize;
+        for word in text.split(',') {
+            let slot = ms.get_mut(n).ok_or(BinsError::TooMany)?;
+            *slot = parse_duration(word)?;
+            n = n.saturating_add(1);
+        }
+        IdleBins::new(ms.get(..n).unwrap_or(&[]))
+    }
+}
+
+/// One bin's duration: digits then a unit.
+fn parse_duration(word: &str) -> Result<u64, BinsError> {
+    if word.is_empty() {
+        return Err(BinsError::Empty);
+    }
+    let digits = word.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = (word.get(..digits), word.get(digits..));
+    let (Some(number), Some(unit)) = (number, unit) else {
+        return Err(BinsError::BadSpelling);
+    };
+    let scale = UNITS
+        .iter()
+        .find_map(|&(u, scale)| (u == unit).then_some(scale))
+        .ok_or(BinsError::BadSpelling)?;
+    let n = parse_decimal(number).map_err(|_| BinsError::BadSpelling)?;
+    n.checked_mul(scale).ok_or(BinsError::OutOfRange)
+}
+
+/// Writes `ms` in the largest unit that divides it (`90s`, `1m`, `1500ms`).
+pub fn write_duration(f: &mut dyn fmt::Write, ms: u64) -> fmt::Result {
+    let (unit, scale) = UNITS
+        .iter()
+        .copied()
+        .find(|&(_, scale)| ms % scale == 0)
+        .unwrap_or(("ms", 1));
+    write!(f, "{}{unit}", ms / scale)
+}
+
+impl fmt::Display for IdleBins {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, &ms) in self.as_slice().iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write_duration(f, u64::from(ms))?;
+        }
+        Ok(())
+    }
+}
+
+/// Rounds of one period, begun at regular intervals.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Segment {
+    /// Its first round.
+    first: u64,
+    /// When its first round began.
+    start_ns: u64,
+    /// The period its rounds were begun with, ms: every interval between
+    /// two of its rounds is at least this, but `short` of them.
+    period_ms: u32,
+    /// Intervals that may be shorter (segments merged for room).
+    short: u64,
+}
+
+/// Segments a clock keeps; older ones are merged.
+const SEGMENTS: usize = 8;
+
+/// What a heat map needs to turn rounds into a lower bound of time (module
+/// docs, "From rounds to time").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Clock {
+    segments: [Segment; SEGMENTS],
+    len: usize,
+    /// The period the next round is begun with, ms.
+    period_ms: u32,
+    /// The latest round begun and its start.
+    round: u64,
+    start_ns: u64,
+    /// The first round of the bits' current sampling without a gap.
+    accessed_since: Option<u64>,
+    dirty_since: Option<u64>,
+}
+
+impl Clock {
+    /// Sets the period the next rounds are begun with.
+    #[inline]
+    pub fn set_period(&mut self, period_ms: u32) {
+        self.period_ms = period_ms;
+    }
+
+    /// Records that round number `round` began at `start_ns`, sampling
+    /// `track`.
+    pub fn begin_round(&mut self, round: u64, start_ns: u64, track: Track) {
+        let continues = self.len > 0
+            && self
+                .segments
+                .get(self.len.wrapping_sub(1))
+                .is_some_and(|last| {
+                    last.period_ms == self.period_ms
+                        && start_ns.saturating_sub(self.start_ns)
+                            >= u64::from(last.period_ms).saturating_mul(1_000_000)
+                });
+        if !continues {
+            if self.len == SEGMENTS {
+                self.merge_oldest();
+            }
+            if let Some(slot) = self.segments.get_mut(self.len) {
+                *slot = Segment {
+                    first: round,
+                    start_ns,
+                    period_ms: self.period_ms,
+                    short: 0,
+                };
+                self.len = self.len.saturating_add(1);
+            }
+        }
+        self.round = round;
+        self.start_ns = start_ns;
+        let since = |since: Option<u64>, on: bool| match (since, on) {
+            (_, false) => None,
+            (None, true) => Some(round),
+            (Some(first), true) => Some(first),
+        };
+        self.accessed_since = since(self.accessed_since, track.accessed());
+        self.dirty_since = since(self.dirty_since, track.dirty());
+    }
+
+    /// Makes room: the two oldest segments become one, of the shorter
+    /// period, with the interval between them counted as possibly short.
+    fn merge_oldest(&mut self) {
+        let (Some(&a), Some(&b)) = (self.segments.first(), self.segments.get(1)) else {
+            return;
+        };
+        let merged = Segment {
+            first: a.first,
+            start_ns: a.start_ns,
+            period_ms: a.period_ms.min(b.period_ms),
+            short: a.short.saturating_add(b.short).saturating_add(1),
+        };
+        self.segments.copy_within(1.., 0);
+        if let Some(first) = self.segments.first_mut() {
+            *first = merged;
+        }
+        self.len = self.len.saturating_sub(1);
+    }
+
+    /// Dirty bits stop being sampled part way through the running round
+    /// ([`HeatMap::stop_dirty`](super::HeatMap::stop_dirty)): not written
+    /// since sampling began again, not before.
+    #[inline]
+    pub fn stop_dirty(&mut self) {
+        self.dirty_since = None;
+    }
+
+    /// The latest round begun (0 before the first).
+    #[inline]
+    pub fn round(&self) -> u64 {
+        self.round
+    }
+
+    /// At least how many ms passed from the start of round `from` to the
+    /// start of the latest round (0 if `from` is not before it).
+    pub fn ms_since(&self, from: u64) -> u64 {
+        if from >= self.round {
+            return 0;
+        }
+        let segments = self.segments.get(..self.len).unwrap_or(&[]);
+        // The segment holding `from`; a round older than every segment is
+        // taken as the oldest segment's first, which is later: less time.
+        let k = segments.iter().rposition(|s| s.first <= from).unwrap_or(0);
+        let Some(seg) = segments.get(k) else {
+            return 0;
+        };
+        let from = from.max(seg.first);
+        let ms = |intervals: u64| {
+            intervals
+                .saturating_sub(seg.short)
+                .saturating_mul(u64::from(seg.period_ms))
+        };
+        match segments.get(k.saturating_add(1)) {
+            // The latest segment: intervals of its period up to the latest
+            // round.
+            None => ms(self.round.saturating_sub(from)),
+            // Its intervals up to its last round, the one to the next
+            // segment counted as nothing, then the clock from the next
+            // segment's start on.
+            Some(next) => ms(next.first.saturating_sub(1).saturating_sub(from))
+                .saturating_add(self.start_ns.saturating_sub(next.start_ns) / 1_000_000),
+        }
+    }
+
+    /// The latest round `from` such that at least `ms` passed from its start
+    /// to the latest round's ([`Clock::ms_since`]), if any round is that
+    /// old.
+    pub fn latest_round_before(&self, ms: u64) -> Option<u64> {
+        if self.round == 0 || self.ms_since(1) < ms {
+            return None;
+        }
+        // `ms_since` does not increase with `from`: the last `from` in
+        // 1..=round with `ms_since(from) >= ms`.
+        let (mut lo, mut hi) = (1u64, self.round);
+        while lo < hi {
+            let mid = lo.saturating_add(hi.saturating_sub(lo).saturating_add(1) / 2);
+            if self.ms_since(mid) >= ms {
+                lo = mid;
+            } else {
+                hi = mid.saturating_sub(1);
+            }
+        }
+        Some(lo)
+    }
+
+    /// The first round since which the accessed (dirty) bit has been
+    /// sampled without a gap, if it is now.
+    #[inline]
+    pub fn sampled_since(&self, dirty: bool) -> Option<u64> {
+        if dirty {
+            self.dirty_since
+        } else {
+            self.accessed_since
+        }
+    }
+}
+
+/// Bytes of mapped memory idle for at least each bin, for one bit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IdleBytes {
+    /// Per bin, in the order of the bins.
+    pub bins: [u64; MAX_IDLE_BINS],
+    /// Never found set since sampling began.
+    pub never: u64,
+}
+
+/// What a VM's `idle` file says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdleCounts {
+    /// Rounds begun.
+    pub rounds: u64,
+    /// At least how long sampling has run, ms (first round to latest).
+    pub sampled_ms: u64,
+    /// Bytes mapped (present in the last round that said).
+    pub mapped: u64,
+    /// The bins.
+    pub bins: IdleBins,
+    /// Not accessed for at least each bin, if accessed bits are sampled.
+    pub accessed: Option<IdleBytes>,
+    /// Not written for at least each bin, if dirty bits are sampled.
+    pub written: Option<IdleBytes>,
+}
+
+/// What a granule's idle age is compared with: from which round on each
+/// bin counts, and since when the bit has been sampled.
+struct Limits {
+    /// A granule idle since the start of a round at or before `from[b]`
+    /// is idle for at least bin `b` (`None`: no round is that old).
+    from: [Option<u64>; MAX_IDLE_BINS],
+    bins: usize,
+    /// The latest round begun.
+    latest: u64,
+}
+
+impl Limits {
+    fn new(clock: &Clock, bins: &IdleBins) -> Limits {
+        let mut from = [None; MAX_IDLE_BINS];
+        for (slot, &ms) in from.iter_mut().zip(bins.as_slice()) {
+            *slot = clock.latest_round_before(u64::from(ms));
+        }
+        Limits {
+            from,
+            bins: bins.as_slice().len(),
+            latest: clock.round(),
+        }
+    }
+
+    /// Adds `bytes` whose bit is `idle`, sampled since round `since`, to
+    /// `out`.
+    fn add(&self, out: &mut IdleBytes, idle: Idle, since: u64, bytes: u64) {
+        let from = match idle {
+            Idle::SinceStart => {
+                out.never = out.never.saturating_add(bytes);
+                since
+            }
+            // Set at most `min` rounds ago: idle since the start of the
+            // round after, and not before the bit was sampled.
+            Idle::Rounds { min, .. } => {
+                self.latest.saturating_sub(min).saturating_add(1).max(since)
+            }
+        };
+        for (count, limit) in out.bins.iter_mut().zip(&self.from).take(self.bins) {
+            if limit.is_some_and(|l| from <= l) {
+                *count = count.saturating_add(bytes);
+            }
+        }
+    }
+}
+
+/// Counts the mapped memory of `view` idle for at least each of `bins`,
+/// with `clock`'s times. O(blocks + cells of dense blocks).
+pub fn count(view: &StoreView<'_>, clock: &Clock, bins: &IdleBins) -> IdleCounts {
+    let layout = *view.layout();
+    let width = layout.width();
+    let window = layout.window();
+    let limits = Limits::new(clock, bins);
+    let span = layout.span();
+    let mut accessed = clock
+        .sampled_since(false)
+        .map(|s| (s, IdleBytes::default()));
+    let mut written = clock.sampled_since(true).map(|s| (s, IdleBytes::default()));
+    let mut mapped = 0u64;
+    view.for_each_run(|first, cells, cell| {
+        if !matches!(cell.current(), State::Present(_)) {
+            return;
+        }
+        let last = first.saturating_add(cells).saturating_sub(1);
+        let start = layout.granule_range(first).start.max(span.start);
+        let end = layout.granule_range(last).end.min(span.end);
+        let bytes = GfnRange::new(start, end).pages().saturating_mul(4096);
+        mapped = mapped.saturating_add(bytes);
+        for (kind, trace) in [(&mut accessed, cell.accessed), (&mut written, cell.dirty)] {
+            if let Some((since, out)) = kind {
+                limits.add(out, trace.idle(width, window), *since, bytes);
+            }
+        }
+    });
+    IdleCounts {
+        rounds: view.rounds(),
+        sampled_ms: clock.ms_since(1),
+        mapped,
+        bins: *bins,
+        accessed: accessed.map(|(_, b)| b),
+        written: written.map(|(_, b)| b),
+    }
+}
