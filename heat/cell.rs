@@ -48,47 +48,55 @@
 //! nothing. At the end of the round [`State::resolve`] turns the previous
 //! state and the round's combination into the new state: nothing seen keeps
 //! the previous state; present leaves all reported idle (the walker does not
-//! say their size) keep the previous size if it was known. Keeping the
-//! round's combination apart from the previous state, rather than
-//! overwriting the state as visits come in, is what makes the result
+//! say their size) keep the previous size if it was known. Kept apart, the
+//! previous state and the round's combination would make the result
 //! independent of the order of visits.
 //!
-//! The pair (previous state, round so far) has 7 x 8 values; the
-//! [`Header`] keeps it in 16 by forgetting the previous state wherever the
-//! round has made it irrelevant or nearly so. It is kept exactly while the
-//! round has seen nothing, or only idle leaves (so that a huge page split
-//! into idle 4 KiB leaves and one accessed leaf is `4K`, not `mixed`). It
-//! is forgotten once the round has seen a leaf with its size (it no longer
-//! matters), and once it has seen a hole or an unknown entry (the one
-//! loss: if idle leaves of the same granule come later in the round, the
-//! granule is present with its size not seen, `?`, where the previous size
-//! would have been kept; presence itself is exact). A previous `mixed`
-//! stays `mixed` through a round of idle leaves and a sized leaf.
+//! They would take 7 x 8 values; the [`Header`] keeps them in 16 by
+//! forgetting the previous state where the round has made it irrelevant or
+//! nearly so, which costs two losses, both of the size word only and both
+//! depending on the order of visits within a round (presence, the traces
+//! and everything else never do):
+//!
+//! - a granule previously of a known size whose round sees a hole or an
+//!   unknown entry and then idle leaves is present with its size not seen
+//!   (`?`); idle leaves first keep the size;
+//! - a granule previously `mixed` whose round sees idle leaves and then a
+//!   leaf of one size stays `mixed`; the sized leaf first gives its size.
+//!
+//! Everything else is exact: the previous state is kept while the round has
+//! seen nothing, or only idle leaves (so that a huge page split into idle
+//! 4 KiB leaves and one accessed leaf is `4K`, not `mixed`), and forgotten
+//! once the round has seen a leaf with its size (it no longer matters). The
+//! heat map's visitor hands the store its visits in the walker's order.
 //!
 //! # Idle age
 //!
 //! An aged trace counts rounds on a log scale, so that 5 bits reach hours:
-//! its level is a float of [`AGE_EXPONENT_BITS`] exponent bits `e` over
-//! `h - 4` mantissa bits (`m = 2^(h-4)` levels per exponent). Level 0 is "the set bit has just slid out of
-//! the window" (`w` rounds ago); each round, a level steps up by one if the
-//! new round's number is a multiple of `2^e` ([`Width::age_step`]), and
-//! stays at the highest level once there. Exponent 0 counts every round,
-//! exactly; a higher exponent counts every `2^e` rounds, the first of its
-//! levels after `2^(e-1)` or `2^e` of them depending on the round it was
+//! its level is a float, an exponent `e` over [`Width::age_mantissa_bits`]
+//! mantissa bits (`m` = 2 levels per exponent in 16-bit cells, 4 in wider
+//! ones). Level 0 is "the set bit has just slid out of the window" (`w`
+//! rounds ago); each round, a level steps up by one if the new round's
+//! number is a multiple of `2^e` ([`Width::age_step`]), and stays at the
+//! highest level ([`Width::max_level`]) once there. Exponent 0 counts every
+//! round, exactly; a higher exponent counts every `2^e` rounds, the first of
+//! its levels after `2^(e-1)` or `2^e` of them depending on the round it was
 //! entered in. So a level says the age within bounds
-//! ([`Width::level_ages`]): exact up to `w + m` rounds, then within a
-//! factor of 2 for 16-bit cells (one mantissa bit) and of 1.004 for 32-bit
-//! ones; 64-bit cells are exact up to 2^25 rounds. A 16-bit cell saturates
-//! once surely idle for 65540 rounds (1 h 49 min at 100 ms), a 32-bit one
-//! after 33 million. Readers count a granule by the lower bound
-//! ([`Idle::at_least`]), so that memory is never called idle for longer
-//! than it has been.
+//! ([`Width::level_ages`]): exact below `w + m` rounds, then within a
+//! factor of 2 for 16-bit cells and of 1.5 for wider ones. A 16-bit cell
+//! saturates once surely idle for `w + 65535` rounds (1 h 49 min at 100
+//! ms and a window of 5); wider cells stop at exponent
+//! [`AGE_MAX_EXPONENT`], thousands of years. Readers count a granule by the
+//! lower bound ([`Idle::at_least`]), so that memory is never called idle
+//! for longer than it has been.
 //!
 //! Steps on multiples of the round number, rather than after so many
 //! rounds in the level, is what lets cells that became idle in nearby
 //! rounds end up equal: a block whose pages were all touched during a
 //! burst of `S` rounds becomes uniform again (one cell for the block) about
-//! `2.5 S` rounds after the burst, instead of staying dense for hours.
+//! `2.5 S` to `4.5 S` rounds after the burst in 16-bit cells, `5 S` to `7
+//! S` in wider ones (few mantissa bits merge sooner), instead of staying
+//! dense for hours.
 
 use crate::ept_walk::PageSize;
 
@@ -140,8 +148,9 @@ impl State {
     ///
     /// Present beats unknown beats hole: a frame mapped in any root is
     /// mapped, and a frame that one root could not judge is not known to be
-    /// a hole. Commutative and associative, so the order of visits does not
-    /// matter.
+    /// a hole. Commutative and associative: what a round's visits combine
+    /// to does not depend on their order (what the [`Header`] keeps of it
+    /// does, in two cases: module docs, "Rules").
     #[inline]
     pub const fn combine(self, other: State) -> State {
         match (self, other) {
@@ -274,9 +283,9 @@ const HEADER_BITS: u32 = 4;
 /// The header's bits.
 const HEADER_MASK: u64 = 15;
 
-/// Exponent bits of an aged trace's level (module docs, "Idle age"); the
-/// rest of its value bits are the mantissa.
-pub const AGE_EXPONENT_BITS: u32 = 4;
+/// The highest exponent of an aged trace's level in 32 and 64-bit cells
+/// (module docs, "Idle age"); 16-bit cells stop at 15.
+pub const AGE_MAX_EXPONENT: u32 = 40;
 
 impl Width {
     /// The largest window any cell can hold (that of [`Width::W64`]).
@@ -316,16 +325,37 @@ impl Width {
         (self.bits().wrapping_sub(HEADER_BITS) / 2).wrapping_sub(1)
     }
 
-    /// Mantissa bits of an aged trace's level: 1, 9 or 25.
+    /// The history bits a window of `window` rounds keeps (no more than
+    /// the width holds).
     #[inline]
-    pub const fn age_mantissa_bits(self) -> u32 {
-        self.history_bits().wrapping_sub(AGE_EXPONENT_BITS)
+    pub const fn window_mask(self, window: u8) -> u32 {
+        let h = self.history_bits();
+        let w = window as u32;
+        low_bits(if w < h { w } else { h })
     }
 
-    /// The highest level of an aged trace, where it saturates.
+    /// Mantissa bits of an aged trace's level: 1 in 16-bit cells (whose
+    /// other 4 are the exponent), 2 in wider ones. Few, so that ages merge
+    /// (module docs, "Idle age").
+    #[inline]
+    pub const fn age_mantissa_bits(self) -> u32 {
+        match self {
+            Width::W16 => 1,
+            Width::W32 | Width::W64 => 2,
+        }
+    }
+
+    /// The highest level of an aged trace, where it saturates: the most
+    /// the value bits hold, exponent at most [`AGE_MAX_EXPONENT`].
     #[inline]
     pub const fn max_level(self) -> u32 {
-        low_bits(self.history_bits())
+        let bits = low_bits(self.history_bits());
+        let exponents = ((AGE_MAX_EXPONENT + 1) << self.age_mantissa_bits()).wrapping_sub(1);
+        if bits < exponents {
+            bits
+        } else {
+            exponents
+        }
     }
 
     /// The level an aged trace at `level` has once round number `round`
@@ -337,7 +367,7 @@ impl Width {
         if level >= max {
             return max;
         }
-        // `level < 2^h`, so `e < 2^AGE_EXPONENT_BITS = 16`.
+        // `level < max_level`, so `e <= AGE_MAX_EXPONENT`.
         let e = level.wrapping_shr(self.age_mantissa_bits());
         let due = (1u64.wrapping_shl(e)).wrapping_sub(1);
         if round & due == 0 {
@@ -363,7 +393,7 @@ impl Width {
         let e = level >> mb;
         let s = (level as u64) & (m - 1);
         let w = window as u64;
-        // Nothing below comes near overflowing (`m * 2^16 <= 2^41`), but
+        // Nothing below comes near overflowing (`m * 2^e <= 2^42`), but
         // the arithmetic saturates rather than trust that.
         let (lo, hi, dwell) = if e == 0 {
             (w.saturating_add(s), w.saturating_add(s), 1)
@@ -506,7 +536,7 @@ impl Trace {
         match self {
             Trace::Never => Trace::Never,
             Trace::Recent(h) => {
-                let h = h.wrapping_shl(1) & low_bits(window as u32);
+                let h = h.wrapping_shl(1) & width.window_mask(window);
                 if h == 0 {
                     Trace::Aged(0)
                 } else {
@@ -729,7 +759,7 @@ fn next_round_of(field: u64, width: Width, window: u8, round: u64) -> u64 {
     } else if field & aged != 0 {
         aged | u64::from(width.age_step((field & !aged) as u32, round))
     } else {
-        let slid = field.wrapping_shl(1) & u64::from(low_bits(u32::from(window)));
+        let slid = field.wrapping_shl(1) & u64::from(width.window_mask(window));
         if slid == 0 {
             aged
         } else {

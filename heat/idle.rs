@@ -159,9 +159,9 @@ pub fn write_duration(f: &mut dyn fmt::Write, ms: u64) -> fmt::Result {
     let (unit, scale) = UNITS
         .iter()
         .copied()
-        .find(|&(_, scale)| ms % scale == 0)
+        .find(|&(_, scale)| ms.checked_rem(scale) == Some(0))
         .unwrap_or(("ms", 1));
-    write!(f, "{}{unit}", ms / scale)
+    write!(f, "{}{unit}", ms.checked_div(scale).unwrap_or(ms))
 }
 
 impl fmt::Display for IdleBins {

@@ -289,10 +289,10 @@ pub struct MapView<'a> {
 /// (next GFN, same size, same bits) only extends the run the map keeps,
 /// which is recorded in the store and the ring when a leaf breaks it, at
 /// the next [`HeatMap::begin_root`] and at [`HeatMap::end_round`];
-/// [`HeatMap::view`] shows it meanwhile, and before any other visit but a
-/// cold one, so that the store sees visits in the walker's order (which
-/// the size word depends on in one case: [`cell`](super::cell), "Rules";
-/// the ring adds page counts per root). This records what one visit per
+/// [`HeatMap::view`] shows it meanwhile. The run is also recorded before
+/// any other visit but a cold one, so that the store sees visits in the
+/// walker's order (which the size word depends on in two cases:
+/// [`cell`](super::cell), "Rules"; the ring adds page counts per root). This records what one visit per
 /// leaf would, and a leaf table of hot pages becomes one visit covering its
 /// block.
 pub struct RoundVisitor<'a, C, H> {

@@ -26,11 +26,12 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 
 use crate::ept_walk::{Descent, Gfn, GfnRange};
-use crate::heat::{Geometry, HeatMap, RootCounts, RoundEnd, Track, DEFAULT_REGION};
+use crate::heat::{self, Geometry, HeatMap, RootCounts, RoundEnd, Track, DEFAULT_REGION};
 use crate::procfs::config::Config;
 use crate::procfs::control::{Command, Flush, Settings, VmId, Walk};
 use crate::procfs::last_error::{self, Errno, LastError, MessageBuf, MESSAGE_MAX};
 use crate::procfs::memslots::{self, Memslot, MemslotFlags};
+use crate::procfs::idle::IdleFile;
 use crate::procfs::stats::{DirtyStatus, StatsFile};
 use crate::procfs::version::HostTdp;
 use crate::procfs::vms::{self, Refusal, TdpKind, VmRow, VmState};
@@ -1002,6 +1003,7 @@ pub(crate) enum VmFileKind {
     Heatmap,
     History,
     Memslots,
+    Idle,
 }
 
 /// A per-VM text file of the VM its private data `data` names (empty once
@@ -1040,6 +1042,14 @@ pub(crate) fn show_vm_file(m: &mut dyn Write, data: usize, kind: VmFileKind) -> 
         },
         VmFileKind::History => match entry.sampling.lock().as_deref() {
             Some(s) => history::render(m, &s.map.view(), key),
+            None => not_sampled(m),
+        },
+        VmFileKind::Idle => match entry.sampling.lock().as_deref() {
+            Some(s) => {
+                let view = s.map.view();
+                let counts = heat::idle::count(&view.store, view.clock, &s.settings.idle);
+                write!(m, "{}", IdleFile { vm: key, counts })
+            }
             None => not_sampled(m),
         },
         VmFileKind::Memslots => {

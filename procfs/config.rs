@@ -13,6 +13,7 @@
 //! flush round
 //! walk leaf
 //! history 64
+//! idle 1s,10s,1m,10m,1h
 //! ```
 //!
 //! The setting lines are there when the VM has settings: while sampling,
@@ -24,7 +25,7 @@ use super::control::{Flush, Settings, VmId, Walk};
 use super::fields::{kv_number, kv_parsed, FormatError};
 use super::kv;
 use super::vms::VmState;
-use crate::heat::{Granule, Track};
+use crate::heat::{Granule, IdleBins, Track};
 
 /// The content of `config`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +50,7 @@ impl fmt::Display for Config {
             kv::write(f, "flush", format_args!("{}", s.flush.as_str()))?;
             kv::write(f, "walk", format_args!("{}", s.walk.as_str()))?;
             kv::write(f, "history", format_args!("{}", s.history))?;
+            kv::write(f, "idle", format_args!("{}", s.idle))?;
         }
         Ok(())
     }
@@ -74,6 +76,11 @@ impl Config {
                 flush: kv_parsed(text, "flush", Flush::parse)?,
                 walk: kv_parsed(text, "walk", Walk::parse)?,
                 history,
+                // Older modules had no idle bins: theirs are the default.
+                idle: match kv::get(text, "idle") {
+                    None => IdleBins::DEFAULT,
+                    Some(v) => IdleBins::parse(v).map_err(|_| FormatError::Bad("idle"))?,
+                },
             })
         } else {
             None

@@ -10,6 +10,7 @@
 //! detach all
 //! start vm=P-F [period_ms=N] [mode=accessed|dirty|both] [granule=G]
 //!       [window=N] [flush=round|none] [walk=leaf|upper] [history=K]
+//!       [idle=AGE,AGE...]
 //! stop vm=P-F
 //! tune [walk_budget=N] [pass_accessed=yes|no]
 //! ```
@@ -39,13 +40,15 @@ use core::fmt;
 
 use super::fields::{yes_no, yes_no_str};
 use crate::ept_walk::Descent;
+use crate::heat::idle::BinsError;
 use crate::heat::{
-    parse_decimal, DecimalError, Granule, GranuleError, StoreLayout, Track, DEFAULT_HISTORY_ROUNDS,
-    DEFAULT_WINDOW, MAX_HISTORY_ROUNDS,
+    parse_decimal, DecimalError, Granule, GranuleError, IdleBins, StoreLayout, Track,
+    DEFAULT_HISTORY_ROUNDS, DEFAULT_WINDOW, MAX_HISTORY_ROUNDS,
 };
 
-/// The longest command accepted, in bytes, newline included.
-pub const MAX_LINE: usize = 256;
+/// The longest command accepted, in bytes, newline included: room for the
+/// longest canonical `start` (about 320 bytes with 16 idle bins).
+pub const MAX_LINE: usize = 512;
 /// The largest pid Linux hands out (`PID_MAX_LIMIT` on 64-bit).
 pub const PID_MAX: u64 = 4_194_304;
 /// The largest file descriptor (`INT_MAX`).
@@ -209,11 +212,14 @@ pub struct Settings {
     pub walk: Walk,
     /// Rounds the history ring keeps (1 to [`MAX_HISTORY_ROUNDS`]).
     pub history: u16,
+    /// The ages the `idle` file counts memory against.
+    pub idle: IdleBins,
 }
 
 impl Default for Settings {
     /// Period 100 ms, accessed bits, 4 KiB granule, window 5, flush every
-    /// round, every table, 64 rounds of history.
+    /// round, every table, 64 rounds of history, idle bins 1s, 10s, 1m, 10m
+    /// and 1h.
     fn default() -> Self {
         Settings {
             period_ms: DEFAULT_PERIOD_MS,
@@ -223,6 +229,7 @@ impl Default for Settings {
             flush: Flush::Round,
             walk: Walk::Leaf,
             history: DEFAULT_HISTORY_ROUNDS,
+            idle: IdleBins::DEFAULT,
         }
     }
 }
@@ -278,9 +285,10 @@ enum Key {
     History,
     WalkBudget,
     PassAccessed,
+    Idle,
 }
 
-const KEYS: [Key; 12] = [
+const KEYS: [Key; 13] = [
     Key::Pid,
     Key::Fd,
     Key::Vm,
@@ -293,6 +301,7 @@ const KEYS: [Key; 12] = [
     Key::History,
     Key::WalkBudget,
     Key::PassAccessed,
+    Key::Idle,
 ];
 
 impl Key {
@@ -310,6 +319,7 @@ impl Key {
             Key::History => "history",
             Key::WalkBudget => "walk_budget",
             Key::PassAccessed => "pass_accessed",
+            Key::Idle => "idle",
         }
     }
 
@@ -355,7 +365,7 @@ impl Verb {
         match self {
             Verb::Attach => "pid, fd",
             Verb::Detach => "vm, or the word all",
-            Verb::Start => "vm, period_ms, mode, granule, window, flush, walk, history",
+            Verb::Start => "vm, period_ms, mode, granule, window, flush, walk, history, idle",
             Verb::Stop => "vm",
             Verb::Tune => "walk_budget, pass_accessed",
         }
@@ -486,6 +496,13 @@ pub enum ControlError<'a> {
         /// The granule.
         granule: Granule,
     },
+    /// An `idle=` value that is not a list of bins.
+    BadBins {
+        /// The value as written.
+        value: &'a str,
+        /// What is wrong with it.
+        why: BinsError,
+    },
     /// `detach all` followed by another word.
     AllNotAlone(&'a str),
     /// `tune` without a setting.
@@ -549,6 +566,10 @@ impl fmt::Display for ControlError<'_> {
             } => write!(f, "{key}: '{value}' is not one of {choices}"),
             ControlError::BadVm { value, why } => write!(f, "vm: '{value}': {why}"),
             ControlError::BadGranule { value, why } => write!(f, "granule: '{value}': {why}"),
+            ControlError::BadBins { value, why } => write!(
+                f,
+                "idle: '{value}': {why} (expected up to 16 increasing ages such as 1s,10s,1m,10m,1h)"
+            ),
             ControlError::WindowTooLarge {
                 window,
                 max,
@@ -646,6 +667,7 @@ struct Seen {
     flush: Option<Flush>,
     walk: Option<Walk>,
     history: Option<u16>,
+    idle: Option<IdleBins>,
     walk_budget: Option<u32>,
     pass_accessed: Option<bool>,
 }
@@ -694,6 +716,11 @@ impl Seen {
                     Some(number(key, value, WALK_BUDGET_MIN, WALK_BUDGET_MAX)? as u32)
             }
             Key::PassAccessed => self.pass_accessed = Some(yes_no(value).ok_or(choice("yes, no"))?),
+            Key::Idle => {
+                self.idle = Some(
+                    IdleBins::parse(value).map_err(|why| ControlError::BadBins { value, why })?,
+                )
+            }
         }
         Ok(())
     }
@@ -795,6 +822,7 @@ impl Command {
                         flush: seen.flush.unwrap_or(d.flush),
                         walk: seen.walk.unwrap_or(d.walk),
                         history: seen.history.unwrap_or(d.history),
+                        idle: seen.idle.unwrap_or(d.idle),
                     },
                 }
             }
@@ -812,7 +840,7 @@ impl fmt::Display for Command {
             Command::DetachAll => f.write_str("detach all"),
             Command::Start { vm, settings: s } => write!(
                 f,
-                "start vm={vm} period_ms={} mode={} granule={} window={} flush={} walk={} history={}",
+                "start vm={vm} period_ms={} mode={} granule={} window={} flush={} walk={} history={} idle={}",
                 s.period_ms,
                 s.track.as_str(),
                 s.granule,
@@ -820,6 +848,7 @@ impl fmt::Display for Command {
                 s.flush.as_str(),
                 s.walk.as_str(),
                 s.history,
+                s.idle,
             ),
             Command::Stop(vm) => write!(f, "stop vm={vm}"),
             Command::Tune {

@@ -300,7 +300,7 @@ unsafe fn opener_has_sys_admin(file: *mut bindings::file) -> bool {
 }
 
 /// Longest command accepted; longer writes are refused whole.
-pub(crate) const MAX_COMMAND: usize = 256;
+pub(crate) const MAX_COMMAND: usize = super::control::MAX_LINE;
 
 struct CommandOps<T>(core::marker::PhantomData<T>);
 

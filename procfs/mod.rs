@@ -27,6 +27,8 @@ pub(crate) mod heatmap_bin;
 #[allow(unreachable_pub, dead_code)]
 pub(crate) mod history;
 #[allow(unreachable_pub, dead_code)]
+pub(crate) mod idle;
+#[allow(unreachable_pub, dead_code)]
 pub(crate) mod last_error;
 #[allow(unreachable_pub, dead_code)]
 pub(crate) mod memslots;

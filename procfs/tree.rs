@@ -58,6 +58,7 @@ impl VmDir {
             dir.add_show::<VmText<HEATMAP>>(c"heatmap", data)?;
             dir.add_read_at::<HeatmapBin>(c"heatmap.bin", data)?;
             dir.add_show::<VmText<HISTORY>>(c"history", data)?;
+            dir.add_show::<VmText<IDLE>>(c"idle", data)?;
             dir.add_show::<VmText<MEMSLOTS>>(c"memslots", data)
         })();
         match files {
@@ -155,6 +156,7 @@ const STATS: u8 = 1;
 const HEATMAP: u8 = 2;
 const HISTORY: u8 = 3;
 const MEMSLOTS: u8 = 4;
+const IDLE: u8 = 5;
 
 /// A text file of a VM's directory; its data is the VM's file key.
 struct VmText<const KIND: u8>;
@@ -166,6 +168,7 @@ impl<const KIND: u8> ShowFile for VmText<KIND> {
             STATS => VmFileKind::Stats,
             HEATMAP => VmFileKind::Heatmap,
             HISTORY => VmFileKind::History,
+            IDLE => VmFileKind::Idle,
             _ => VmFileKind::Memslots,
         };
         sampler::show_vm_file(m, data, kind)

@@ -30,6 +30,7 @@ pub mod procfs {
     pub mod heatmap;
     pub mod heatmap_bin;
     pub mod history;
+    pub mod idle;
     pub mod kv;
     pub mod last_error;
     pub mod memslots;

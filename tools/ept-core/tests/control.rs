@@ -7,7 +7,8 @@
 
 use proptest::prelude::*;
 
-use ept_core::heat::{DecimalError, Granule, GranuleError, StoreLayout, Track};
+use ept_core::heat::idle::IDLE_BIN_MAX_MS;
+use ept_core::heat::{DecimalError, Granule, GranuleError, IdleBins, StoreLayout, Track};
 use ept_core::procfs::control::{
     Command, ControlError, Flush, Settings, VmId, VmIdError, Walk, MAX_LINE,
 };
@@ -29,6 +30,7 @@ fn settings() -> Settings {
         flush: Flush::Round,
         walk: Walk::Leaf,
         history: 64,
+        idle: IdleBins::DEFAULT,
     }
 }
 
@@ -52,6 +54,14 @@ fn accepted() {
         ("tune pass_accessed=no walk_budget=64", Command::Tune { walk_budget: Some(64), pass_accessed: Some(false) }),
         ("start vm=1-3", Command::Start { vm: vm(1, 3), settings: settings() }),
         ("start vm=1-3 period_ms=100", Command::Start { vm: vm(1, 3), settings: settings() }),
+        ("start vm=1-3 idle=1s,10s,1m,10m,1h", Command::Start { vm: vm(1, 3), settings: settings() }),
+        (
+            "start vm=1-3 idle=100ms,90s,2h",
+            Command::Start {
+                vm: vm(1, 3),
+                settings: Settings { idle: IdleBins::new(&[100, 90_000, 7_200_000]).unwrap(), ..settings() },
+            },
+        ),
         (
             "start vm=1-3 period_ms=10 mode=both granule=2M window=29 flush=none walk=upper history=1024",
             Command::Start {
@@ -64,6 +74,7 @@ fn accepted() {
                     flush: Flush::None,
                     walk: Walk::Upper,
                     history: 1024,
+                    idle: IdleBins::DEFAULT,
                 },
             },
         ),
@@ -77,6 +88,7 @@ fn accepted() {
                     granule: Granule::from_bytes(8192).unwrap(),
                     window: 13,
                     history: 1,
+                    idle: IdleBins::DEFAULT,
                     ..settings()
                 },
             },
@@ -137,7 +149,7 @@ fn canonical_lines() {
     );
     assert_eq!(
         Command::Start { vm: vm(1, 2), settings: settings() }.to_string(),
-        "start vm=1-2 period_ms=100 mode=accessed granule=4K window=5 flush=round walk=leaf history=64"
+        "start vm=1-2 period_ms=100 mode=accessed granule=4K window=5 flush=round walk=leaf history=64 idle=1s,10s,1m,10m,1h"
     );
 }
 
@@ -147,7 +159,7 @@ fn refused_with_the_reason() {
     let cases: Vec<(&str, &str)> = vec![
         ("", "empty command"),
         ("\n", "empty command"),
-        (&long, "command too long: 269 bytes, at most 256"),
+        (&long, "command too long: 525 bytes, at most 512"),
         ("attach pid=1\n\n", "newline at offset 12: one command per write, newline only at the end"),
         ("attach\npid=1", "newline at offset 6: one command per write, newline only at the end"),
         ("attach pid=1\r\n", "byte 0x0d at offset 12 is not printable ASCII, space or tab"),
@@ -164,7 +176,11 @@ fn refused_with_the_reason() {
         ("attach pid=1 foo=2", "unknown key 'foo' for attach (expected pid, fd)"),
         ("attach vm=1-2", "unknown key 'vm' for attach (expected pid, fd)"),
         ("stop pid=1", "unknown key 'pid' for stop (expected vm)"),
-        ("start vm=1-2 fd=3", "unknown key 'fd' for start (expected vm, period_ms, mode, granule, window, flush, walk, history)"),
+        ("start vm=1-2 fd=3", "unknown key 'fd' for start (expected vm, period_ms, mode, granule, window, flush, walk, history, idle)"),
+        ("start vm=1-2 idle=", "idle: empty value"),
+        ("start vm=1-2 idle=1s,1s", "idle: '1s,1s': bins must increase (expected up to 16 increasing ages such as 1s,10s,1m,10m,1h)"),
+        ("start vm=1-2 idle=1d", "idle: '1d': a bin is not a number and a unit (ms, s, m, h) (expected up to 16 increasing ages such as 1s,10s,1m,10m,1h)"),
+        ("start vm=1-2 idle=0s", "idle: '0s': a bin is 0 or longer than a week (expected up to 16 increasing ages such as 1s,10s,1m,10m,1h)"),
         ("attach =1", "no key before '=' in '=1'"),
         ("attach pid=1 pid=2", "duplicate key 'pid'"),
         ("start vm=1-2 mode=both mode=both", "duplicate key 'mode'"),
@@ -210,12 +226,20 @@ fn refused_with_the_reason() {
         ("tune pass_accessed=on", "pass_accessed: 'on' is not one of yes, no"),
         ("tune pass_accessed=", "pass_accessed: empty value"),
         ("tune pass_accessed=no pass_accessed=no", "duplicate key 'pass_accessed'"),
-        ("start vm=1-2 pass_accessed=no", "unknown key 'pass_accessed' for start (expected vm, period_ms, mode, granule, window, flush, walk, history)"),
+        ("start vm=1-2 pass_accessed=no", "unknown key 'pass_accessed' for start (expected vm, period_ms, mode, granule, window, flush, walk, history, idle)"),
+        ("start vm=1-2 idle=", "idle: empty value"),
+        ("start vm=1-2 idle=1s,1s", "idle: '1s,1s': bins must increase (expected up to 16 increasing ages such as 1s,10s,1m,10m,1h)"),
+        ("start vm=1-2 idle=1d", "idle: '1d': a bin is not a number and a unit (ms, s, m, h) (expected up to 16 increasing ages such as 1s,10s,1m,10m,1h)"),
+        ("start vm=1-2 idle=0s", "idle: '0s': a bin is 0 or longer than a week (expected up to 16 increasing ages such as 1s,10s,1m,10m,1h)"),
         ("tune walk_budget=15", "walk_budget: 15 is below 16"),
         ("tune walk_budget=1048577", "walk_budget: 1048577 is above 1048576"),
         ("tune walk_budget=64 walk_budget=64", "duplicate key 'walk_budget'"),
         ("tune vm=1-2", "unknown key 'vm' for tune (expected walk_budget, pass_accessed)"),
-        ("start vm=1-2 walk_budget=64", "unknown key 'walk_budget' for start (expected vm, period_ms, mode, granule, window, flush, walk, history)"),
+        ("start vm=1-2 walk_budget=64", "unknown key 'walk_budget' for start (expected vm, period_ms, mode, granule, window, flush, walk, history, idle)"),
+        ("start vm=1-2 idle=", "idle: empty value"),
+        ("start vm=1-2 idle=1s,1s", "idle: '1s,1s': bins must increase (expected up to 16 increasing ages such as 1s,10s,1m,10m,1h)"),
+        ("start vm=1-2 idle=1d", "idle: '1d': a bin is not a number and a unit (ms, s, m, h) (expected up to 16 increasing ages such as 1s,10s,1m,10m,1h)"),
+        ("start vm=1-2 idle=0s", "idle: '0s': a bin is 0 or longer than a week (expected up to 16 increasing ages such as 1s,10s,1m,10m,1h)"),
     ];
     for (line, want) in cases {
         assert_eq!(parse(line), Err(want.to_string()), "{line:?}");
@@ -248,9 +272,16 @@ fn refused_with_the_reason() {
 #[test]
 fn line_length_limit() {
     // The longest canonical command is well within the limit.
-    let longest = "start vm=4194304-2147483647 period_ms=60000 mode=accessed granule=512G \
-                   window=29 flush=round walk=upper history=1024";
-    assert!(longest.len() < MAX_LINE);
+    let bins: Vec<String> = (0..16)
+        .map(|i| format!("{}ms", IDLE_BIN_MAX_MS - 15 + i))
+        .collect();
+    let longest = format!(
+        "start vm=4194304-2147483647 period_ms=60000 mode=accessed granule=512G \
+         window=29 flush=round walk=upper history=1024 idle={}",
+        bins.join(",")
+    );
+    assert!(longest.len() < MAX_LINE, "{}", longest.len());
+    let longest = longest.as_str();
     assert!(parse(longest).is_ok());
     // 256 bytes are judged on their content, 257 refused for their length,
     // a trailing newline included.
@@ -272,6 +303,13 @@ fn gen_vm() -> impl Strategy<Value = VmId> {
     (1u32..=4_194_304, 0u32..=i32::MAX as u32).prop_map(|(pid, fd)| VmId { pid, fd })
 }
 
+fn gen_bins() -> impl Strategy<Value = IdleBins> {
+    proptest::collection::btree_set(1u64..=IDLE_BIN_MAX_MS, 1..=16).prop_map(|set| {
+        let ms: Vec<u64> = set.into_iter().collect();
+        IdleBins::new(&ms).unwrap()
+    })
+}
+
 fn gen_settings() -> impl Strategy<Value = Settings> {
     (12u32..=39).prop_flat_map(|shift| {
         let granule = Granule::from_shift(shift).unwrap();
@@ -283,9 +321,10 @@ fn gen_settings() -> impl Strategy<Value = Settings> {
             any::<bool>(),
             any::<bool>(),
             1u16..=1024,
+            gen_bins(),
         )
             .prop_map(
-                move |(period_ms, t, window, flush, walk, history)| Settings {
+                move |(period_ms, t, window, flush, walk, history, bins)| Settings {
                     period_ms,
                     track: [Track::Accessed, Track::Dirty, Track::Both][t],
                     granule,
@@ -293,6 +332,7 @@ fn gen_settings() -> impl Strategy<Value = Settings> {
                     flush: if flush { Flush::Round } else { Flush::None },
                     walk: if walk { Walk::Leaf } else { Walk::Upper },
                     history,
+                    idle: bins,
                 },
             )
     })

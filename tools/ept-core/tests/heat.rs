@@ -624,7 +624,8 @@ struct ModelGranule {
 /// `heat::cell` ("Rules") spelt out one by one: presence does not depend on
 /// the order; the size is that of the leaves reported with one, else the
 /// previous one if the round's first word on the granule was an idle leaf,
-/// else unseen; a previous `mixed` met first by an idle leaf stays.
+/// else unseen; a previous `mixed` met first by an idle leaf stays (the
+/// two losses the rules list).
 fn model_state(prev: State, said: &[Gen]) -> State {
     let mut sizes = vec![];
     let (mut present, mut unknown, mut hole) = (false, false, false);

@@ -5,7 +5,7 @@
 //! `Cell::next_round` on each, every visit `Cell::observe` on each granule
 //! it overlaps. Random rounds whose visits mostly start and end on block
 //! boundaries or cover whole blocks (where the store takes its shortcuts),
-//! and otherwise anywhere; every cell compared, seen flag and traces
+//! and otherwise anywhere; every cell compared, header and traces
 //! included, after every operation. Plus the cost claim: uniform blocks stay uniform;
 //! the packed cell operations against the unpacked ones; and the heat
 //! map's runs of leaves against one visit per leaf.

@@ -11,8 +11,8 @@ use proptest::prelude::*;
 
 use ept_core::ept_walk::{Gfn, GfnRange, Leaf, PageSize, Spte, Stats, Visitor};
 use ept_core::heat::{
-    Geometry, Granule, HeatMap, RootCounts, RoundEnd, RoundRecord, Sizes, State, StoreLayout,
-    Totals, Track, DEFAULT_REGION,
+    Geometry, Granule, HeatMap, IdleBins, IdleBytes, IdleCounts, RootCounts, RoundEnd, RoundRecord,
+    Sizes, State, StoreLayout, Totals, Track, DEFAULT_REGION,
 };
 use ept_core::procfs::config::Config;
 use ept_core::procfs::control::{Flush, Settings, VmId, Walk};
@@ -20,6 +20,7 @@ use ept_core::procfs::fields::{Centi, FormatError};
 use ept_core::procfs::heatmap::{self, Run};
 use ept_core::procfs::heatmap_bin::{self, BinHeader, BinRecord};
 use ept_core::procfs::history;
+use ept_core::procfs::idle::IdleFile;
 use ept_core::procfs::last_error::{self, Errno, LastError, MessageBuf};
 use ept_core::procfs::memslots::{self, Memslot, MemslotFlags, SlotFinder};
 use ept_core::procfs::stats::{DirtyStatus, StatsFile};
@@ -482,15 +483,87 @@ fn vms_memslots_config_last_error_exactly() {
             flush: Flush::None,
             walk: Walk::Upper,
             history: 16,
+            idle: IdleBins::parse("500ms,1m").unwrap(),
         }),
     };
     let text = config.to_string();
     assert_eq!(
         text,
         "vm 1234-12\nstate sampling\nperiod_ms 250\nmode both\ngranule 2M\nwindow 20\n\
-         flush none\nwalk upper\nhistory 16\n"
+         flush none\nwalk upper\nhistory 16\nidle 500ms,1m\n"
     );
     assert_eq!(Config::parse(&text), Ok(config));
+    // An older module's config, without idle bins: the default ones.
+    let old = Config::parse(text.strip_suffix("idle 500ms,1m\n").unwrap()).unwrap();
+    assert_eq!(old.settings.unwrap().idle, IdleBins::DEFAULT);
+    assert_eq!(
+        Config::parse(&text.replace("500ms,1m", "1m,500ms")),
+        Err(FormatError::Bad("idle"))
+    );
+
+    // idle.
+    let mut accessed = IdleBytes {
+        never: 4096,
+        ..IdleBytes::default()
+    };
+    accessed.bins[..3].copy_from_slice(&[3 << 20, 2 << 20, 8192]);
+    let idle = IdleFile {
+        vm: VM,
+        counts: IdleCounts {
+            rounds: 1200,
+            sampled_ms: 119_900,
+            mapped: 4 << 20,
+            bins: IdleBins::parse("1s,10s,1m").unwrap(),
+            accessed: Some(accessed),
+            written: None,
+        },
+    };
+    let text = idle.to_string();
+    assert_eq!(
+        text,
+        "vm 1234-12\nrounds 1200\nsampled_ms 119900\nmapped_bytes 4194304\nbins 1s,10s,1m\n\
+         never 4096 -\nidle 1s 3145728 -\nidle 10s 2097152 -\nidle 1m 8192 -\n"
+    );
+    assert_eq!(IdleFile::parse(&text), Ok(idle));
+    let both = IdleFile {
+        counts: IdleCounts {
+            written: Some(IdleBytes {
+                never: 1,
+                ..accessed
+            }),
+            ..idle.counts
+        },
+        ..idle
+    };
+    assert_eq!(IdleFile::parse(&both.to_string()), Ok(both));
+    for (bad, why) in [
+        (
+            text.replace("idle 10s", "idle 20s"),
+            FormatError::Bad("idle bin"),
+        ),
+        (
+            text.replace("idle 1m 8192 -\n", ""),
+            FormatError::Missing("idle"),
+        ),
+        (
+            text.replace("idle 1m 8192 -", "idle 1m 8192 5"),
+            FormatError::Bad("idle written"),
+        ),
+        (
+            text.replace("idle 1m 8192 -", "idle 1m - -"),
+            FormatError::Bad("idle accessed"),
+        ),
+        (
+            text.replace("never 4096 -", "never x -"),
+            FormatError::Bad("never"),
+        ),
+        (
+            text.replace("rounds 1200\n", ""),
+            FormatError::Missing("rounds"),
+        ),
+    ] {
+        assert_eq!(IdleFile::parse(&bad), Err(why), "{bad}");
+    }
     let attached = Config {
         vm: VM,
         state: VmState::Attached,

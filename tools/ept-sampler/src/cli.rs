@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
-use ept_core::heat::{Granule, Track, Width, MAX_HISTORY_ROUNDS};
+use ept_core::heat::{Granule, IdleBins, Track, Width, MAX_HISTORY_ROUNDS};
 use ept_core::procfs::control::{Flush, Walk, PERIOD_MS_MAX, PERIOD_MS_MIN};
 
 use crate::record::{RecordArgs, ReportArgs};
@@ -279,6 +279,14 @@ pub struct StartArgs {
     #[arg(long, default_value_t = ept_core::heat::DEFAULT_HISTORY_ROUNDS,
         value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_HISTORY_ROUNDS)))]
     pub history: u16,
+    /// Ages the VM's `idle` file counts memory against: up to 16,
+    /// increasing, each a number and ms, s, m or h.
+    #[arg(long, default_value = "1s,10s,1m,10m,1h", value_parser = idle_bins)]
+    pub idle: IdleBins,
+}
+
+fn idle_bins(word: &str) -> Result<IdleBins, String> {
+    IdleBins::parse(word).map_err(|e| e.to_string())
 }
 
 /// `status`.

@@ -137,6 +137,7 @@ pub fn start_command(vm: VmId, a: &StartArgs) -> Result<Ctl, Error> {
         flush: a.flush.flush(),
         walk: a.walk.walk(),
         history: a.history,
+        idle: a.idle,
     };
     let command = Ctl::Start { vm, settings };
     let line = command.to_string();

@@ -107,7 +107,7 @@ fn control_lines() {
     // Every setting spelt out, defaults from docs/procfs.md.
     assert_eq!(
         written(&["start", "72-4"]),
-        "start vm=72-4 period_ms=100 mode=accessed granule=4K window=5 flush=round walk=leaf history=64\n"
+        "start vm=72-4 period_ms=100 mode=accessed granule=4K window=5 flush=round walk=leaf history=64 idle=1s,10s,1m,10m,1h\n"
     );
     assert_eq!(
         written(&[
@@ -126,9 +126,11 @@ fn control_lines() {
             "--walk",
             "upper",
             "--history",
-            "128"
+            "128",
+            "--idle",
+            "500ms,30s"
         ]),
-        "start vm=72-4 period_ms=200 mode=both granule=2M window=20 flush=none walk=upper history=128\n"
+        "start vm=72-4 period_ms=200 mode=both granule=2M window=20 flush=none walk=upper history=128 idle=500ms,30s\n"
     );
     // The granule in its canonical spelling.
     assert!(written(&["start", "72-4", "--granule", "8192"]).contains(" granule=8K "));
@@ -139,12 +141,12 @@ fn start_by_pid_attaches_when_needed() {
     // 96-4 is detached in the fixture: attach it, then start it.
     assert_eq!(
         written(&["start", "--pid", "96", "--mode", "dirty"]),
-        "attach pid=96 fd=4\nstart vm=96-4 period_ms=100 mode=dirty granule=4K window=5 flush=round walk=leaf history=64\n"
+        "attach pid=96 fd=4\nstart vm=96-4 period_ms=100 mode=dirty granule=4K window=5 flush=round walk=leaf history=64 idle=1s,10s,1m,10m,1h\n"
     );
     // 72-4 is already sampling: only the new settings.
     assert_eq!(
         written(&["start", "--pid", "72", "--period-ms", "50"]),
-        "start vm=72-4 period_ms=50 mode=accessed granule=4K window=5 flush=round walk=leaf history=64\n"
+        "start vm=72-4 period_ms=50 mode=accessed granule=4K window=5 flush=round walk=leaf history=64 idle=1s,10s,1m,10m,1h\n"
     );
 }
 

@@ -116,15 +116,17 @@ fn period_steps_are_within_the_module_bounds() {
 /// `period_ms` replaced: what a period change must write.
 fn expected_start(phase: &str, vm: &str, period_ms: u32) -> String {
     let config = std::fs::read_to_string(fixtures().join(phase).join(vm).join("config")).unwrap();
-    let get = |k: &str| {
+    let find = |k: &str| {
         config
             .lines()
             .find_map(|l| l.strip_prefix(&format!("{k} ")))
-            .unwrap()
-            .to_string()
+            .map(str::to_string)
     };
+    let get = |k: &str| find(k).unwrap();
+    // The fixtures come from a module without idle bins: the default ones.
+    let idle = find("idle").unwrap_or_else(|| "1s,10s,1m,10m,1h".into());
     format!(
-        "start vm={vm} period_ms={period_ms} mode={} granule={} window={} flush={} walk={} history={}",
+        "start vm={vm} period_ms={period_ms} mode={} granule={} window={} flush={} walk={} history={} idle={idle}",
         get("mode"),
         get("granule"),
         get("window"),
