@@ -18,9 +18,10 @@
 //! start of round `r + 1`, so for at least the time from that start to the
 //! start of the latest round. Between two consecutive round starts there
 //! is at least the period the earlier round was begun with (the glue
-//! schedules the next round one period after the previous one was due, or
-//! later), except across a `stop` and `start`, which the clock notices and
-//! counts as nothing. A bit that was not sampled for a while (mode
+//! schedules the next round one period after the previous one started,
+//! never sooner), except across a `stop` and `start` or a period change,
+//! which the clock notices (a new segment) and counts as nothing; from a
+//! segment's first round on, the clock has its start time. A bit that was not sampled for a while (mode
 //! `dirty`, then `both`) is idle only since it has been sampled again.
 
 use core::fmt;
@@ -347,6 +348,50 @@ impl Clock {
         } else {
             self.accessed_since
         }
+    }
+}
+
+/// How long a granule's bit has surely not been found set, in time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IdleAge {
+    /// Not since the bit has been sampled.
+    Never,
+    /// For at least this many ms (0: found set in the latest round, or
+    /// too recently to say more).
+    Ms(u64),
+}
+
+impl fmt::Display for IdleAge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IdleAge::Never => f.write_str("never"),
+            IdleAge::Ms(ms) => write!(f, "{ms}"),
+        }
+    }
+}
+
+impl IdleAge {
+    /// Parses [`IdleAge`]'s `Display`: `never` or a decimal number.
+    pub fn parse(word: &str) -> Option<IdleAge> {
+        if word == "never" {
+            Some(IdleAge::Never)
+        } else {
+            parse_decimal(word).ok().map(IdleAge::Ms)
+        }
+    }
+}
+
+impl Clock {
+    /// How long a bit whose trace says `idle` has surely gone unset, if the
+    /// bit (`dirty` or accessed) is sampled now.
+    pub fn idle_age(&self, idle: Idle, dirty: bool) -> Option<IdleAge> {
+        let since = self.sampled_since(dirty)?;
+        Some(match idle {
+            Idle::SinceStart => IdleAge::Never,
+            Idle::Rounds { min, .. } => IdleAge::Ms(
+                self.ms_since(self.round.saturating_sub(min).saturating_add(1).max(since)),
+            ),
+        })
     }
 }
 

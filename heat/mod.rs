@@ -45,7 +45,7 @@ pub use cell::{Cell, Header, Idle, Observation, Sizes, State, Trace, Width};
 pub use error::HeatError;
 pub use granule::{parse_decimal, DecimalError, Granule, GranuleError, Track};
 pub use history::{share, History, HistoryLayout, HistoryView};
-pub use idle::{Clock, IdleBins, IdleBytes, IdleCounts, MAX_IDLE_BINS};
+pub use idle::{Clock, IdleAge, IdleBins, IdleBytes, IdleCounts, MAX_IDLE_BINS};
 pub use map::{Geometry, HeatMap, Layout, MapView, RoundVisitor};
 pub use round::{RootCounts, RoundEnd, RoundRecord, RECORD_WORDS};
 pub use store::{HeatStore, StoreLayout, StoreView};

@@ -334,13 +334,13 @@ impl VmEntry {
                 guest_mode: stats.skipped.guest_mode,
             },
         });
-        // The next round starts one period after this one was due; a VM
-        // that fell behind starts again from now instead of catching up.
+        // The next round starts one period after this one started (which
+        // is when it was due, or later): the period is the least time
+        // between the starts of two rounds, what the heat map's clock
+        // turns idle ages in rounds into time with. A round that started
+        // late, or took longer than the period, is not caught up on.
         let period = u64::from(s.settings.period_ms).saturating_mul(1_000_000);
-        s.next_due_ns = s
-            .next_due_ns
-            .saturating_add(period)
-            .max(now.saturating_add(period / 2));
+        s.next_due_ns = now.saturating_add(period);
         self.publish(Some(s));
     }
 }

@@ -106,6 +106,20 @@ impl<'a> Columns<'a> {
         hex(self.word(what)?).ok_or(FormatError::Bad(what))
     }
 
+    /// The next column parsed by `f` into an option, `None` if the line has
+    /// no more columns (one added to a table later, absent from an older
+    /// module's files).
+    pub fn optional<T>(
+        &mut self,
+        what: &'static str,
+        f: impl FnOnce(&'a str) -> Option<Option<T>>,
+    ) -> Result<Option<T>, FormatError> {
+        match self.rest.next() {
+            None => Ok(None),
+            Some(w) => f(w).ok_or(FormatError::Bad(what)),
+        }
+    }
+
     /// The next column parsed by `f`.
     pub fn parsed<T>(
         &mut self,

@@ -11,11 +11,11 @@
 //! # rounds 17
 //! # mode both
 //! # dirty_partial 0
-//! # columns start end granule leaf accessed dirty window slot
-//! 0x000000000000 0x0000000a0000 4K 4K 0 0 5 0
-//! 0x0000000a0000 0x0000000c0000 4K hole 0 0 5 -
-//! 0x0000000c0000 0x000000200000 4K 4K 5 2 5 1
-//! 0x000000200000 0x000040000000 4K 2M 0 0 5 1
+//! # columns start end granule leaf accessed dirty window slot idle_ms unwritten_ms
+//! 0x000000000000 0x0000000a0000 4K 4K 0 0 5 0 800 never
+//! 0x0000000a0000 0x0000000c0000 4K hole 0 0 5 - never never
+//! 0x0000000c0000 0x000000200000 4K 4K 5 2 5 1 0 100
+//! 0x000000200000 0x000040000000 4K 2M 0 0 5 1 never never
 //! ```
 //!
 //! Columns: first guest-physical address of the run and the one after it
@@ -28,8 +28,14 @@
 //! last `window` rounds the run was accessed and dirtied (`-` if the mode
 //! does not record it; fewer than `window` rounds while `rounds <
 //! window`); the window; the memslot of each granule's first page (the
-//! `slot` column of `memslots`, `-` for none). A run breaks wherever any
-//! column but the addresses changes. Host physical addresses never appear.
+//! `slot` column of `memslots`, `-` for none); `idle_ms` and
+//! `unwritten_ms`: how long the run has surely gone without an access and
+//! without a write, in ms, a lower bound (`heat::idle`: exact within the
+//! window, then on the heat store's log scale), `never` if not since the
+//! bit has been sampled, `-` if the mode does not sample it (these two
+//! came later: a heat map without them reads as `-`). A run breaks wherever
+//! any column but the addresses changes. Host physical addresses never
+//! appear.
 //!
 //! `dirty_partial` is the latest round whose dirty bits were cut short
 //! because dirty logging began (the `stats` key `dirty_partial_rounds`
@@ -50,7 +56,7 @@ use super::control::VmId;
 use super::fields::{header, Columns, FormatError};
 use super::memslots::{Memslot, SlotFinder};
 use crate::ept_walk::Gfn;
-use crate::heat::{Granule, MapView, State, StoreView, Track};
+use crate::heat::{Granule, IdleAge, MapView, State, Trace, Track};
 
 /// The format version in the first header line.
 pub const FORMAT_VERSION: u64 = 1;
@@ -84,7 +90,7 @@ impl fmt::Display for Header {
         writeln!(f, "# dirty_partial {}", self.dirty_partial)?;
         writeln!(
             f,
-            "# columns start end granule leaf accessed dirty window slot"
+            "# columns start end granule leaf accessed dirty window slot idle_ms unwritten_ms"
         )
     }
 }
@@ -109,6 +115,10 @@ pub struct Run {
     /// Memslot of each granule's first page (see
     /// [`Memslot::slot`]), if any.
     pub slot: Option<u32>,
+    /// How long it has surely not been accessed, if recorded.
+    pub idle: Option<IdleAge>,
+    /// How long it has surely not been written, if recorded.
+    pub unwritten: Option<IdleAge>,
 }
 
 /// Shows `None` as `-`.
@@ -128,7 +138,7 @@ impl fmt::Display for Run {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:#014x} {:#014x} {} {} {} {} {} {}",
+            "{:#014x} {:#014x} {} {} {} {} {} {} {} {}",
             self.start,
             self.end,
             self.granule,
@@ -136,7 +146,9 @@ impl fmt::Display for Run {
             Dash(self.accessed),
             Dash(self.dirty),
             self.window,
-            Dash(self.slot)
+            Dash(self.slot),
+            Dash(self.idle),
+            Dash(self.unwritten)
         )
     }
 }
@@ -148,32 +160,38 @@ struct Key {
     accessed: Option<u8>,
     dirty: Option<u8>,
     slot: Option<u32>,
+    idle: Option<IdleAge>,
+    unwritten: Option<IdleAge>,
 }
 
 /// The key of granule `index`, or `None` past the end.
-fn key_at(
-    store: &StoreView<'_>,
-    track: Track,
-    slots: &mut SlotFinder<'_>,
-    index: usize,
-) -> Option<Key> {
+fn key_at(view: &MapView<'_>, slots: &mut SlotFinder<'_>, index: usize) -> Option<Key> {
+    let store = &view.store;
+    let track = view.track;
     let cell = store.cell(index)?;
-    let window = store.layout().window();
-    let first = store.layout().granule_range(index).start;
+    let layout = store.layout();
+    let (width, window) = (layout.width(), layout.window());
+    let first = layout.granule_range(index).start;
+    let age = |on: bool, trace: Trace, dirty: bool| {
+        on.then(|| view.clock.idle_age(trace.idle(width, window), dirty))
+            .flatten()
+    };
     Some(Key {
         state: cell.current(),
         accessed: track.accessed().then(|| cell.accessed_rounds(window)),
         dirty: track.dirty().then(|| cell.dirty_rounds(window)),
         slot: slots.find(first),
+        idle: age(track.accessed(), cell.accessed, false),
+        unwritten: age(track.dirty(), cell.dirty, true),
     })
 }
 
 /// The run starting at granule `index`, and the index after it.
 fn run_at(view: &MapView<'_>, slots: &mut SlotFinder<'_>, index: usize) -> Option<(Run, usize)> {
     let store = &view.store;
-    let key = key_at(store, view.track, slots, index)?;
+    let key = key_at(view, slots, index)?;
     let mut end = index.saturating_add(1);
-    while key_at(store, view.track, slots, end) == Some(key) {
+    while key_at(view, slots, end) == Some(key) {
         end = end.saturating_add(1);
     }
     let layout = store.layout();
@@ -193,6 +211,8 @@ fn run_at(view: &MapView<'_>, slots: &mut SlotFinder<'_>, index: usize) -> Optio
             dirty: key.dirty,
             window: layout.window(),
             slot: key.slot,
+            idle: key.idle,
+            unwritten: key.unwritten,
         },
         end,
     ))
@@ -302,6 +322,15 @@ fn count(word: &str) -> Option<Option<u8>> {
     }
 }
 
+/// Parses an age column: `never`, a number or `-`.
+fn age(word: &str) -> Option<Option<IdleAge>> {
+    if word == "-" {
+        Some(None)
+    } else {
+        IdleAge::parse(word).map(Some)
+    }
+}
+
 impl Run {
     /// Parses one data line; columns after the known ones are ignored.
     pub fn parse(line: &str) -> Result<Run, FormatError> {
@@ -328,6 +357,8 @@ impl Run {
                         .map(Some)
                 }
             })?,
+            idle: c.optional("idle_ms", age)?,
+            unwritten: c.optional("unwritten_ms", age)?,
         })
     }
 

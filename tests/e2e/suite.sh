@@ -307,6 +307,7 @@ if [ -f "$EPT_FILES/sampler.sh" ]; then
 		scenario thp-2m-leaves s_thp
 	fi
 	scenario phase-change s_phase
+	scenario idle-age s_idle
 	scenario_needing page_idle host-view s_host_view
 	scenario host-view-cost s_host_view_cost
 	scenario two-vms s_two_vms

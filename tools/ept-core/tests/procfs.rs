@@ -107,6 +107,7 @@ fn slot(as_id: u16, id: u16, base_gfn: u64, npages: u64, dirty_log: bool) -> Mem
 fn small_vm() -> (Map, Vec<Memslot>) {
     let mut m = new_map(1024, Granule::SIZE_4K, 5, 4);
     for round in 0..2u64 {
+        m.set_period(100);
         m.begin_round(1_000_000 + round * 100_000_000, Track::Both);
         m.begin_root();
         let mut v = m.visitor();
@@ -138,13 +139,13 @@ fn heatmap_text_exactly() {
 # rounds 2
 # mode both
 # dirty_partial 0
-# columns start end granule leaf accessed dirty window slot
-0x000000000000 0x000000001000 4K 4K 2 1 5 0
-0x000000001000 0x000000002000 4K 4K 2 0 5 0
-0x000000002000 0x0000000a0000 4K ? 0 0 5 0
-0x0000000a0000 0x0000000c0000 4K hole 0 0 5 -
-0x0000000c0000 0x000000200000 4K ? 0 0 5 1
-0x000000200000 0x000000400000 4K 2M 1 0 5 1
+# columns start end granule leaf accessed dirty window slot idle_ms unwritten_ms
+0x000000000000 0x000000001000 4K 4K 2 1 5 0 0 0
+0x000000001000 0x000000002000 4K 4K 2 0 5 0 0 never
+0x000000002000 0x0000000a0000 4K ? 0 0 5 0 never never
+0x0000000a0000 0x0000000c0000 4K hole 0 0 5 - never never
+0x0000000c0000 0x000000200000 4K ? 0 0 5 1 never never
+0x000000200000 0x000000400000 4K 2M 1 0 5 1 0 never
 ";
     assert_eq!(out, want);
     // The item renderer writes the same thing.
@@ -245,8 +246,8 @@ fn accessed_mode_shows_dashes() {
     let mut out = String::new();
     heatmap::render(&mut out, &m.view(), VM, &[]).unwrap();
     assert!(out.ends_with(
-        "0x000000000000 0x000000001000 4K 4K 1 - 3 -\n\
-         0x000000001000 0x000000008000 4K unknown 0 - 3 -\n"
+        "0x000000000000 0x000000001000 4K 4K 1 - 3 - 0 -\n\
+         0x000000001000 0x000000008000 4K unknown 0 - 3 - never -\n"
     ));
     let bin = render_bin_all(&m);
     assert_eq!(&bin[64..72], &[3, 1, 0xff, 0, 0, 0, 0xff, 0]);
@@ -835,11 +836,21 @@ proptest! {
                     view.track.dirty().then(|| cell.dirty_rounds(layout.window()))
                 );
                 prop_assert_eq!(run.slot, slot);
+                let (w, win) = (layout.width(), layout.window());
+                prop_assert_eq!(
+                    run.idle,
+                    view.track.accessed().then(|| view.clock.idle_age(cell.accessed.idle(w, win), false)).flatten()
+                );
+                prop_assert_eq!(
+                    run.unwritten,
+                    view.track.dirty().then(|| view.clock.idle_age(cell.dirty.idle(w, win), true)).flatten()
+                );
             }
             // Runs are maximal: neighbours differ.
             if let Some(p) = prev {
                 prop_assert!(
-                    (p.state, p.accessed, p.dirty, p.slot) != (run.state, run.accessed, run.dirty, run.slot)
+                    (p.state, p.accessed, p.dirty, p.slot, p.idle, p.unwritten)
+                        != (run.state, run.accessed, run.dirty, run.slot, run.idle, run.unwritten)
                 );
             }
             prev = Some(run);

@@ -307,9 +307,24 @@ fn csv_and_json_match_the_truth_and_the_module_file() {
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     assert_eq!(
         reader.headers().unwrap().iter().collect::<Vec<_>>(),
-        ["start", "end", "granule", "leaf", "accessed", "dirty", "window", "slot"]
+        [
+            "start",
+            "end",
+            "granule",
+            "leaf",
+            "accessed",
+            "dirty",
+            "window",
+            "slot",
+            "idle_ms",
+            "unwritten_ms"
+        ]
     );
     let recs: Vec<RunRecord> = reader.deserialize().map(Result::unwrap).collect();
+    // The fixture comes from a module without idle ages: empty columns.
+    assert!(recs
+        .iter()
+        .all(|r| r.idle_ms.is_none() && r.unwritten_ms.is_none()));
     // One record per line of the module's file, as its parser reads it.
     assert_eq!(recs.len(), runs.len());
     let file = std::fs::read_to_string(fixture("phase2").join("72-4/heatmap")).unwrap();
@@ -663,4 +678,29 @@ fn a_partial_dirty_round_in_the_window_is_named() {
     assert_eq!(json.dirty_partial, 7);
     let (v, _) = view(12);
     assert!(!v.contains("partial"), "{v}");
+}
+
+#[test]
+fn idle_ages_in_csv_and_json() {
+    let run = |idle, unwritten| {
+        ept_core::procfs::heatmap::Run::parse(&format!(
+            "0x000000000000 0x000000002000 4K 4K 0 0 5 0 {idle} {unwritten}"
+        ))
+        .unwrap()
+    };
+    let runs = [run("1500", "never"), run("never", "-")];
+    let text = data::csv(&runs).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[1], "0,8192,4K,4K,0,0,5,0,1500,never");
+    assert_eq!(lines[2], "0,8192,4K,4K,0,0,5,0,never,");
+    let recs: Vec<RunRecord> = csv::Reader::from_reader(text.as_bytes())
+        .deserialize()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(recs[0], RunRecord::from(&runs[0]));
+    assert_eq!(recs[1], RunRecord::from(&runs[1]));
+    let json = serde_json::to_value(RunRecord::from(&runs[0])).unwrap();
+    assert_eq!(json["idle_ms"], 1500);
+    assert_eq!(json["unwritten_ms"], "never");
+    assert!(serde_json::to_value(RunRecord::from(&runs[1])).unwrap()["unwritten_ms"].is_null());
 }

@@ -5,6 +5,7 @@
 //! module shows as `-` (not tracked, no slot) is empty in CSV and `null`
 //! in JSON.
 
+use ept_core::heat::IdleAge;
 use ept_core::procfs::heatmap::{Header, Run};
 use ept_core::procfs::memslots::Memslot;
 
@@ -30,6 +31,31 @@ pub struct RunRecord {
     pub window: u8,
     /// Memslot (none outside every slot).
     pub slot: Option<u32>,
+    /// At least how long it has not been accessed, ms, or `never` (none
+    /// when not tracked, or from a module without idle ages).
+    pub idle_ms: Option<AgeRecord>,
+    /// The same for writes.
+    pub unwritten_ms: Option<AgeRecord>,
+}
+
+/// An idle age: a number of ms, or the word `never` (not since sampling
+/// began).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum AgeRecord {
+    /// At least this many ms.
+    Ms(u64),
+    /// `never`.
+    Word(String),
+}
+
+impl From<IdleAge> for AgeRecord {
+    fn from(age: IdleAge) -> Self {
+        match age {
+            IdleAge::Ms(ms) => AgeRecord::Ms(ms),
+            IdleAge::Never => AgeRecord::Word("never".into()),
+        }
+    }
 }
 
 impl From<&Run> for RunRecord {
@@ -43,6 +69,8 @@ impl From<&Run> for RunRecord {
             dirty: r.dirty,
             window: r.window,
             slot: r.slot,
+            idle_ms: r.idle.map(AgeRecord::from),
+            unwritten_ms: r.unwritten.map(AgeRecord::from),
         }
     }
 }
@@ -112,8 +140,17 @@ pub fn json(header: &Header, runs: &[Run], slots: &[Memslot]) -> Result<String, 
 }
 
 /// The CSV columns, in [`RunRecord`]'s order.
-pub const COLUMNS: [&str; 8] = [
-    "start", "end", "granule", "leaf", "accessed", "dirty", "window", "slot",
+pub const COLUMNS: [&str; 10] = [
+    "start",
+    "end",
+    "granule",
+    "leaf",
+    "accessed",
+    "dirty",
+    "window",
+    "slot",
+    "idle_ms",
+    "unwritten_ms",
 ];
 
 /// The runs as CSV with a header row.
