@@ -4,30 +4,46 @@
 //! access (a write) for at least each of a few ages, the bins.
 //!
 //! The heat store says, per granule, how many rounds ago each bit was last
-//! found set, as bounds ([`Trace::idle`]). [`Clock`] turns rounds into a
-//! lower bound of time, from the periods the rounds were begun with and
-//! the start times of the rounds where the period changed or the interval
-//! was shorter than the period (a `stop` and `start`); [`count`] adds up
-//! the granules idle for at least each bin. Every figure is a lower bound:
-//! memory is never called idle for longer than it surely has been.
+//! found set, as bounds ([`Trace::idle`](super::Trace::idle)). [`Clock`]
+//! turns rounds into a lower bound of time from the rounds' start times as
+//! measured; [`count`] adds up the granules idle for at least each bin.
+//! Every figure is a lower bound, as far as the bits tell: memory is never
+//! called idle for longer than the walks have seen it untouched.
 //!
 //! # From rounds to time
 //!
-//! A bit last found set in round `r` was cleared in that round's walk and
-//! not found set again since: the memory has been idle at least since the
-//! start of round `r + 1`, so for at least the time from that start to the
-//! start of the latest round. Between two consecutive round starts there
-//! is at least the period the earlier round was begun with (the glue
-//! schedules the next round one period after the previous one started,
-//! never sooner), except across a `stop` and `start` or a period change,
-//! which the clock notices (a new segment) and counts as nothing; from a
-//! segment's first round on, the clock has its start time. A bit that was not sampled for a while (mode
-//! `dirty`, then `both`) is idle only since it has been sampled again.
+//! A bit last found set in round `r` was cleared in that round's walk, the
+//! TLBs flushed, and not found set again since: the memory has been idle
+//! at least from the start of round `r + 1` to the start of the latest
+//! round that walked every root. The clock keeps the rounds in segments of
+//! one period whose starts are at least half a period apart, with the
+//! shortest interval measured in each (a round that starts late makes the
+//! next interval short, as the glue catches up): a segment's intervals are
+//! at least that one. A period change or a restart (`stop`, then `start`)
+//! begins a segment, whose start time is kept: the one interval before it
+//! counts as nothing. Beyond 8 segments the oldest merge, with their
+//! shorter interval, and one more interval counted as nothing.
+//!
+//! What the bits cannot tell is not guessed:
+//!
+//! - a round that lost or skipped a root (or that a nested guest's roots
+//!   were skipped in) vouches for nothing: idle times run to the latest
+//!   round that walked every root;
+//! - a round that did not flush the TLBs (`flush=none`) breaks the
+//!   sampling: an access through a cached translation sets no bit, so the
+//!   bits are sampled again only from the round after the next flush;
+//! - a bit not sampled for a while (`mode=dirty`, then `both`; dirty
+//!   logging) is idle only since it has been sampled again, and no longer
+//!   "never" set.
+//!
+//! Accessed bits other agers clear (DAMON, MGLRU, reclaim through KVM's
+//! aging) are accesses the sampler misses, here as in the heat map: see
+//! `docs/procfs.md`.
 
 use core::fmt;
 
 use super::cell::{Idle, State};
-use super::granule::{parse_decimal, Track};
+use super::granule::{parse_decimal, DecimalError, Track};
 use super::store::StoreView;
 use crate::ept_walk::GfnRange;
 
@@ -151,7 +167,10 @@ fn parse_duration(word: &str) -> Result<u64, BinsError> {
         .iter()
         .find_map(|&(u, scale)| (u == unit).then_some(scale))
         .ok_or(BinsError::BadSpelling)?;
-    let n = parse_decimal(number).map_err(|_| BinsError::BadSpelling)?;
+    let n = parse_decimal(number).map_err(|e| match e {
+        DecimalError::Overflow => BinsError::OutOfRange,
+        _ => BinsError::BadSpelling,
+    })?;
     n.checked_mul(scale).ok_or(BinsError::OutOfRange)
 }
 
@@ -177,16 +196,20 @@ impl fmt::Display for IdleBins {
     }
 }
 
-/// Rounds of one period, begun at regular intervals.
+/// Rounds begun one after another with one period, none of them long
+/// after a restart.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Segment {
     /// Its first round.
     first: u64,
     /// When its first round began.
     start_ns: u64,
-    /// The period its rounds were begun with, ms: every interval between
-    /// two of its rounds is at least this, but `short` of them.
+    /// The period its rounds were begun with, ms.
     period_ms: u32,
+    /// The shortest interval between two of its consecutive rounds' starts,
+    /// ns, as measured (`u64::MAX` while it has one round); every interval
+    /// in it is at least this, but `short` of them.
+    min_interval_ns: u64,
     /// Intervals that may be shorter (segments merged for room).
     short: u64,
 }
@@ -205,9 +228,17 @@ pub struct Clock {
     /// The latest round begun and its start.
     round: u64,
     start_ns: u64,
+    /// The latest round that vouches for the granules' bits (every root
+    /// walked) and its start: idle times run to it.
+    vouched: u64,
+    vouched_ns: u64,
     /// The first round of the bits' current sampling without a gap.
     accessed_since: Option<u64>,
     dirty_since: Option<u64>,
+    /// The latest round ended without a TLB flush: what the next round
+    /// finds clear proves nothing, so the bits' sampling begins again after
+    /// it.
+    unflushed: bool,
 }
 
 impl Clock {
@@ -220,42 +251,66 @@ impl Clock {
     /// Records that round number `round` began at `start_ns`, sampling
     /// `track`.
     pub fn begin_round(&mut self, round: u64, start_ns: u64, track: Track) {
-        let continues = self.len > 0
-            && self
-                .segments
-                .get(self.len.wrapping_sub(1))
-                .is_some_and(|last| {
-                    last.period_ms == self.period_ms
-                        && start_ns.saturating_sub(self.start_ns)
-                            >= u64::from(last.period_ms).saturating_mul(1_000_000)
-                });
-        if !continues {
-            if self.len == SEGMENTS {
-                self.merge_oldest();
+        let interval = start_ns.saturating_sub(self.start_ns);
+        let half_period = u64::from(self.period_ms).saturating_mul(500_000);
+        let period_ms = self.period_ms;
+        let last = self
+            .len
+            .checked_sub(1)
+            .and_then(|i| self.segments.get_mut(i));
+        match last {
+            // Rounds of the same period whose starts keep at least half a
+            // period apart: the same segment, its shortest interval
+            // measured. A shorter one is a restart (`stop`, `start`).
+            Some(last) if last.period_ms == period_ms && interval >= half_period.max(1) => {
+                last.min_interval_ns = last.min_interval_ns.min(interval);
             }
-            if let Some(slot) = self.segments.get_mut(self.len) {
-                *slot = Segment {
-                    first: round,
-                    start_ns,
-                    period_ms: self.period_ms,
-                    short: 0,
-                };
-                self.len = self.len.saturating_add(1);
+            _ => {
+                if self.len == SEGMENTS {
+                    self.merge_oldest();
+                }
+                if let Some(slot) = self.segments.get_mut(self.len) {
+                    *slot = Segment {
+                        first: round,
+                        start_ns,
+                        period_ms,
+                        min_interval_ns: u64::MAX,
+                        short: 0,
+                    };
+                    self.len = self.len.saturating_add(1);
+                }
             }
         }
         self.round = round;
         self.start_ns = start_ns;
-        let since = |since: Option<u64>, on: bool| match (since, on) {
-            (_, false) => None,
-            (None, true) => Some(round),
-            (Some(first), true) => Some(first),
+        let unflushed = core::mem::replace(&mut self.unflushed, false);
+        let since = |since: Option<u64>, on: bool| match (since, on, unflushed) {
+            (_, false, _) | (_, _, true) => None,
+            (None, true, false) => Some(round),
+            (Some(first), true, false) => Some(first),
         };
         self.accessed_since = since(self.accessed_since, track.accessed());
         self.dirty_since = since(self.dirty_since, track.dirty());
     }
 
-    /// Makes room: the two oldest segments become one, of the shorter
-    /// period, with the interval between them counted as possibly short.
+    /// Records the end of the latest round: whether it walked every root
+    /// (a root lost or skipped leaves granules unvisited, whose bits that
+    /// round says nothing about: idle times run to the round before), and
+    /// whether it flushed the TLBs after clearing bits (if not, an access
+    /// through a cached translation sets no bit, and the next round proves
+    /// nothing).
+    pub fn end_round(&mut self, complete: bool, flushed: bool) {
+        if complete {
+            self.vouched = self.round;
+            self.vouched_ns = self.start_ns;
+        }
+        if !flushed {
+            self.unflushed = true;
+        }
+    }
+
+    /// Makes room: the two oldest segments become one, with the shorter
+    /// interval and the one between them counted as possibly short.
     fn merge_oldest(&mut self) {
         let (Some(&a), Some(&b)) = (self.segments.first(), self.segments.get(1)) else {
             return;
@@ -263,7 +318,8 @@ impl Clock {
         let merged = Segment {
             first: a.first,
             start_ns: a.start_ns,
-            period_ms: a.period_ms.min(b.period_ms),
+            period_ms: a.period_ms,
+            min_interval_ns: a.min_interval_ns.min(b.min_interval_ns),
             short: a.short.saturating_add(b.short).saturating_add(1),
         };
         self.segments.copy_within(1.., 0);
@@ -287,10 +343,18 @@ impl Clock {
         self.round
     }
 
+    /// The latest round that vouches for the bits (0 before the first).
+    #[inline]
+    pub fn vouched(&self) -> u64 {
+        self.vouched
+    }
+
     /// At least how many ms passed from the start of round `from` to the
-    /// start of the latest round (0 if `from` is not before it).
+    /// start of the latest round that vouches ([`Clock::vouched`]; 0 if
+    /// `from` is not before it).
     pub fn ms_since(&self, from: u64) -> u64 {
-        if from >= self.round {
+        let to = self.vouched;
+        if from >= to {
             return 0;
         }
         let segments = self.segments.get(..self.len).unwrap_or(&[]);
@@ -301,33 +365,33 @@ impl Clock {
             return 0;
         };
         let from = from.max(seg.first);
-        let ms = |intervals: u64| {
+        let ns = |intervals: u64| {
             intervals
                 .saturating_sub(seg.short)
-                .saturating_mul(u64::from(seg.period_ms))
+                .saturating_mul(seg.min_interval_ns)
         };
-        match segments.get(k.saturating_add(1)) {
-            // The latest segment: intervals of its period up to the latest
-            // round.
-            None => ms(self.round.saturating_sub(from)),
+        let ns = match segments.get(k.saturating_add(1)).filter(|n| n.first <= to) {
+            // `to` in the same segment: its intervals from `from`.
+            None => ns(to.saturating_sub(from)),
             // Its intervals up to its last round, the one to the next
             // segment counted as nothing, then the clock from the next
             // segment's start on.
-            Some(next) => ms(next.first.saturating_sub(1).saturating_sub(from))
-                .saturating_add(self.start_ns.saturating_sub(next.start_ns) / 1_000_000),
-        }
+            Some(next) => ns(next.first.saturating_sub(1).saturating_sub(from))
+                .saturating_add(self.vouched_ns.saturating_sub(next.start_ns)),
+        };
+        ns / 1_000_000
     }
 
-    /// The latest round `from` such that at least `ms` passed from its start
-    /// to the latest round's ([`Clock::ms_since`]), if any round is that
-    /// old.
+    /// The latest round `from` such that at least `ms` passed from its
+    /// start to the latest vouching round's ([`Clock::ms_since`]), if any
+    /// round is that old.
     pub fn latest_round_before(&self, ms: u64) -> Option<u64> {
-        if self.round == 0 || self.ms_since(1) < ms {
+        if self.vouched == 0 || self.ms_since(1) < ms {
             return None;
         }
         // `ms_since` does not increase with `from`: the last `from` in
-        // 1..=round with `ms_since(from) >= ms`.
-        let (mut lo, mut hi) = (1u64, self.round);
+        // 1..=vouched with `ms_since(from) >= ms`.
+        let (mut lo, mut hi) = (1u64, self.vouched);
         while lo < hi {
             let mid = lo.saturating_add(hi.saturating_sub(lo).saturating_add(1) / 2);
             if self.ms_since(mid) >= ms {
@@ -386,12 +450,14 @@ impl Clock {
     /// bit (`dirty` or accessed) is sampled now.
     pub fn idle_age(&self, idle: Idle, dirty: bool) -> Option<IdleAge> {
         let since = self.sampled_since(dirty)?;
-        Some(match idle {
-            Idle::SinceStart => IdleAge::Never,
-            Idle::Rounds { min, .. } => IdleAge::Ms(
-                self.ms_since(self.round.saturating_sub(min).saturating_add(1).max(since)),
-            ),
-        })
+        let from = match idle {
+            // Never found set, and sampled from the first round on.
+            Idle::SinceStart if since <= 1 => return Some(IdleAge::Never),
+            // Not found set since sampling began again.
+            Idle::SinceStart => since,
+            Idle::Rounds { min, .. } => self.round.saturating_sub(min).saturating_add(1).max(since),
+        };
+        Some(IdleAge::Ms(self.ms_since(from)))
     }
 }
 
@@ -450,7 +516,10 @@ impl Limits {
     fn add(&self, out: &mut IdleBytes, idle: Idle, since: u64, bytes: u64) {
         let from = match idle {
             Idle::SinceStart => {
-                out.never = out.never.saturating_add(bytes);
+                // Never found set, if sampled from the first round on.
+                if since <= 1 {
+                    out.never = out.never.saturating_add(bytes);
+                }
                 since
             }
             // Set at most `min` rounds ago: idle since the start of the

@@ -205,6 +205,14 @@ where
         }
         self.record_run();
         self.in_round = false;
+        // Granules of a root lost, over the limit, or run by a nested
+        // guest (whose accesses set bits in roots not walked) were not
+        // visited: this round vouches for no granule's idleness.
+        let r = &end.roots;
+        self.clock.end_round(
+            r.lost == 0 && r.over_limit == 0 && r.guest_mode == 0,
+            end.flushed,
+        );
         let w = &end.walk;
         let record = self.history.end_round(RoundRecord {
             round: self.round,

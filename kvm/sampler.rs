@@ -29,9 +29,9 @@ use crate::ept_walk::{Descent, Gfn, GfnRange};
 use crate::heat::{self, Geometry, HeatMap, RootCounts, RoundEnd, Track, DEFAULT_REGION};
 use crate::procfs::config::Config;
 use crate::procfs::control::{Command, Flush, Settings, VmId, Walk};
+use crate::procfs::idle::IdleFile;
 use crate::procfs::last_error::{self, Errno, LastError, MessageBuf, MESSAGE_MAX};
 use crate::procfs::memslots::{self, Memslot, MemslotFlags};
-use crate::procfs::idle::IdleFile;
 use crate::procfs::stats::{DirtyStatus, StatsFile};
 use crate::procfs::version::HostTdp;
 use crate::procfs::vms::{self, Refusal, TdpKind, VmRow, VmState};
@@ -334,13 +334,16 @@ impl VmEntry {
                 guest_mode: stats.skipped.guest_mode,
             },
         });
-        // The next round starts one period after this one started (which
-        // is when it was due, or later): the period is the least time
-        // between the starts of two rounds, what the heat map's clock
-        // turns idle ages in rounds into time with. A round that started
-        // late, or took longer than the period, is not caught up on.
+        // The next round starts one period after this one was due; a VM
+        // that fell behind starts again from now instead of catching up.
+        // (A late start makes the next interval shorter than the period:
+        // the heat map's clock measures the intervals, it does not assume
+        // them.)
         let period = u64::from(s.settings.period_ms).saturating_mul(1_000_000);
-        s.next_due_ns = now.saturating_add(period);
+        s.next_due_ns = s
+            .next_due_ns
+            .saturating_add(period)
+            .max(now.saturating_add(period / 2));
         self.publish(Some(s));
     }
 }

@@ -196,8 +196,7 @@ impl Walk {
 /// How a VM is sampled: the `start` command's settings, and `config`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Settings {
-    /// Time between the starts of two rounds, ms (at least: rounds late
-    /// are not caught up on)
+    /// Time between the starts of two rounds, ms
     /// ([`PERIOD_MS_MIN`]..=[`PERIOD_MS_MAX`]).
     pub period_ms: u32,
     /// Which bits are sampled.

@@ -13,7 +13,7 @@
 //! # dirty_partial 0
 //! # columns start end granule leaf accessed dirty window slot idle_ms unwritten_ms
 //! 0x000000000000 0x0000000a0000 4K 4K 0 0 5 0 800 never
-//! 0x0000000a0000 0x0000000c0000 4K hole 0 0 5 - never never
+//! 0x0000000a0000 0x0000000c0000 4K hole 0 0 5 - - -
 //! 0x0000000c0000 0x000000200000 4K 4K 5 2 5 1 0 100
 //! 0x000000200000 0x000040000000 4K 2M 0 0 5 1 never never
 //! ```
@@ -31,9 +31,11 @@
 //! `slot` column of `memslots`, `-` for none); `idle_ms` and
 //! `unwritten_ms`: how long the run has surely gone without an access and
 //! without a write, in ms, a lower bound (`heat::idle`: exact within the
-//! window, then on the heat store's log scale), `never` if not since the
-//! bit has been sampled, `-` if the mode does not sample it (these two
-//! came later: a heat map without them reads as `-`). A run breaks wherever
+//! window, then on the heat store's log scale), `never` if not since
+//! sampling began, `-` if the run is not mapped or the bit's idle time is
+//! not known (not sampled by the mode, or not since the latest round
+//! without a TLB flush: `heat::idle`; these two columns came later: a heat
+//! map without them reads as `-`). A run breaks wherever
 //! any column but the addresses changes. Host physical addresses never
 //! appear.
 //!
@@ -172,8 +174,12 @@ fn key_at(view: &MapView<'_>, slots: &mut SlotFinder<'_>, index: usize) -> Optio
     let layout = store.layout();
     let (width, window) = (layout.width(), layout.window());
     let first = layout.granule_range(index).start;
+    // Ages of mapped granules only: a hole or an unknown granule has no
+    // bits to be idle.
+    let present = matches!(cell.current(), State::Present(_));
     let age = |on: bool, trace: Trace, dirty: bool| {
-        on.then(|| view.clock.idle_age(trace.idle(width, window), dirty))
+        (on && present)
+            .then(|| view.clock.idle_age(trace.idle(width, window), dirty))
             .flatten()
     };
     Some(Key {

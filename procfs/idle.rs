@@ -20,16 +20,19 @@
 //! ```
 //!
 //! `rounds` is the number of rounds begun, `sampled_ms` at least how long
-//! from the first round's start to the latest's, `mapped_bytes` the memory
-//! present in the guest's tables as of the latest round that said. The
-//! `never` line and each `idle` line (one per bin, in the order of `bins`)
-//! have two columns: bytes not accessed, and bytes not written, for at
-//! least that long (`never`: since sampling began); `-` for a bit the mode
-//! does not sample. Memory written within a bin is `mapped_bytes` less the
-//! second column. Every figure is a lower bound: a granule counts once it
-//! has surely been idle that long, which with the heat store's log scale
-//! can be up to twice its true idle age; the memory never accessed counts
-//! in every bin not longer than `sampled_ms`.
+//! from the first round's start to the latest vouching round's
+//! ([`Clock`](crate::heat::Clock)), `mapped_bytes` the memory present in
+//! the guest's tables as of the latest round that said. The `never` line
+//! and each `idle` line (one per bin, in the order of `bins`) have two
+//! columns: bytes not accessed, and bytes not written, for at least that
+//! long (`never`: not since sampling began); `-` for a bit whose idle time
+//! is not known (not sampled by the mode, or not since a round without a
+//! TLB flush). Memory written within a bin is `mapped_bytes` less the
+//! second column. Every figure is a lower bound of what the bits show
+//! ([`heat::idle`](crate::heat::idle)): a granule counts once it has surely
+//! been idle that long, which with the heat store's log scale can be up to
+//! twice its true idle age; the memory never accessed counts in every bin
+//! not longer than `sampled_ms`.
 
 use core::fmt;
 

@@ -873,75 +873,73 @@ s_phase() {
 	end_vm ph $vm_bg
 }
 
-# idle_check VM R_SIG A_MIN_MS: the heat map's idle ages against testvm's
+# up_ms: milliseconds since boot (/proc/uptime, 10 ms resolution).
+up_ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
+
+# idle_check VM KILL_MS A_MIN_MS: the heat map's idle ages against testvm's
 # truth, page by page: every page of A (16M..18M, written until the signal
-# sent after round R_SIG) idle for at least A_MIN_MS and for no longer than
-# the rounds since R_SIG allow; every page of B (32M..34M, written
-# throughout) accessed and written within the last 4 rounds (100 ms each).
+# sent at KILL_MS) idle for at least A_MIN_MS and for no longer than the
+# time since the signal; every page of B (32M..34M, written throughout)
+# accessed and written within the last second (the youngest bin).
 idle_check() {
-	rb=$(rounds "$1")
 	ept-sampler heatmap "$1" --format csv >/tmp/heat.csv || fail "ept-sampler heatmap $1 failed"
-	ra=$(rounds "$1")
-	awk -F, -v amin="$3" -v amax=$(((ra - $2) * 100)) '
+	# The truth's bound, taken after the heat map: A's last write came
+	# after the signal.
+	amax=$(($(up_ms) - $2 + 10))
+	awk -F, -v amin="$3" -v amax="$amax" '
 	NR == 1 { next }
 	{
 		s = $1 + 0; e = $2 + 0; idle = $9; unw = $10
-		if (idle == "" || unw == "") { printf "%s..%s: no idle age (%s, %s)\n", $1, $2, idle, unw; bad = 1 }
 		if (e > 16777216 && s < 18874368) {
 			a += (e < 18874368 ? e : 18874368) - (s > 16777216 ? s : 16777216)
-			if (idle == "never" || idle + 0 < amin || idle + 0 > amax) { printf "A %s..%s idle_ms %s, expected %d..%d\n", $1, $2, idle, amin, amax; bad = 1 }
-			if (unw == "never" || unw + 0 < amin || unw + 0 > amax) { printf "A %s..%s unwritten_ms %s, expected %d..%d\n", $1, $2, unw, amin, amax; bad = 1 }
+			if (idle == "" || idle == "never" || idle + 0 < amin || idle + 0 > amax) { printf "A %s..%s idle_ms %s, expected %d..%d\n", $1, $2, idle, amin, amax; bad = 1 }
+			if (unw == "" || unw == "never" || unw + 0 < amin || unw + 0 > amax) { printf "A %s..%s unwritten_ms %s, expected %d..%d\n", $1, $2, unw, amin, amax; bad = 1 }
 		}
 		if (e > 33554432 && s < 35651584) {
 			b += (e < 35651584 ? e : 35651584) - (s > 33554432 ? s : 33554432)
-			if (idle == "never" || idle + 0 >= 500 || unw == "never" || unw + 0 >= 500) { printf "B %s..%s idle_ms %s unwritten_ms %s, expected < 500\n", $1, $2, idle, unw; bad = 1 }
+			if (idle == "" || idle == "never" || idle + 0 >= 1000 || unw == "" || unw == "never" || unw + 0 >= 1000) { printf "B %s..%s idle_ms %s unwritten_ms %s, expected < 1000\n", $1, $2, idle, unw; bad = 1 }
 		}
 	}
 	END {
 		if (a != 2097152 || b != 2097152) { printf "A covered %d bytes, B %d, expected 2 MiB each\n", a, b; bad = 1 }
 		exit bad
-	}' /tmp/heat.csv || fail "$1: idle ages do not match the truth (rounds $rb..$ra, signal after $2)"
-	echo "rounds $rb..$ra: A idle >= $3 ms page by page, B < 500 ms"
+	}' /tmp/heat.csv || fail "$1: idle ages do not match the truth"
+	echo "A idle >= $3 ms (and <= $amax ms since the signal) page by page, B < 1000 ms"
 }
 
-# idle_bytes VM BIN: "not-accessed not-written" bytes of the idle file's
-# line for BIN.
-idle_bytes() {
-	awk -v bin="$2" '$1 == "idle" && $2 == bin { print $3, $4 }' "/proc/ept_sampler/$1/idle"
-}
-
-# N. Idle ages (issue 23). testvm writes A (16M..18M) and B (32M..34M)
-#    until told, then only B. With 100 ms rounds and the bins 500ms, 2s and
-#    1h, A moves into the 500 ms bin 7 rounds after its last write, into
-#    the 2 s one by 38 (the 16-bit cells' log scale: exact to 5 rounds, then
-#    within a factor of 2), never further than the rounds since the switch
-#    allow, while B stays in none: page by page in the heat map's idle_ms
-#    and unwritten_ms, and in the idle file's bytes. The checks wait on
-#    rounds, not time.
+# Idle ages (issue 23). testvm writes A (16M..18M) and B (32M..34M)
+#     until told, then only B. With 100 ms rounds and the bins 1s, 4s and
+#     1h: A is in the 1 s bin 24 rounds after the last one that can have
+#     seen its last write, in the 4 s one by 140 (the 16-bit cells' log
+#     scale: exact to 5 rounds, then within a factor of 2; the intervals
+#     between rounds as measured), never idle longer than since the signal,
+#     while B stays in none: page by page in the heat map's idle_ms and
+#     unwritten_ms, and in the idle file's bytes. The checks wait on rounds.
 s_idle() {
 	start_vm ia --mem 64M --seconds 600 --write 16M+2M --write 32M+2M \
 		--switch-on-signal --then-write 32M+2M
-	es start --pid "${vm%-*}" --period-ms 100 --mode both --idle 500ms,2s,1h
+	es start --pid "${vm%-*}" --period-ms 100 --mode both --idle 1s,4s,1h
 	wait_rounds "$vm" $(($(rounds "$vm") + 5))
-	grep -qx 'bins 500ms,2s,1h' "/proc/ept_sampler/$vm/idle" || fail "idle: $(cat "/proc/ept_sampler/$vm/idle")"
-	rsig=$(rounds "$vm")
+	grep -qx 'bins 1s,4s,1h' "/proc/ept_sampler/$vm/idle" || fail "idle: $(cat "/proc/ept_sampler/$vm/idle")"
+	kill_ms=$(up_ms)
 	kill -USR2 "$vm_bg"
 	wait_out ia '^testvm: phase 1 running' "phase 1 running (a whole pass of B alone)"
-	# A's last write was seen by round r + 1 at the latest.
+	# A's last write came before this; round r + 1 may be in progress and
+	# have walked A already, so r + 2 is the last round that can see it.
 	r=$(rounds "$vm")
-	wait_rounds "$vm" $((r + 7))
-	idle_check "$vm" "$rsig" 500
-	set -- $(idle_bytes "$vm" 500ms)
-	[ "${1:-0}" -ge 2097152 ] && [ "${2:-0}" -ge 2097152 ] || fail "idle 500ms: $*, expected A's 2 MiB at least"
-	wait_rounds "$vm" $((r + 38))
-	idle_check "$vm" "$rsig" 2000
+	wait_rounds "$vm" $((r + 24))
+	idle_check "$vm" "$kill_ms" 1000
+	set -- $(awk '$1 == "idle" && $2 == "1s" { print $3, $4 }' "/proc/ept_sampler/$vm/idle")
+	[ "${1:-0}" -ge 2097152 ] && [ "${2:-0}" -ge 2097152 ] || fail "idle 1s: $*, expected A's 2 MiB at least"
+	wait_rounds "$vm" $((r + 140))
+	idle_check "$vm" "$kill_ms" 4000
 	cat "/proc/ept_sampler/$vm/idle"
 	awk '$1 == "mapped_bytes" { m = $2 }
-		$1 == "idle" && $2 == "2s" { a = $3; w = $4 }
-		$1 == "idle" && $2 == "500ms" { a5 = $3; w5 = $4 }
+		$1 == "idle" && $2 == "4s" { a = $3; w = $4 }
+		$1 == "idle" && $2 == "1s" { a1 = $3; w1 = $4 }
 		END {
 			# A in, B out; nothing counted that is not mapped.
-			exit !(a >= 2097152 && w >= 2097152 && a5 <= m - 2097152 && w5 <= m - 2097152 && a <= a5)
+			exit !(a >= 2097152 && w >= 2097152 && a1 <= m - 2097152 && w1 <= m - 2097152 && a <= a1)
 		}' "/proc/ept_sampler/$vm/idle" || fail "idle bytes do not show A idle and B not"
 	es detach "$vm"
 	end_vm ia $vm_bg

@@ -283,7 +283,7 @@ fn line_length_limit() {
     assert!(longest.len() < MAX_LINE, "{}", longest.len());
     let longest = longest.as_str();
     assert!(parse(longest).is_ok());
-    // 256 bytes are judged on their content, 257 refused for their length,
+    // MAX_LINE bytes are judged on their content, one more refused for their length,
     // a trailing newline included.
     let filler = |n: usize| format!("attach pid=1 {}", "a".repeat(n - 13));
     assert_eq!(filler(MAX_LINE).len(), MAX_LINE);

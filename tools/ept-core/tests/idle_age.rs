@@ -234,6 +234,7 @@ fn a_new_store_starts_from_nothing() {
 
 use ept_core::ept_walk::{Leaf, Spte, Visitor};
 use ept_core::heat::idle::{count, BinsError};
+use ept_core::heat::IdleAge;
 use ept_core::heat::{Clock, Geometry, HeatMap, IdleBins, RoundEnd, Track, DEFAULT_REGION};
 
 #[test]
@@ -261,7 +262,7 @@ fn bins_parse_and_print() {
         ("1s,", BinsError::Empty),
         ("0s", BinsError::OutOfRange),
         ("169h", BinsError::OutOfRange),
-        ("99999999999999999999h", BinsError::BadSpelling),
+        ("99999999999999999999h", BinsError::OutOfRange),
         ("2s,1s", BinsError::NotIncreasing),
         ("1s,1000ms", BinsError::NotIncreasing),
         ("1x", BinsError::BadSpelling),
@@ -278,72 +279,125 @@ fn bins_parse_and_print() {
 
 const MS: u64 = 1_000_000;
 
+/// One round of `c`: begun at `t` ms, ended walking every root and
+/// flushing.
+fn tick(c: &mut Clock, round: u64, t_ms: u64) {
+    c.begin_round(round, t_ms * MS, Track::Both);
+    c.end_round(true, true);
+}
+
 #[test]
-fn clock_counts_periods_and_notices_restarts() {
+fn clock_measures_intervals_and_notices_restarts() {
     let mut c = Clock::default();
     c.set_period(100);
-    // Rounds 1..=50 every 100 ms (one late by 30 ms), then 1 s.
-    let mut t = 0u64;
+    // Rounds 1..=50 every 100 ms, but round 20 starts 30 ms late and the
+    // glue catches up (round 21 on time): the shortest interval is 70 ms.
+    let at = |round: u64| round * 100 + if round == 20 { 30 } else { 0 };
     for round in 1..=50 {
-        t += if round == 20 { 130 * MS } else { 100 * MS };
-        c.begin_round(round, t, Track::Both);
+        tick(&mut c, round, at(round));
     }
     assert_eq!(c.ms_since(50), 0);
-    assert_eq!(c.ms_since(41), 900);
-    // The late round is not counted beyond the period: a lower bound.
-    assert_eq!(c.ms_since(1), 4900);
+    assert_eq!(c.ms_since(41), 9 * 70);
+    assert_eq!(c.ms_since(1), 49 * 70);
+    // Never more than the truth.
+    for from in 1..=50 {
+        assert!(c.ms_since(from) <= at(50) - at(from), "from {from}");
+    }
+    // A period change: 1 s from round 51 on.
     c.set_period(1000);
     for round in 51..=60 {
-        t += 1000 * MS;
-        c.begin_round(round, t, Track::Both);
+        tick(&mut c, round, 5000 + (round - 50) * 1000);
     }
     assert_eq!(c.ms_since(51), 9000);
-    // Before the change: whole 100 ms periods to round 50, nothing for the
-    // interval to round 51 (it may have been short), then the clock.
-    assert_eq!(c.ms_since(45), 500 + 9000);
+    // Before the change: the 70 ms intervals to round 50, nothing for the
+    // interval to round 51, then the clock from round 51's start.
+    assert_eq!(c.ms_since(45), 5 * 70 + 9000);
     assert_eq!(c.latest_round_before(9000), Some(51));
     assert_eq!(c.latest_round_before(9001), Some(49));
     assert_eq!(c.latest_round_before(1_000_000), None);
-    // `stop` then `start` 10 ms later: the short interval counts nothing.
-    t += 10 * MS;
-    c.begin_round(61, t, Track::Both);
-    t += 1000 * MS;
-    c.begin_round(62, t, Track::Both);
+    // `stop`, then `start` 10 ms later: the short interval counts nothing.
+    tick(&mut c, 61, 15_010);
+    tick(&mut c, 62, 16_010);
     assert_eq!(c.ms_since(61), 1000);
     assert_eq!(c.ms_since(60), 1000);
     assert_eq!(c.ms_since(59), 2000);
+    // A round that lost a root vouches for nothing: times run to the one
+    // before.
+    c.begin_round(63, 17_010 * MS, Track::Both);
+    c.end_round(false, true);
+    assert_eq!(c.vouched(), 62);
+    assert_eq!(c.ms_since(61), 1000);
+    tick(&mut c, 64, 18_010);
+    assert_eq!(c.ms_since(61), 3000);
+}
+
+#[test]
+fn unflushed_rounds_and_gaps_restart_the_sampling() {
+    let mut c = Clock::default();
+    c.set_period(100);
+    for round in 1..=5 {
+        tick(&mut c, round, round * 100);
+    }
+    assert_eq!(c.sampled_since(false), Some(1));
+    assert_eq!(c.idle_age(Idle::SinceStart, false), Some(IdleAge::Never));
+    // Round 6 does not flush: round 7 proves nothing, 8 begins again.
+    c.begin_round(6, 600 * MS, Track::Both);
+    c.end_round(true, false);
+    tick(&mut c, 7, 700);
+    assert_eq!(c.sampled_since(false), None);
+    assert_eq!(c.idle_age(Idle::SinceStart, false), None);
+    tick(&mut c, 8, 800);
+    tick(&mut c, 9, 900);
+    assert_eq!(c.sampled_since(false), Some(8));
+    // Not "never" any more: idle since sampling began again.
+    assert_eq!(c.idle_age(Idle::SinceStart, false), Some(IdleAge::Ms(100)));
+    assert_eq!(
+        c.idle_age(Idle::Rounds { min: 5, max: 5 }, false),
+        Some(IdleAge::Ms(100))
+    );
+    // Dirty bits not sampled in round 10: since round 11 only.
+    c.begin_round(10, 1000 * MS, Track::Accessed);
+    c.end_round(true, true);
+    tick(&mut c, 11, 1100);
+    assert_eq!(c.sampled_since(true), Some(11));
+    assert_eq!(c.sampled_since(false), Some(8));
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
-    /// Whatever the periods, restarts and merges, the clock never says
-    /// more time passed than did.
+    /// Whatever the periods, late starts, restarts, lost roots, unflushed
+    /// rounds and merges, the clock never says more time passed than did.
     #[test]
     fn clock_is_a_lower_bound(
-        steps in proptest::collection::vec((0usize..4, 0u64..3, 0u64..50), 1..200),
+        steps in proptest::collection::vec(
+            (0usize..4, 0u64..4, 0u64..1500, any::<bool>()), 1..200),
     ) {
         let periods = [10u32, 100, 250, 1000];
         let mut c = Clock::default();
         let mut starts = vec![0u64];
+        let mut vouched = 0usize;
         let mut t = 0u64;
-        for (round, &(p, kind, extra)) in steps.iter().enumerate() {
-            let period = periods[p];
-            c.set_period(period);
-            // The interval after the previous round: at least that round's
-            // period, unless a restart (kind 0) made it anything.
-            let prev = if round == 0 { period } else { periods[steps[round - 1].0] };
+        for (i, &(p, kind, jitter, complete)) in steps.iter().enumerate() {
+            c.set_period(periods[p]);
+            // Any interval: a restart (kind 0), late or early starts.
             t += match kind {
-                0 => extra * MS,
-                _ => u64::from(prev) * MS + extra * MS,
+                0 => jitter * MS / 100,
+                1 => u64::from(periods[p]) * MS / 2 + jitter * MS / 10,
+                _ => u64::from(periods[p]) * MS + jitter * MS / 10,
             };
             starts.push(t);
-            c.begin_round(round as u64 + 1, t, Track::Accessed);
+            let round = i as u64 + 1;
+            c.begin_round(round, t, Track::Accessed);
+            c.end_round(complete, jitter % 7 != 0);
+            if complete {
+                vouched = i + 1;
+            }
         }
-        let latest = steps.len() as u64;
-        for from in 1..=latest {
-            let truth = (starts[latest as usize] - starts[from as usize]) / MS;
-            prop_assert!(c.ms_since(from) <= truth, "from {}: {} > {}", from, c.ms_since(from), truth);
+        prop_assert_eq!(c.vouched(), vouched as u64);
+        for from in 1..=steps.len() {
+            let truth = starts[vouched].saturating_sub(starts[from]) / MS;
+            prop_assert!(c.ms_since(from as u64) <= truth, "from {}: {} > {}", from, c.ms_since(from as u64), truth);
         }
     }
 }
@@ -396,7 +450,10 @@ fn idle_counts_against_the_truth() {
             }
             v.hole(GfnRange::new(Gfn(48), Gfn(64)));
         }
-        m.end_round(&RoundEnd::default());
+        m.end_round(&RoundEnd {
+            flushed: true,
+            ..RoundEnd::default()
+        });
         let view = m.view();
         let c = count(&view.store, view.clock, &bins);
         assert_eq!(c.rounds, round);

@@ -143,7 +143,7 @@ fn heatmap_text_exactly() {
 0x000000000000 0x000000001000 4K 4K 2 1 5 0 0 0
 0x000000001000 0x000000002000 4K 4K 2 0 5 0 0 never
 0x000000002000 0x0000000a0000 4K ? 0 0 5 0 never never
-0x0000000a0000 0x0000000c0000 4K hole 0 0 5 - never never
+0x0000000a0000 0x0000000c0000 4K hole 0 0 5 - - -
 0x0000000c0000 0x000000200000 4K ? 0 0 5 1 never never
 0x000000200000 0x000000400000 4K 2M 1 0 5 1 0 never
 ";
@@ -247,7 +247,7 @@ fn accessed_mode_shows_dashes() {
     heatmap::render(&mut out, &m.view(), VM, &[]).unwrap();
     assert!(out.ends_with(
         "0x000000000000 0x000000001000 4K 4K 1 - 3 - 0 -\n\
-         0x000000001000 0x000000008000 4K unknown 0 - 3 - never -\n"
+         0x000000001000 0x000000008000 4K unknown 0 - 3 - - -\n"
     ));
     let bin = render_bin_all(&m);
     assert_eq!(&bin[64..72], &[3, 1, 0xff, 0, 0, 0, 0xff, 0]);
@@ -837,13 +837,19 @@ proptest! {
                 );
                 prop_assert_eq!(run.slot, slot);
                 let (w, win) = (layout.width(), layout.window());
+                // Ages of mapped granules only.
+                let present = matches!(cell.current(), State::Present(_));
                 prop_assert_eq!(
                     run.idle,
-                    view.track.accessed().then(|| view.clock.idle_age(cell.accessed.idle(w, win), false)).flatten()
+                    (present && view.track.accessed())
+                        .then(|| view.clock.idle_age(cell.accessed.idle(w, win), false))
+                        .flatten()
                 );
                 prop_assert_eq!(
                     run.unwritten,
-                    view.track.dirty().then(|| view.clock.idle_age(cell.dirty.idle(w, win), true)).flatten()
+                    (present && view.track.dirty())
+                        .then(|| view.clock.idle_age(cell.dirty.idle(w, win), true))
+                        .flatten()
                 );
             }
             // Runs are maximal: neighbours differ.

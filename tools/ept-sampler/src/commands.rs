@@ -233,7 +233,7 @@ pub fn vm_snapshot(root: &ProcRoot, word: &str, files: &[&str]) -> Result<VmSnap
 }
 
 /// The files of a VM `status` reads.
-const STATUS_FILES: &[&str] = &["config", "stats"];
+const STATUS_FILES: &[&str] = &["config", "stats", "idle"];
 
 fn status(root: &ProcRoot, a: &StatusArgs) -> Result<(), Error> {
     if let Some(word) = &a.vm {

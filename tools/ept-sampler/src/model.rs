@@ -13,12 +13,12 @@
 
 use std::collections::BTreeMap;
 
-use ept_core::procfs::{config, fields, heatmap, history, memslots, stats, vms};
+use ept_core::procfs::{config, fields, heatmap, history, idle, memslots, stats, vms};
 
 use crate::error::Error;
 
 /// The files of one attached VM's directory that a snapshot keeps.
-pub const VM_FILES: [&str; 5] = ["config", "stats", "heatmap", "history", "memslots"];
+pub const VM_FILES: [&str; 6] = ["config", "stats", "heatmap", "history", "memslots", "idle"];
 
 /// The top-level files a snapshot keeps.
 pub const TOP_FILES: [&str; 2] = ["version", "vms"];
@@ -49,6 +49,8 @@ pub struct VmSnapshot {
     pub memslots: Vec<memslots::Memslot>,
     /// `history`, if the VM has a directory.
     pub history: Option<History>,
+    /// `idle`, if the VM is sampled by a module that has it.
+    pub idle: Option<idle::IdleFile>,
 }
 
 /// The `history` ring, parsed into owned rows.
@@ -145,6 +147,9 @@ impl RawSnapshot {
         let history = sampled("history")
             .map(|(p, t)| History::parse(t).map_err(|e| Error::format(&p, e)))
             .transpose()?;
+        let idle = sampled("idle")
+            .map(|(p, t)| idle::IdleFile::parse(t).map_err(|e| Error::format(&p, e)))
+            .transpose()?;
         Ok(VmSnapshot {
             row,
             config,
@@ -152,6 +157,7 @@ impl RawSnapshot {
             heatmap,
             memslots,
             history,
+            idle,
         })
     }
 }

@@ -704,3 +704,36 @@ fn idle_ages_in_csv_and_json() {
     assert_eq!(json["unwritten_ms"], "never");
     assert!(serde_json::to_value(RunRecord::from(&runs[1])).unwrap()["unwritten_ms"].is_null());
 }
+
+#[test]
+fn status_shows_idle_bins() {
+    let snap = snapshot("phase2");
+    let mut v = vm(&snap, "72-4").clone();
+    // The fixture's module had no idle file: no idle line.
+    assert!(
+        !text::status(&v).contains("  idle "),
+        "{}",
+        text::status(&v)
+    );
+    v.idle = Some(
+        ept_core::procfs::idle::IdleFile::parse(
+            "vm 72-4\nrounds 1200\nsampled_ms 119900\nmapped_bytes 268435456\n\
+             bins 1s,10m\nnever 1048576 -\nidle 1s 201326592 -\nidle 10m 0 -\n",
+        )
+        .unwrap(),
+    );
+    let s = text::status(&v);
+    let line = s.lines().find(|l| l.starts_with("  idle ")).unwrap();
+    assert_eq!(
+        line,
+        format!(
+            "  idle       not accessed >=1s {}, >=10m {}; never {} of {} mapped",
+            ept_sampler::render::human_bytes(201_326_592),
+            ept_sampler::render::human_bytes(0),
+            ept_sampler::render::human_bytes(1_048_576),
+            ept_sampler::render::human_bytes(268_435_456)
+        )
+    );
+    // Dirty bits not sampled: no line for writes.
+    assert_eq!(s.lines().filter(|l| l.starts_with("  idle ")).count(), 1);
+}

@@ -108,13 +108,16 @@ start() {
 keys() { tm send-keys -t "$1" "${@:2}"; }
 
 # The control line a period change of VM $1 to $2 ms must write: the
-# fixture's config with period_ms replaced.
+# fixture's config with period_ms replaced (the fixtures' module had no idle
+# bins: a config without them means the default ones, docs/procfs.md).
 expected_start() {
-	local c=$work/proc/$1/config
-	printf 'start vm=%s period_ms=%s mode=%s granule=%s window=%s flush=%s walk=%s history=%s\n' \
+	local c=$work/proc/$1/config idle
+	idle=$(awk '$1=="idle"{print $2}' "$c")
+	printf 'start vm=%s period_ms=%s mode=%s granule=%s window=%s flush=%s walk=%s history=%s idle=%s\n' \
 		"$1" "$2" "$(awk '$1=="mode"{print $2}' "$c")" "$(awk '$1=="granule"{print $2}' "$c")" \
 		"$(awk '$1=="window"{print $2}' "$c")" "$(awk '$1=="flush"{print $2}' "$c")" \
-		"$(awk '$1=="walk"{print $2}' "$c")" "$(awk '$1=="history"{print $2}' "$c")"
+		"$(awk '$1=="walk"{print $2}' "$c")" "$(awk '$1=="history"{print $2}' "$c")" \
+		"${idle:-1s,10s,1m,10m,1h}"
 }
 
 # --- a session: look, move, open the detail pane, change the period, quit

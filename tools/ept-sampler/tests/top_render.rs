@@ -575,3 +575,44 @@ fn a_real_qemu_guest_s_strip_is_its_ram_then_a_cut_then_its_bios() {
         }
     }
 }
+
+#[test]
+fn idle_ages_in_the_table_and_the_detail_pane() {
+    let mut snap = snapshot("phase2");
+    // The fixtures' module had no idle file: 72-4 gets one, 85-4 not.
+    let i = snap
+        .vms
+        .iter()
+        .position(|v| v.row.vm.to_string() == "72-4")
+        .unwrap();
+    snap.vms[i].idle = Some(
+        ept_core::procfs::idle::IdleFile::parse(
+            "vm 72-4\nrounds 1200\nsampled_ms 119900\nmapped_bytes 268435456\n\
+             bins 1s,1m\nnever 1048576 2097152\nidle 1s 201326592 209715200\nidle 1m 25165824 26214400\n",
+        )
+        .unwrap(),
+    );
+    let mut app = app("phase2");
+    app.update(snap);
+    for (w, h) in [(80, 24), (120, 40)] {
+        let lines = lines(&screen(&app, w, h));
+        let text = lines.join("\n");
+        let head = &lines[row_of(&lines, "VM").unwrap()];
+        assert!(head.contains("IDLE>1m"), "{text}");
+        let column = head.find("IDLE>1m").unwrap() + "IDLE>1m".len();
+        // 24 MiB not accessed for a minute; none known for 85-4.
+        let row = &lines[row_of(&lines, "72-4").unwrap()];
+        assert_eq!(
+            row[..column].split_whitespace().last(),
+            Some("24.0"),
+            "{text}"
+        );
+        let row = &lines[row_of(&lines, "85-4").unwrap()];
+        assert_eq!(row[..column].split_whitespace().last(), Some("-"), "{text}");
+    }
+    app.apply(Action::Detail);
+    let lines = lines(&screen(&app, 120, 40));
+    let text = lines.join("\n");
+    assert!(text.contains("idle       not accessed >=1s 192"), "{text}");
+    assert!(text.contains("idle       not written  >=1s 200"), "{text}");
+}

@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use ept_core::heat::IdleCounts;
 use ept_core::procfs::stats::DirtyStatus;
 use ept_core::procfs::version::{Version, MODULE_VERSION};
 use ept_core::procfs::vms::{Refusal, VmRow, VmState};
@@ -183,6 +184,38 @@ pub fn host(v: &Version<'_>) -> String {
     o
 }
 
+/// The `idle` file as `status` shows it: per bit sampled, the memory idle
+/// for at least each bin, and never touched, of the memory mapped.
+pub fn idle_lines(c: &IdleCounts) -> String {
+    let mut o = String::new();
+    let bins = c.bins.as_slice();
+    for (what, bytes) in [("accessed", &c.accessed), ("written", &c.written)] {
+        let Some(b) = bytes else {
+            continue;
+        };
+        let per_bin: Vec<String> = bins
+            .iter()
+            .zip(b.bins.iter())
+            .map(|(&ms, &n)| format!(">={} {}", duration_text(u64::from(ms)), human_bytes(n)))
+            .collect();
+        let _ = writeln!(
+            o,
+            "  idle       not {what:<8} {}; never {} of {} mapped",
+            per_bin.join(", "),
+            human_bytes(b.never),
+            human_bytes(c.mapped)
+        );
+    }
+    o
+}
+
+/// A bin's duration as the module writes it (`1s`, `10m`, `500ms`).
+pub fn duration_text(ms: u64) -> String {
+    let mut s = String::new();
+    let _ = ept_core::heat::idle::write_duration(&mut s, ms);
+    s
+}
+
 /// The status of one VM: its settings and counters.
 pub fn status(vm: &VmSnapshot) -> String {
     let mut o = String::new();
@@ -200,14 +233,15 @@ pub fn status(vm: &VmSnapshot) -> String {
         Some(s) => {
             let _ = writeln!(
                 o,
-                "  settings   period {} ms, mode {}, granule {}, window {}, flush {}, walk {}, history {} rounds",
+                "  settings   period {} ms, mode {}, granule {}, window {}, flush {}, walk {}, history {} rounds, idle bins {}",
                 s.period_ms,
                 s.track.as_str(),
                 s.granule,
                 s.window,
                 s.flush.as_str(),
                 s.walk.as_str(),
-                s.history
+                s.history,
+                s.idle
             );
         }
         None if vm.config.is_some() => {
@@ -256,6 +290,9 @@ pub fn status(vm: &VmSnapshot) -> String {
             "  partial    {} rounds stopped clearing dirty bits when dirty logging began: their dirty pages not counted",
             st.dirty_partial_rounds
         );
+    }
+    if let Some(idle) = &vm.idle {
+        o.push_str(&idle_lines(&idle.counts));
     }
     let _ = writeln!(
         o,

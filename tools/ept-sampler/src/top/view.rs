@@ -175,8 +175,8 @@ fn color(app: &App, c: Color) -> Style {
 fn table_lines(app: &App, width: u16) -> Vec<Line<'static>> {
     let wide = width >= WIDE;
     let mut header = format!(
-        "  {:<10} {:<9} {:>8} {:>9} {:>10} {:>12} {:>6}",
-        "VM", "STATE", "HOT MiB", "DIRTY MiB", "DIRTY MB/s", "WALK ms l/a", "COST"
+        "  {:<10} {:<9} {:>8} {:>9} {:>10} {:>12} {:>6} {:>7}",
+        "VM", "STATE", "HOT MiB", "DIRTY MiB", "DIRTY MB/s", "WALK ms l/a", "COST", "IDLE>1m"
     );
     if wide {
         header.push_str(&format!(
@@ -200,7 +200,7 @@ fn table_lines(app: &App, width: u16) -> Vec<Line<'static>> {
         } else {
             let m = Metrics::of(vm);
             text.push_str(&format!(
-                "{:<9} {:>8} {:>9} {:>10} {:>12} {:>6}",
+                "{:<9} {:>8} {:>9} {:>10} {:>12} {:>6} {:>7}",
                 vm.row.state.to_string(),
                 opt(m.hot_mib, |v| format!("{v:.1}")),
                 opt(m.dirty_mib, |v| format!("{v:.1}")),
@@ -210,6 +210,7 @@ fn table_lines(app: &App, width: u16) -> Vec<Line<'static>> {
                     _ => "-".into(),
                 },
                 opt(m.cost_pct, |v| format!("{v:.1}%")),
+                opt(m.idle_1m_mib, |v| format!("{v:.1}")),
             ));
             if wide {
                 let s = vm.config.as_ref().and_then(|c| c.settings);
@@ -280,6 +281,9 @@ pub struct Metrics {
     /// A round's mean cost (its walk and its flush) as a share of the
     /// period, %.
     pub cost_pct: Option<f64>,
+    /// MiB of mapped memory not accessed for at least a minute (the
+    /// `idle` file's 1m bin, if the VM has one).
+    pub idle_1m_mib: Option<f64>,
 }
 
 impl Metrics {
@@ -316,6 +320,11 @@ impl Metrics {
                 .zip(period_ns)
                 .filter(|(_, p)| *p > 0.0)
                 .map(|(w, p)| 100.0 * w / p),
+            idle_1m_mib: vm.idle.as_ref().and_then(|f| {
+                let c = &f.counts;
+                let i = c.bins.as_slice().iter().position(|&ms| ms == 60_000)?;
+                Some(mib(*c.accessed.as_ref()?.bins.get(i)?))
+            }),
         }
     }
 }
@@ -591,6 +600,11 @@ fn draw_detail(frame: &mut Frame<'_>, app: &App, vm: &VmSnapshot, area: Rect) {
         &format!("  memslots {}", slots.join("  ")),
         width,
     )));
+    if let Some(idle) = &vm.idle {
+        for line in crate::render::text::idle_lines(&idle.counts).lines() {
+            lines.push(Line::from(fit(line, width)));
+        }
+    }
     // Dirty bits beside the accessed ones, when the mode records both
     // (with dirty alone, the heat map is already the dirty one).
     if vm
