@@ -29,9 +29,10 @@
 //! - a round that lost or skipped a root (or that a nested guest's roots
 //!   were skipped in) vouches for nothing: idle times run to the latest
 //!   round that walked every root;
-//! - a round that did not flush the TLBs (`flush=none`) breaks the
-//!   sampling: an access through a cached translation sets no bit, so the
-//!   bits are sampled again only from the round after the next flush;
+//! - a round that cleared bits without flushing the TLBs (`flush=none`)
+//!   breaks the sampling: an access through a cached translation sets no
+//!   bit, so the bits are sampled again only from the round after the
+//!   next flush;
 //! - a bit not sampled for a while (`mode=dirty`, then `both`; dirty
 //!   logging) is idle only since it has been sampled again, and no longer
 //!   "never" set.
@@ -235,10 +236,11 @@ pub struct Clock {
     /// The first round of the bits' current sampling without a gap.
     accessed_since: Option<u64>,
     dirty_since: Option<u64>,
-    /// The latest round ended without a TLB flush: what the next round
-    /// finds clear proves nothing, so the bits' sampling begins again after
-    /// it.
-    unflushed: bool,
+    /// A round cleared bits without flushing the TLBs since: translations
+    /// cached before may still be used without setting a bit, so what a
+    /// round finds clear proves nothing until a round flushes, and the
+    /// bits' sampling begins again after it.
+    stale: bool,
 }
 
 impl Clock {
@@ -283,8 +285,8 @@ impl Clock {
         }
         self.round = round;
         self.start_ns = start_ns;
-        let unflushed = core::mem::replace(&mut self.unflushed, false);
-        let since = |since: Option<u64>, on: bool| match (since, on, unflushed) {
+        let stale = self.stale;
+        let since = |since: Option<u64>, on: bool| match (since, on, stale) {
             (_, false, _) | (_, _, true) => None,
             (None, true, false) => Some(round),
             (Some(first), true, false) => Some(first),
@@ -295,17 +297,22 @@ impl Clock {
 
     /// Records the end of the latest round: whether it walked every root
     /// (a root lost or skipped leaves granules unvisited, whose bits that
-    /// round says nothing about: idle times run to the round before), and
-    /// whether it flushed the TLBs after clearing bits (if not, an access
-    /// through a cached translation sets no bit, and the next round proves
-    /// nothing).
-    pub fn end_round(&mut self, complete: bool, flushed: bool) {
+    /// round says nothing about: idle times run to the round before),
+    /// whether it cleared any bit, and whether it flushed the TLBs after.
+    /// Bits cleared without a flush leave translations cached that an
+    /// access may use without setting a bit: the rounds after prove
+    /// nothing until one flushes. A round that clears nothing needs no
+    /// flush (the glue does none): no translation was cached since the
+    /// last flush without setting a bit it would have cleared.
+    pub fn end_round(&mut self, complete: bool, cleared: bool, flushed: bool) {
         if complete {
             self.vouched = self.round;
             self.vouched_ns = self.start_ns;
         }
-        if !flushed {
-            self.unflushed = true;
+        if flushed {
+            self.stale = false;
+        } else if cleared {
+            self.stale = true;
         }
     }
 

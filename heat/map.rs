@@ -140,10 +140,10 @@ where
         self.dirty_partial = false;
     }
 
-    /// Sets the period the next rounds are begun with (the glue's interval
-    /// between round starts is at least this): what turns idle ages in
-    /// rounds into time ([`idle`](super::idle)). Until it is set, rounds
-    /// count as no time.
+    /// Sets the period the next rounds are begun with: rounds of one period
+    /// are one segment of the clock that turns idle ages in rounds into
+    /// time ([`idle`](super::idle)), which measures the intervals between
+    /// their starts.
     #[inline]
     pub fn set_period(&mut self, period_ms: u32) {
         self.clock.set_period(period_ms);
@@ -206,13 +206,13 @@ where
         self.record_run();
         self.in_round = false;
         // Granules of a root lost, over the limit, or run by a nested
-        // guest (whose accesses set bits in roots not walked) were not
+        // guest (whose accesses set bits in roots not walked), or of a
+        // root being replaced (vCPUs may still run on it), were not all
         // visited: this round vouches for no granule's idleness.
         let r = &end.roots;
-        self.clock.end_round(
-            r.lost == 0 && r.over_limit == 0 && r.guest_mode == 0,
-            end.flushed,
-        );
+        let complete = r.lost == 0 && r.over_limit == 0 && r.guest_mode == 0 && r.invalid == 0;
+        let cleared = end.walk.cleared_accessed != 0 || end.walk.cleared_dirty != 0;
+        self.clock.end_round(complete, cleared, end.flushed);
         let w = &end.walk;
         let record = self.history.end_round(RoundRecord {
             round: self.round,

@@ -876,15 +876,14 @@ s_phase() {
 # up_ms: milliseconds since boot (/proc/uptime, 10 ms resolution).
 up_ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
 
-# idle_check VM KILL_MS A_MIN_MS: the heat map's idle ages against testvm's
-# truth, page by page: every page of A (16M..18M, written until the signal
-# sent at KILL_MS) idle for at least A_MIN_MS and for no longer than the
-# time since the signal; every page of B (32M..34M, written throughout)
-# accessed and written within the last second (the youngest bin).
+# idle_check VM T_MS A_MIN_MS: the heat map's idle ages against testvm's
+# truth, page by page: every page of A (16M..18M, last written after T_MS)
+# idle for at least A_MIN_MS and for no longer than since T_MS; every page
+# of B (32M..34M, written throughout) accessed and written within the last
+# second (the youngest bin).
 idle_check() {
 	ept-sampler heatmap "$1" --format csv >/tmp/heat.csv || fail "ept-sampler heatmap $1 failed"
-	# The truth's bound, taken after the heat map: A's last write came
-	# after the signal.
+	# The truth's bound, taken after the heat map was read.
 	amax=$(($(up_ms) - $2 + 10))
 	awk -F, -v amin="$3" -v amax="$amax" '
 	NR == 1 { next }
@@ -904,35 +903,47 @@ idle_check() {
 		if (a != 2097152 || b != 2097152) { printf "A covered %d bytes, B %d, expected 2 MiB each\n", a, b; bad = 1 }
 		exit bad
 	}' /tmp/heat.csv || fail "$1: idle ages do not match the truth"
-	echo "A idle >= $3 ms (and <= $amax ms since the signal) page by page, B < 1000 ms"
+	echo "A idle >= $3 ms (and <= $amax ms, since A's last write at the latest) page by page, B < 1000 ms"
 }
 
 # Idle ages (issue 23). testvm writes A (16M..18M) and B (32M..34M)
 #     until told, then only B. With 100 ms rounds and the bins 1s, 4s and
-#     1h: A is in the 1 s bin 24 rounds after the last one that can have
+#     1h: A is in the 1 s bin 40 rounds after the last one that can have
 #     seen its last write, in the 4 s one by 140 (the 16-bit cells' log
 #     scale: exact to 5 rounds, then within a factor of 2; the intervals
-#     between rounds as measured), never idle longer than since the signal,
-#     while B stays in none: page by page in the heat map's idle_ms and
-#     unwritten_ms, and in the idle file's bytes. The checks wait on rounds.
+#     between rounds as measured, 50 ms at least with the glue's catch-up),
+#     never idle longer than since a time before its last write, while B
+#     stays in none: page by page in the heat map's idle_ms and
+#     unwritten_ms, and in the idle file's bytes. The checks wait on rounds
+#     and on testvm's pass counter, not on time.
 s_idle() {
 	start_vm ia --mem 64M --seconds 600 --write 16M+2M --write 32M+2M \
 		--switch-on-signal --then-write 32M+2M
 	es start --pid "${vm%-*}" --period-ms 100 --mode both --idle 1s,4s,1h
 	wait_rounds "$vm" $(($(rounds "$vm") + 5))
 	grep -qx 'bins 1s,4s,1h' "/proc/ept_sampler/$vm/idle" || fail "idle: $(cat "/proc/ept_sampler/$vm/idle")"
-	kill_ms=$(up_ms)
+	# A time before A's last write: two whole passes (each writes A) end
+	# after it and before the signal (the pass under way at the signal may
+	# have written A already).
+	t0=$(up_ms)
+	p0=$(passes_of /tmp/ia.json.passes)
+	i=0
+	until passes_of /tmp/ia.json.passes | awk -v p0="$p0" '{ exit !($1 >= p0 + 2) }'; do
+		i=$((i + 1))
+		[ $i -lt 600 ] || fail "testvm ia did not complete two passes in 60 s"
+		sleep 0.01
+	done
 	kill -USR2 "$vm_bg"
 	wait_out ia '^testvm: phase 1 running' "phase 1 running (a whole pass of B alone)"
 	# A's last write came before this; round r + 1 may be in progress and
 	# have walked A already, so r + 2 is the last round that can see it.
 	r=$(rounds "$vm")
-	wait_rounds "$vm" $((r + 24))
-	idle_check "$vm" "$kill_ms" 1000
+	wait_rounds "$vm" $((r + 40))
+	idle_check "$vm" "$t0" 1000
 	set -- $(awk '$1 == "idle" && $2 == "1s" { print $3, $4 }' "/proc/ept_sampler/$vm/idle")
 	[ "${1:-0}" -ge 2097152 ] && [ "${2:-0}" -ge 2097152 ] || fail "idle 1s: $*, expected A's 2 MiB at least"
 	wait_rounds "$vm" $((r + 140))
-	idle_check "$vm" "$kill_ms" 4000
+	idle_check "$vm" "$t0" 4000
 	cat "/proc/ept_sampler/$vm/idle"
 	awk '$1 == "mapped_bytes" { m = $2 }
 		$1 == "idle" && $2 == "4s" { a = $3; w = $4 }

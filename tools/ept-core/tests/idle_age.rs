@@ -283,7 +283,7 @@ const MS: u64 = 1_000_000;
 /// flushing.
 fn tick(c: &mut Clock, round: u64, t_ms: u64) {
     c.begin_round(round, t_ms * MS, Track::Both);
-    c.end_round(true, true);
+    c.end_round(true, true, true);
 }
 
 #[test]
@@ -324,7 +324,7 @@ fn clock_measures_intervals_and_notices_restarts() {
     // A round that lost a root vouches for nothing: times run to the one
     // before.
     c.begin_round(63, 17_010 * MS, Track::Both);
-    c.end_round(false, true);
+    c.end_round(false, true, true);
     assert_eq!(c.vouched(), 62);
     assert_eq!(c.ms_since(61), 1000);
     tick(&mut c, 64, 18_010);
@@ -340,27 +340,37 @@ fn unflushed_rounds_and_gaps_restart_the_sampling() {
     }
     assert_eq!(c.sampled_since(false), Some(1));
     assert_eq!(c.idle_age(Idle::SinceStart, false), Some(IdleAge::Never));
-    // Round 6 does not flush: round 7 proves nothing, 8 begins again.
+    // A round that clears nothing needs no flush: nothing changes.
     c.begin_round(6, 600 * MS, Track::Both);
-    c.end_round(true, false);
+    c.end_round(true, false, false);
     tick(&mut c, 7, 700);
+    assert_eq!(c.sampled_since(false), Some(1));
+    // Round 8 clears bits and does not flush: round 9 proves nothing,
+    // not even if it clears nothing, until a round flushes (10); 11
+    // begins again.
+    c.begin_round(8, 800 * MS, Track::Both);
+    c.end_round(true, true, false);
+    c.begin_round(9, 900 * MS, Track::Both);
+    c.end_round(true, false, false);
     assert_eq!(c.sampled_since(false), None);
     assert_eq!(c.idle_age(Idle::SinceStart, false), None);
-    tick(&mut c, 8, 800);
-    tick(&mut c, 9, 900);
-    assert_eq!(c.sampled_since(false), Some(8));
+    tick(&mut c, 10, 1000);
+    assert_eq!(c.sampled_since(false), None);
+    tick(&mut c, 11, 1100);
+    tick(&mut c, 12, 1200);
+    assert_eq!(c.sampled_since(false), Some(11));
     // Not "never" any more: idle since sampling began again.
     assert_eq!(c.idle_age(Idle::SinceStart, false), Some(IdleAge::Ms(100)));
     assert_eq!(
         c.idle_age(Idle::Rounds { min: 5, max: 5 }, false),
         Some(IdleAge::Ms(100))
     );
-    // Dirty bits not sampled in round 10: since round 11 only.
-    c.begin_round(10, 1000 * MS, Track::Accessed);
-    c.end_round(true, true);
-    tick(&mut c, 11, 1100);
-    assert_eq!(c.sampled_since(true), Some(11));
-    assert_eq!(c.sampled_since(false), Some(8));
+    // Dirty bits not sampled in round 13: since round 14 only.
+    c.begin_round(13, 1300 * MS, Track::Accessed);
+    c.end_round(true, true, true);
+    tick(&mut c, 14, 1400);
+    assert_eq!(c.sampled_since(true), Some(14));
+    assert_eq!(c.sampled_since(false), Some(11));
 }
 
 proptest! {
@@ -389,7 +399,7 @@ proptest! {
             starts.push(t);
             let round = i as u64 + 1;
             c.begin_round(round, t, Track::Accessed);
-            c.end_round(complete, jitter % 7 != 0);
+            c.end_round(complete, jitter % 3 != 0, jitter % 7 != 0);
             if complete {
                 vouched = i + 1;
             }

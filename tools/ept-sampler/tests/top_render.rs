@@ -8,6 +8,7 @@ mod bios_support;
 mod top_support;
 
 use ept_sampler::top::app::{self, Action};
+use ept_sampler::top::view;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::style::{Color, Modifier};
 use top_support::*;
@@ -101,7 +102,7 @@ fn every_vm_is_listed_attached_or_not() {
             // table when wide, in the panel titles always (README).
             assert!(text.contains("both 4K | period 100 ms"), "{text}");
             assert!(text.contains("accessed 2M | period 200 ms"), "{text}");
-            assert_eq!(text.contains("PERIOD"), w >= 110, "{text}");
+            assert_eq!(text.contains("PERIOD"), w >= view::WIDE, "{text}");
         }
     }
 }

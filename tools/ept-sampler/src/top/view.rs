@@ -27,7 +27,7 @@ use crate::render::size_label;
 use crate::render::term::{ansi256, bin_level, ramp_char};
 
 /// Terminal width from which the VM table shows the settings columns.
-pub const WIDE: u16 = 110;
+pub const WIDE: u16 = 115;
 
 /// Lines a VM panel takes: title, heat strip, sparkline.
 const PANEL_LINES: u16 = 3;
