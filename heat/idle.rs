@@ -456,16 +456,38 @@ impl Clock {
     /// How long a bit whose trace says `idle` has surely gone unset, if the
     /// bit (`dirty` or accessed) is sampled now.
     pub fn idle_age(&self, idle: Idle, dirty: bool) -> Option<IdleAge> {
-        let since = self.sampled_since(dirty)?;
-        let from = match idle {
-            // Never found set, and sampled from the first round on.
-            Idle::SinceStart if since <= 1 => return Some(IdleAge::Never),
-            // Not found set since sampling began again.
-            Idle::SinceStart => since,
-            Idle::Rounds { min, .. } => self.round.saturating_sub(min).saturating_add(1).max(since),
-        };
-        Some(IdleAge::Ms(self.ms_since(from)))
+        Some(match self.idle_from(idle, dirty)? {
+            Since::Never => IdleAge::Never,
+            Since::Round(from) => IdleAge::Ms(self.ms_since(from)),
+        })
     }
+
+    /// Since the start of which round a bit whose trace says `idle` has
+    /// surely gone unset, if the bit (`dirty` or accessed) is sampled now:
+    /// what [`Clock::idle_age`] and [`count`] measure from.
+    fn idle_from(&self, idle: Idle, dirty: bool) -> Option<Since> {
+        let since = self.sampled_since(dirty)?;
+        Some(match idle {
+            // Never found set, and sampled from the first round on.
+            Idle::SinceStart if since <= 1 => Since::Never,
+            // Not found set since sampling began again.
+            Idle::SinceStart => Since::Round(since),
+            // Set at most `min` rounds ago: idle since the start of the
+            // round after, and not before the bit was sampled.
+            Idle::Rounds { min, .. } => {
+                Since::Round(self.round.saturating_sub(min).saturating_add(1).max(since))
+            }
+        })
+    }
+}
+
+/// Where a bit's idle time starts ([`Clock::idle_from`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Since {
+    /// Never found set since sampling began: idle since round 1.
+    Never,
+    /// Idle since the start of this round.
+    Round(u64),
 }
 
 /// Bytes of mapped memory idle for at least each bin, for one bit.
@@ -501,8 +523,6 @@ struct Limits {
     /// is idle for at least bin `b` (`None`: no round is that old).
     from: [Option<u64>; MAX_IDLE_BINS],
     bins: usize,
-    /// The latest round begun.
-    latest: u64,
 }
 
 impl Limits {
@@ -514,26 +534,17 @@ impl Limits {
         Limits {
             from,
             bins: bins.as_slice().len(),
-            latest: clock.round(),
         }
     }
 
-    /// Adds `bytes` whose bit is `idle`, sampled since round `since`, to
-    /// `out`.
-    fn add(&self, out: &mut IdleBytes, idle: Idle, since: u64, bytes: u64) {
-        let from = match idle {
-            Idle::SinceStart => {
-                // Never found set, if sampled from the first round on.
-                if since <= 1 {
-                    out.never = out.never.saturating_add(bytes);
-                }
-                since
+    /// Adds `bytes` idle since `since` to `out`.
+    fn add(&self, out: &mut IdleBytes, since: Since, bytes: u64) {
+        let from = match since {
+            Since::Never => {
+                out.never = out.never.saturating_add(bytes);
+                1
             }
-            // Set at most `min` rounds ago: idle since the start of the
-            // round after, and not before the bit was sampled.
-            Idle::Rounds { min, .. } => {
-                self.latest.saturating_sub(min).saturating_add(1).max(since)
-            }
+            Since::Round(from) => from,
         };
         for (count, limit) in out.bins.iter_mut().zip(&self.from).take(self.bins) {
             if limit.is_some_and(|l| from <= l) {
@@ -551,10 +562,8 @@ pub fn count(view: &StoreView<'_>, clock: &Clock, bins: &IdleBins) -> IdleCounts
     let window = layout.window();
     let limits = Limits::new(clock, bins);
     let span = layout.span();
-    let mut accessed = clock
-        .sampled_since(false)
-        .map(|s| (s, IdleBytes::default()));
-    let mut written = clock.sampled_since(true).map(|s| (s, IdleBytes::default()));
+    let mut accessed = clock.sampled_since(false).map(|_| IdleBytes::default());
+    let mut written = clock.sampled_since(true).map(|_| IdleBytes::default());
     let mut mapped = 0u64;
     view.for_each_run(|first, cells, cell| {
         if !matches!(cell.current(), State::Present(_)) {
@@ -565,9 +574,14 @@ pub fn count(view: &StoreView<'_>, clock: &Clock, bins: &IdleBins) -> IdleCounts
         let end = layout.granule_range(last).end.min(span.end);
         let bytes = GfnRange::new(start, end).pages().saturating_mul(4096);
         mapped = mapped.saturating_add(bytes);
-        for (kind, trace) in [(&mut accessed, cell.accessed), (&mut written, cell.dirty)] {
-            if let Some((since, out)) = kind {
-                limits.add(out, trace.idle(width, window), *since, bytes);
+        for (out, trace, dirty) in [
+            (&mut accessed, cell.accessed, false),
+            (&mut written, cell.dirty, true),
+        ] {
+            if let (Some(out), Some(since)) =
+                (out, clock.idle_from(trace.idle(width, window), dirty))
+            {
+                limits.add(out, since, bytes);
             }
         }
     });
@@ -576,7 +590,7 @@ pub fn count(view: &StoreView<'_>, clock: &Clock, bins: &IdleBins) -> IdleCounts
         sampled_ms: clock.ms_since(1),
         mapped,
         bins: *bins,
-        accessed: accessed.map(|(_, b)| b),
-        written: written.map(|(_, b)| b),
+        accessed,
+        written,
     }
 }
