@@ -76,6 +76,22 @@ pub struct Picture {
     pub history: Option<TimePanel>,
     /// Memslots as guest-physical byte ranges, with their slot numbers.
     pub memslots: Vec<(Range<u64>, u32)>,
+    /// The time x bytes panel of idle memory (a recording's).
+    pub idle: Option<IdlePanel>,
+}
+
+/// The data of the idle panel: a VM's idle histograms over time, drawn
+/// as stacked areas, the memory used most recently at the bottom.
+#[derive(Clone, Debug)]
+pub struct IdlePanel {
+    /// Which bit the ages are of: `access` or `write`.
+    pub what: &'static str,
+    /// The bands' names, youngest first (`<1s`, `1s-10s`, ... `>=1h`).
+    pub bands: Vec<String>,
+    /// Per snapshot, in time order: seconds since the first snapshot,
+    /// and bytes per band (one per name); `None` where the ages were
+    /// not known (the bands are broken there).
+    pub points: Vec<(f64, Option<Vec<u64>>)>,
 }
 
 /// The data of the address x heat panel.
@@ -109,6 +125,47 @@ pub struct Layout {
     pub heat: Option<PanelArea>,
     /// The history panel, if drawn.
     pub history: Option<PanelArea>,
+    /// The idle panel, if drawn.
+    pub idle: Option<IdleArea>,
+}
+
+/// Where the idle panel is drawn, and its scales.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IdleArea {
+    /// Pixel columns of the plotting area.
+    pub x: Range<i32>,
+    /// Pixel rows of the plotting area.
+    pub y: Range<i32>,
+    /// Seconds at the left and right edge.
+    pub time: Range<f64>,
+    /// MiB at the bottom and top edge.
+    pub mib: Range<f64>,
+}
+
+impl IdleArea {
+    /// The pixel column of `t` seconds.
+    pub fn column(&self, t: f64) -> i32 {
+        let f = (t - self.time.start) / (self.time.end - self.time.start);
+        self.x.start + (f * f64::from(self.x.end - self.x.start)).round() as i32
+    }
+
+    /// The pixel row of `mib`.
+    pub fn row(&self, mib: f64) -> i32 {
+        let f = (mib - self.mib.start) / (self.mib.end - self.mib.start);
+        self.y.end - (f * f64::from(self.y.end - self.y.start)).round() as i32
+    }
+}
+
+/// The colour of band `i` of `n` in the idle panel: the heat colour of
+/// recent use for the youngest, fading with age (never as light as the
+/// page, so the oldest band still shows on white).
+pub fn band_colour(i: usize, n: usize) -> RGBColor {
+    let f = if n <= 1 {
+        0.0
+    } else {
+        i as f64 / (n - 1) as f64
+    };
+    heat_colour(1.0 - 0.85 * f)
 }
 
 /// Colour stops of the heat scale (ColorBrewer YlOrRd): light for cold,
@@ -172,6 +229,7 @@ impl Picture {
             heat,
             history,
             memslots: memslot_ranges(vm),
+            idle: None,
         }
     }
 
@@ -274,7 +332,7 @@ pub fn write_picture(
     width: u32,
     height: u32,
 ) -> Result<(), Error> {
-    if pic.heat.is_none() && pic.history.is_none() {
+    if pic.heat.is_none() && pic.history.is_none() && pic.idle.is_none() {
         return Err(Error::Other(format!(
             "{}: no heat map and no history to draw (is the VM being sampled? `ept-sampler start` it first)",
             pic.title
@@ -382,17 +440,38 @@ fn draw<DB: DrawingBackend>(
     let (width, height) = root.dim_in_pixel();
     let sz = Sizes::of(width, height);
     root.fill(&WHITE)?;
-    let Some(axis) = pic.axis() else {
+    let axis = pic.axis();
+    if axis.is_none() && pic.idle.is_none() {
         root.draw_text(
             "nothing to draw: no heat map and no history",
             &("sans-serif", sz.font).into_font().color(&BLACK),
             (10, 10),
         )?;
         return Ok(Layout::default());
-    };
+    }
     let root = root.titled(&pic.title, ("sans-serif", sz.title * 3 / 4))?;
     let (main, legend) = root.split_horizontally(root.dim_in_pixel().0.saturating_sub(sz.legend));
     let mut layout = Layout::default();
+    // The idle panel (time on x) below the address panels.
+    let (main, legend) = match (&pic.idle, &axis) {
+        (Some(idle), Some(_)) => {
+            let at = main.dim_in_pixel().1 * 13 / 20;
+            let (main, bottom) = main.split_vertically(at);
+            let (legend, idle_legend) = legend.split_vertically(at);
+            layout.idle = Some(draw_idle(&bottom, idle, sz)?);
+            draw_idle_legend(&idle_legend, idle, sz)?;
+            (main, legend)
+        }
+        (Some(idle), None) => {
+            layout.idle = Some(draw_idle(&main, idle, sz)?);
+            draw_idle_legend(&legend, idle, sz)?;
+            return Ok(layout);
+        }
+        (None, _) => (main, legend),
+    };
+    let Some(axis) = axis else {
+        return Ok(layout);
+    };
     match (&pic.heat, &pic.history) {
         (Some(h), Some(t)) => {
             let (top, bottom) = main.split_vertically(main.dim_in_pixel().1 * 2 / 5);
@@ -932,6 +1011,127 @@ fn bands(
         .collect()
 }
 
+/// Stacked areas of the idle histograms against time; a snapshot
+/// without known ages breaks the areas.
+fn draw_idle<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    p: &IdlePanel,
+    sz: Sizes,
+) -> DrawResult<IdleArea, DB> {
+    const MIB: f64 = (1u64 << 20) as f64;
+    let end = p.points.last().map_or(0.0, |(t, _)| *t);
+    let time = 0.0..if end > 0.0 { end } else { 1.0 };
+    let most = p
+        .points
+        .iter()
+        .filter_map(|(_, b)| b.as_ref())
+        .map(|b| b.iter().sum::<u64>())
+        .max()
+        .unwrap_or(0);
+    let top = (most as f64 / MIB * 1.05).max(1.0);
+    let mut chart = ChartBuilder::on(area)
+        .caption(
+            format!("idle: memory by time since the last {}", p.what),
+            ("sans-serif", sz.font),
+        )
+        .margin(sz.font / 2)
+        .x_label_area_size(sz.x_labels)
+        .y_label_area_size(sz.y_labels)
+        .build_cartesian_2d(time.clone(), 0f64..top)?;
+    let y_fmt = |v: &f64| size_label((v * MIB) as u64);
+    let x_fmt = |v: &f64| format!("{v:.0}s");
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_labels(8)
+        .y_labels(5)
+        .x_label_formatter(&x_fmt)
+        .y_label_formatter(&y_fmt)
+        .x_desc("time since the first snapshot")
+        .y_desc("mapped memory")
+        .label_style(("sans-serif", sz.font * 4 / 5))
+        .axis_desc_style(("sans-serif", sz.font * 4 / 5))
+        .draw()?;
+    // Stretches of snapshots with known ages; one snapshot alone is
+    // drawn across the whole panel.
+    let mut stretches: Vec<Vec<(f64, &[u64])>> = Vec::new();
+    let mut open = false;
+    for (t, bands) in &p.points {
+        match bands {
+            Some(b) if open => {
+                if let Some(last) = stretches.last_mut() {
+                    last.push((*t, b));
+                }
+            }
+            Some(b) => {
+                stretches.push(vec![(*t, b)]);
+                open = true;
+            }
+            None => open = false,
+        }
+    }
+    if let [only] = stretches.as_mut_slice() {
+        if let [(_, b)] = only.as_slice() {
+            let b = *b;
+            *only = vec![(time.start, b), (time.end, b)];
+        }
+    }
+    let n = p.bands.len();
+    for stretch in &stretches {
+        // Band k lies between the sums of bands 0..k and 0..=k.
+        let mut lower: Vec<f64> = vec![0.0; stretch.len()];
+        for k in 0..n {
+            let upper: Vec<f64> = stretch
+                .iter()
+                .zip(&lower)
+                .map(|((_, b), lo)| lo + b.get(k).copied().unwrap_or(0) as f64 / MIB)
+                .collect();
+            let outline: Vec<(f64, f64)> = stretch
+                .iter()
+                .zip(&upper)
+                .map(|((t, _), v)| (*t, *v))
+                .chain(stretch.iter().zip(&lower).rev().map(|((t, _), v)| (*t, *v)))
+                .collect();
+            chart.draw_series(std::iter::once(Polygon::new(
+                outline,
+                band_colour(k, n).filled(),
+            )))?;
+            lower = upper;
+        }
+    }
+    let (px, py) = chart.plotting_area().get_pixel_range();
+    Ok(IdleArea {
+        x: px,
+        y: py,
+        time,
+        mib: 0.0..top,
+    })
+}
+
+/// The idle panel's bands, oldest on top as in the panel.
+fn draw_idle_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    p: &IdlePanel,
+    sz: Sizes,
+) -> DrawResult<(), DB> {
+    let font = ("sans-serif", sz.font * 4 / 5).into_font().color(&BLACK);
+    let pad = (sz.font / 2) as i32;
+    let swatch = sz.font as i32;
+    let mut y = sz.font as i32 * 2;
+    area.draw_text(&format!("since {}", p.what), &font, (pad, y))?;
+    y += swatch * 3 / 2;
+    let n = p.bands.len();
+    for (k, name) in p.bands.iter().enumerate().rev() {
+        area.draw(&Rectangle::new(
+            [(pad, y), (pad + swatch, y + swatch)],
+            band_colour(k, n).filled(),
+        ))?;
+        area.draw_text(name, &font, (pad + swatch + 4, y))?;
+        y += swatch * 5 / 4;
+    }
+    Ok(())
+}
+
 fn draw_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     pic: &Picture,
@@ -1085,6 +1285,63 @@ mod tests {
         for c in [HOLE, DIRTY] {
             assert!((0..=255).all(|i| heat_colour(f64::from(i) / 255.0) != c));
         }
+    }
+
+    /// The pixel at (x, y) of a PNG.
+    fn pixel(png_bytes: &[u8], x: i32, y: i32) -> RGBColor {
+        let mut reader = png::Decoder::new(png_bytes).read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        let at = (y as usize * info.width as usize + x as usize) * 3;
+        RGBColor(buf[at], buf[at + 1], buf[at + 2])
+    }
+
+    #[test]
+    fn idle_bands_are_stacked_youngest_at_the_bottom() {
+        // 0 s: 60M used within 1 s, 30M idle 1-10 s, 10M longer; 10 s:
+        // 20M, 50M, 30M.
+        let idle = IdlePanel {
+            what: "access",
+            bands: vec!["<1s".into(), "1s-10s".into(), ">=10s".into()],
+            points: vec![
+                (0.0, Some(vec![60 * M, 30 * M, 10 * M])),
+                (10.0, Some(vec![20 * M, 50 * M, 30 * M])),
+            ],
+        };
+        let heat = HeatPanel {
+            runs: Vec::new(),
+            window: 5,
+            dirty: false,
+            note: String::new(),
+        };
+        for with_heat in [false, true] {
+            let pic = Picture {
+                title: "VM 1-2".into(),
+                idle: Some(idle.clone()),
+                heat: with_heat.then(|| heat.clone()),
+                memslots: vec![(0..100 * M, 0)],
+                ..Picture::default()
+            };
+            let (png, layout) = render(&pic, PictureFormat::Png, 900, 700).unwrap();
+            let a = layout.idle.unwrap();
+            assert_eq!(layout.heat.is_some(), with_heat);
+            // Near each end, the middle of each band, by its own figures.
+            for (t, mids) in [(0.5, [28.0, 75.5, 95.5]), (9.5, [10.0, 45.0, 85.0])] {
+                for (k, mid) in mids.into_iter().enumerate() {
+                    assert_eq!(
+                        pixel(&png, a.column(t), a.row(mid)),
+                        band_colour(k, 3),
+                        "band {k} at {t} s (heat panel: {with_heat})"
+                    );
+                }
+            }
+            // Above the stack: the page.
+            assert_eq!(pixel(&png, a.column(5.0), a.row(102.0)), WHITE);
+        }
+        for k in 1..5 {
+            assert_ne!(band_colour(k - 1, 5), band_colour(k, 5));
+        }
+        assert_ne!(band_colour(4, 5), WHITE);
     }
 
     #[test]

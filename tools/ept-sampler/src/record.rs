@@ -21,6 +21,7 @@ use crate::control;
 use crate::error::Error;
 use crate::model::{RawSnapshot, Snapshot, TOP_FILES};
 use crate::picture::{self, PictureFormat};
+use crate::render::text;
 use crate::source::ProcRoot;
 
 pub mod file;
@@ -73,7 +74,8 @@ pub struct ReportArgs {
     pub format: Option<ReportFormat>,
     /// Write a PNG picture of the VM over the whole recording to FILE
     /// (address x heat of the last snapshot, address x time of every
-    /// round); needs --vm when the recording has several VMs.
+    /// round, and the idle memory by age against time when the recording
+    /// has it); needs --vm when the recording has several VMs.
     #[arg(long, value_name = "FILE")]
     pub png: Option<PathBuf>,
     /// Write the same picture as SVG.
@@ -353,23 +355,38 @@ pub fn render(
         ReportFormat::Csv => {
             let mut w = csv::Writer::from_writer(Vec::new());
             let err = |e: csv::Error| Error::Other(format!("cannot write CSV: {e}"));
-            w.write_record([
-                "vm",
-                "unix_ms",
-                "t_s",
-                "rounds",
-                "new_rounds",
-                "hot_mib",
-                "dirty_mib",
-                "ws_mib",
-                "dirty_mb_s",
-                "walk_ms",
-            ])
+            // Idle columns for every bin of any row: bins can change when
+            // sampling restarts.
+            let bins: Vec<u32> = series
+                .iter()
+                .flat_map(|s| &s.rows)
+                .filter_map(|r| r.idle.as_ref())
+                .flat_map(|i| i.bins_ms.iter().copied())
+                .collect::<std::collections::BTreeSet<u32>>()
+                .into_iter()
+                .collect();
+            w.write_record(
+                [
+                    "vm",
+                    "unix_ms",
+                    "t_s",
+                    "rounds",
+                    "new_rounds",
+                    "hot_mib",
+                    "dirty_mib",
+                    "ws_mib",
+                    "dirty_mb_s",
+                    "walk_ms",
+                ]
+                .into_iter()
+                .map(String::from)
+                .chain(idle_headers(&bins)),
+            )
             .map_err(err)?;
             let o = |v: Option<f64>| v.map_or_else(String::new, |v| format!("{v:.3}"));
             for s in series {
                 for r in &s.rows {
-                    w.write_record([
+                    let fixed = [
                         s.vm.clone(),
                         r.unix_ms.to_string(),
                         format!("{:.3}", r.t_s),
@@ -380,14 +397,112 @@ pub fn render(
                         o(r.ws_mib),
                         o(r.dirty_mb_s),
                         o(r.walk_ms),
-                    ])
-                    .map_err(err)?;
+                    ];
+                    w.write_record(fixed.into_iter().chain(idle_cells(r, &bins)))
+                        .map_err(err)?;
                 }
             }
             let bytes = w
                 .into_inner()
                 .map_err(|e| Error::Other(format!("cannot write CSV: {e}")))?;
             String::from_utf8(bytes).map_err(|e| Error::Other(format!("cannot write CSV: {e}")))
+        }
+    }
+}
+
+/// The CSV's idle columns for `bins`: memory mapped, then per bit the
+/// memory idle for at least each bin and never touched, in MiB.
+fn idle_headers(bins: &[u32]) -> Vec<String> {
+    if bins.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec!["mapped_mib".to_string()];
+    for bit in ["accessed", "written"] {
+        for &ms in bins {
+            out.push(format!(
+                "not_{bit}_{}_mib",
+                text::duration_text(u64::from(ms))
+            ));
+        }
+        out.push(format!("never_{bit}_mib"));
+    }
+    out
+}
+
+/// The idle cells of `row` under [`idle_headers`]`(bins)`: empty where
+/// the row has no such figure.
+fn idle_cells(row: &report::Row, bins: &[u32]) -> Vec<String> {
+    if bins.is_empty() {
+        return Vec::new();
+    }
+    let mib = |b: u64| format!("{:.3}", b as f64 / f64::from(1u32 << 20));
+    let Some(idle) = &row.idle else {
+        return vec![String::new(); 1 + 2 * (bins.len() + 1)];
+    };
+    let mut out = vec![mib(idle.mapped_bytes)];
+    for col in [&idle.not_accessed, &idle.not_written] {
+        for ms in bins {
+            let at = idle.bins_ms.iter().position(|b| b == ms);
+            out.push(
+                col.as_ref()
+                    .zip(at)
+                    .and_then(|(c, i)| c.at_least.get(i))
+                    .map_or_else(String::new, |&b| mib(b)),
+            );
+        }
+        out.push(col.as_ref().map_or_else(String::new, |c| mib(c.never)));
+    }
+    out
+}
+
+/// A VM's idle histograms over time, one table per bit: MiB touched
+/// within the first bin, between each bin and the next, and idle for the
+/// last, then never; a new header line where the bins change.
+fn idle_tables(s: &mut String, vm: &report::VmSeries) {
+    use std::fmt::Write as _;
+    for (written, what) in [(false, "access"), (true, "write")] {
+        let rows: Vec<(&report::Row, &report::IdleRow, Vec<u64>)> = vm
+            .rows
+            .iter()
+            .filter_map(|r| {
+                let idle = r.idle.as_ref()?;
+                Some((r, idle, idle.histogram(written)?))
+            })
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            s,
+            "\nMiB by time since the last {what} (never: not since sampling began, \
+             also counted in the bands):"
+        );
+        let mut bins: Option<&[u32]> = None;
+        let mut widths: Vec<usize> = Vec::new();
+        for (r, idle, hist) in rows {
+            if bins != Some(idle.bins_ms.as_slice()) {
+                bins = Some(idle.bins_ms.as_slice());
+                let names = report::band_names(&idle.bins_ms);
+                widths = names.iter().map(|n| n.len().max(8)).collect();
+                let _ = write!(s, "{:>8}", "time");
+                for (n, w) in names.iter().zip(&widths) {
+                    let _ = write!(s, " {n:>w$}");
+                }
+                let _ = writeln!(s, " {:>8}", "never");
+            }
+            let _ = write!(s, "{:>7.1}s", r.t_s);
+            for (b, w) in hist.iter().zip(&widths) {
+                let _ = write!(s, " {:>w$.2}", *b as f64 / f64::from(1u32 << 20));
+            }
+            let col = if written {
+                &idle.not_written
+            } else {
+                &idle.not_accessed
+            };
+            let never = col
+                .as_ref()
+                .map_or(0.0, |c| c.never as f64 / f64::from(1u32 << 20));
+            let _ = writeln!(s, " {never:>8.2}");
         }
     }
 }
@@ -443,6 +558,7 @@ fn render_text(header: &Header, series: &[report::VmSeries]) -> String {
                 opt(r.walk_ms, 2),
             );
         }
+        idle_tables(&mut s, vm);
     }
     let _ = writeln!(
         s,

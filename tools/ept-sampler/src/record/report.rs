@@ -7,9 +7,12 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use ept_core::heat::IdleBytes;
+use ept_core::procfs::idle::IdleFile;
+
 use crate::bins::hot_bytes;
 use crate::model::{HistoryRound, Snapshot, VmSnapshot};
-use crate::picture::{HeatPanel, Picture, TimePanel};
+use crate::picture::{HeatPanel, IdlePanel, Picture, TimePanel};
 
 /// Bytes in MiB, as the rows show them.
 fn mib(bytes: u64) -> f64 {
@@ -39,6 +42,93 @@ pub struct Row {
     pub dirty_mb_s: Option<f64>,
     /// Mean walk time of the new rounds, ms.
     pub walk_ms: Option<f64>,
+    /// The VM's `idle` file, if the module had one.
+    pub idle: Option<IdleRow>,
+}
+
+/// A VM's `idle` file in one row: how much memory has gone how long
+/// without an access, and without a write.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IdleRow {
+    /// The bins, ms, increasing.
+    pub bins_ms: Vec<u32>,
+    /// Bytes mapped.
+    pub mapped_bytes: u64,
+    /// Bytes not accessed for at least each bin (as the file says: each
+    /// figure counts all memory at least that idle), if accessed bits are
+    /// sampled and their idle time is known.
+    pub not_accessed: Option<IdleColumn>,
+    /// The same for writes.
+    pub not_written: Option<IdleColumn>,
+}
+
+/// One bit's figures of an [`IdleRow`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IdleColumn {
+    /// Bytes idle for at least each bin.
+    pub at_least: Vec<u64>,
+    /// Bytes never found set since sampling began.
+    pub never: u64,
+}
+
+impl IdleRow {
+    /// The row of an `idle` file.
+    pub fn of(file: &IdleFile) -> IdleRow {
+        let c = &file.counts;
+        let bins = c.bins.as_slice();
+        let column = |b: &Option<IdleBytes>| {
+            b.as_ref().map(|b| IdleColumn {
+                at_least: b.bins.iter().take(bins.len()).copied().collect(),
+                never: b.never,
+            })
+        };
+        IdleRow {
+            bins_ms: bins.to_vec(),
+            mapped_bytes: c.mapped,
+            not_accessed: column(&c.accessed),
+            not_written: column(&c.written),
+        }
+    }
+
+    /// The histogram of one bit (`written`: of writes): bytes touched
+    /// within the first bin, then between each bin and the next, then
+    /// idle for at least the last bin; one more entry than bins, adding up
+    /// to the mapped bytes. The file's figures are lower bounds, each
+    /// counted on its own; a figure larger than the one before it (which
+    /// the module does not write) counts as the one before.
+    pub fn histogram(&self, written: bool) -> Option<Vec<u64>> {
+        let col = if written {
+            self.not_written.as_ref()
+        } else {
+            self.not_accessed.as_ref()
+        }?;
+        let mut out = Vec::with_capacity(col.at_least.len() + 1);
+        let mut above = self.mapped_bytes;
+        for &n in &col.at_least {
+            let n = n.min(above);
+            out.push(above - n);
+            above = n;
+        }
+        out.push(above);
+        Some(out)
+    }
+}
+
+/// The names of a histogram's bands for `bins_ms`: `<1s`, `1s-10s`, ...,
+/// `>=1h`.
+pub fn band_names(bins_ms: &[u32]) -> Vec<String> {
+    let d = |ms: u32| crate::render::text::duration_text(u64::from(ms));
+    let mut out = Vec::with_capacity(bins_ms.len() + 1);
+    for (i, &ms) in bins_ms.iter().enumerate() {
+        out.push(match i.checked_sub(1).and_then(|j| bins_ms.get(j)) {
+            None => format!("<{}", d(ms)),
+            Some(&lo) => format!("{}-{}", d(lo), d(ms)),
+        });
+    }
+    if let Some(&last) = bins_ms.last() {
+        out.push(format!(">={}", d(last)));
+    }
+    out
 }
 
 /// One VM over a recording.
@@ -130,6 +220,7 @@ pub fn series(snaps: &[Snapshot], only: &[String]) -> Vec<VmSeries> {
                 ws_mib,
                 dirty_mb_s,
                 walk_ms,
+                idle: vm.idle.as_ref().map(IdleRow::of),
             };
             let i = match out.iter().position(|s| s.vm == id) {
                 Some(i) => i,
@@ -161,6 +252,33 @@ pub fn series(snaps: &[Snapshot], only: &[String]) -> Vec<VmSeries> {
 }
 
 impl VmSeries {
+    /// The idle histograms over the recording, of accessed bits if the
+    /// last snapshot has their ages, else of dirty bits; snapshots with
+    /// other bins than the last one's (sampling restarted) or without
+    /// known ages break the bands.
+    pub fn idle_panel(&self) -> Option<IdlePanel> {
+        let last = self.rows.iter().rev().find_map(|r| r.idle.as_ref())?;
+        let written = last.not_accessed.is_none();
+        last.histogram(written)?;
+        let points = self
+            .rows
+            .iter()
+            .map(|r| {
+                let bands = r
+                    .idle
+                    .as_ref()
+                    .filter(|i| i.bins_ms == last.bins_ms)
+                    .and_then(|i| i.histogram(written));
+                (r.t_s, bands)
+            })
+            .collect();
+        Some(IdlePanel {
+            what: if written { "write" } else { "access" },
+            bands: band_names(&last.bins_ms),
+            points,
+        })
+    }
+
     /// The picture of the whole recording: the heat map of the last
     /// snapshot and every history round seen. Rounds whose ring had
     /// another layout (sampling restarted with another span) than the
@@ -184,6 +302,7 @@ impl VmSeries {
                 rounds,
             });
         }
+        pic.idle = self.idle_panel();
         if let Some(HeatPanel { note, .. }) = pic.heat.as_mut() {
             *note = format!("{note} (last snapshot)");
         }
@@ -197,5 +316,132 @@ impl VmSeries {
             self.rows.len()
         );
         pic
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const M: u64 = 1 << 20;
+
+    /// An `idle` file as the module writes it (docs/procfs.md).
+    fn idle_row(text: &str) -> IdleRow {
+        IdleRow::of(&IdleFile::parse(text).unwrap())
+    }
+
+    #[test]
+    fn a_histogram_splits_the_mapped_memory_by_bin_and_adds_up() {
+        let row = idle_row(
+            "vm 72-4\nrounds 300\nsampled_ms 30000\nmapped_bytes 104857600\n\
+             bins 1s,10s,1m\nnever 10485760 -\n\
+             idle 1s 62914560 -\nidle 10s 20971520 -\nidle 1m 0 -\n",
+        );
+        // 100 MiB mapped: 60 idle >= 1 s, 20 of them >= 10 s, none >= 1 m.
+        assert_eq!(
+            row.histogram(false),
+            Some(vec![40 * M, 40 * M, 20 * M, 0]),
+            "<1s, 1s-10s, 10s-1m, >=1m"
+        );
+        assert_eq!(row.histogram(true), None, "dirty bits not sampled");
+        assert_eq!(
+            band_names(&row.bins_ms),
+            ["<1s", "1s-10s", "10s-1m", ">=1m"]
+        );
+        assert_eq!(row.not_accessed.as_ref().unwrap().never, 10 * M);
+    }
+
+    #[test]
+    fn a_histogram_never_goes_negative_on_figures_that_do_not_shrink() {
+        let row = IdleRow {
+            bins_ms: vec![1000, 2000],
+            mapped_bytes: 10 * M,
+            not_accessed: Some(IdleColumn {
+                at_least: vec![4 * M, 6 * M],
+                never: 0,
+            }),
+            not_written: Some(IdleColumn {
+                at_least: vec![12 * M, M],
+                never: 0,
+            }),
+        };
+        assert_eq!(row.histogram(false), Some(vec![6 * M, 0, 4 * M]));
+        assert_eq!(row.histogram(true), Some(vec![0, 9 * M, M]));
+    }
+
+    fn row(t_s: f64, idle: Option<IdleRow>) -> Row {
+        Row {
+            unix_ms: 0,
+            t_s,
+            rounds: None,
+            new_rounds: 0,
+            hot_mib: None,
+            dirty_mib: None,
+            ws_mib: None,
+            dirty_mb_s: None,
+            walk_ms: None,
+            idle,
+        }
+    }
+
+    #[test]
+    fn the_idle_panel_keeps_the_last_bins_and_breaks_elsewhere() {
+        let idle = |bins: Vec<u32>, a: Option<Vec<u64>>, w: Vec<u64>| IdleRow {
+            bins_ms: bins,
+            mapped_bytes: 8 * M,
+            not_accessed: a.map(|at_least| IdleColumn { at_least, never: 0 }),
+            not_written: Some(IdleColumn {
+                at_least: w,
+                never: 0,
+            }),
+        };
+        let series = |rows: Vec<Row>| VmSeries {
+            vm: "72-4".into(),
+            memory_bytes: 8 * M,
+            rows,
+            rounds: Vec::new(),
+            last: None,
+        };
+        let s = series(vec![
+            // Other bins (sampling restarted): not on this panel.
+            row(0.0, Some(idle(vec![500], Some(vec![M]), vec![M]))),
+            row(1.0, None),
+            row(
+                2.0,
+                Some(idle(vec![1000, 2000], Some(vec![4 * M, 2 * M]), vec![M, 0])),
+            ),
+            // Accessed ages unknown here.
+            row(3.0, Some(idle(vec![1000, 2000], None, vec![M, 0]))),
+            row(
+                4.0,
+                Some(idle(vec![1000, 2000], Some(vec![6 * M, 3 * M]), vec![M, 0])),
+            ),
+        ]);
+        let p = s.idle_panel().unwrap();
+        assert_eq!(p.what, "access");
+        assert_eq!(p.bands, ["<1s", "1s-2s", ">=2s"]);
+        let points: Vec<(f64, Option<Vec<u64>>)> = vec![
+            (0.0, None),
+            (1.0, None),
+            (2.0, Some(vec![4 * M, 2 * M, 2 * M])),
+            (3.0, None),
+            (4.0, Some(vec![2 * M, 3 * M, 3 * M])),
+        ];
+        assert_eq!(p.points, points);
+        // The last snapshot without accessed ages: the panel is of writes.
+        let s = series(vec![
+            row(0.0, Some(idle(vec![1000], Some(vec![M]), vec![3 * M]))),
+            row(1.0, Some(idle(vec![1000], None, vec![5 * M]))),
+        ]);
+        let p = s.idle_panel().unwrap();
+        assert_eq!(p.what, "write");
+        assert_eq!(
+            p.points,
+            vec![
+                (0.0, Some(vec![5 * M, 3 * M])),
+                (1.0, Some(vec![3 * M, 5 * M]))
+            ]
+        );
+        assert!(series(vec![row(0.0, None)]).idle_panel().is_none());
     }
 }
