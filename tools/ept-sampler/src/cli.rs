@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use crate::bins::ColorBy;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use ept_core::heat::{Granule, IdleBins, Track, Width, MAX_HISTORY_ROUNDS};
 use ept_core::procfs::control::{Flush, Walk, PERIOD_MS_MAX, PERIOD_MS_MIN};
@@ -348,6 +349,11 @@ pub struct HeatmapArgs {
     /// Terminal view: colour.
     #[arg(long, value_enum, default_value_t = ColorWhen::Auto)]
     pub color: ColorWhen,
+    /// What the colours show, in the terminal and the pictures: heat
+    /// (rounds in the window) or age (time since the last access, or
+    /// write, from the heat map's idle ages; log scale to 1 h).
+    #[arg(long, value_enum, default_value_t = ColorBy::Heat)]
+    pub color_by: ColorBy,
 }
 
 /// `completions`.

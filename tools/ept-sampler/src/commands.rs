@@ -10,6 +10,7 @@ use ept_core::procfs::control::{Command as Ctl, Settings, VmId};
 use ept_core::procfs::version::Version;
 use ept_core::procfs::vms::VmState;
 
+use crate::bins::{self, ColorBy};
 use crate::cli::{
     AttachArgs, Cli, ColorWhen, Command, DetachArgs, HeatFormat, HeatmapArgs, ListArgs, ManArgs,
     StartArgs, StatusArgs,
@@ -18,7 +19,7 @@ use crate::control::{resolve, resolve_in, send, several_vms, state_of, vm_rows, 
 use crate::error::Error;
 use crate::model::{VmSnapshot, VM_FILES};
 use crate::params::Params;
-use crate::picture::{self, PictureFormat};
+use crate::picture::{self, Picture, PictureFormat};
 use crate::render::{data, term, text};
 use crate::sharing;
 use crate::source::{io_error, ProcRoot};
@@ -283,11 +284,21 @@ fn heatmap(root: &ProcRoot, a: &HeatmapArgs) -> Result<(), Error> {
         .heatmap
         .as_ref()
         .ok_or_else(|| Error::NotSampling(name.clone()))?;
+    if a.color_by == ColorBy::Age && !bins::has_ages(runs, false) && !bins::has_ages(runs, true) {
+        return Err(Error::Other(format!(
+            "VM {name}: the heat map has no idle ages to colour by (a module without them, \
+             or no round has vouched for them yet: see `ept-sampler status {name}`)"
+        )));
+    }
+    let mut pic = Picture::from_vm(&vm);
+    if let Some(heat) = pic.heat.as_mut() {
+        heat.by = a.color_by;
+    }
     if let Some(path) = &a.png {
-        picture::write(&vm, path, PictureFormat::Png, a.width, a.height)?;
+        picture::write_picture(&pic, path, PictureFormat::Png, a.width, a.height)?;
     }
     if let Some(path) = &a.svg {
-        picture::write(&vm, path, PictureFormat::Svg, a.width, a.height)?;
+        picture::write_picture(&pic, path, PictureFormat::Svg, a.width, a.height)?;
     }
     match a.format {
         None if picture => Ok(()),
@@ -301,6 +312,7 @@ fn heatmap(root: &ProcRoot, a: &HeatmapArgs) -> Result<(), Error> {
                 columns: a.columns.unwrap_or_else(term::terminal_columns),
                 rows: a.rows,
                 palette: term::Palette::detect(color),
+                by: a.color_by,
             };
             out(&term::heatmap(header, runs, &vm.memslots, &opts))
         }

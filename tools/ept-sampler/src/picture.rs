@@ -27,6 +27,7 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::Once;
 
+use ept_core::heat::IdleAge;
 use ept_core::procfs::heatmap::Run;
 use plotters::coord::combinators::WithKeyPoints;
 use plotters::coord::types::{RangedCoordf64, RangedCoordu64};
@@ -35,7 +36,7 @@ use plotters::prelude::*;
 use plotters::style::{FontStyle, RGBColor};
 
 use crate::axis::{Axis, Segment};
-use crate::bins::{self, Bin};
+use crate::bins::{self, Bin, ColorBy};
 use crate::error::Error;
 use crate::model::{slot_bytes, History, HistoryRound, VmSnapshot};
 use crate::render::{size_label, term};
@@ -105,6 +106,9 @@ pub struct HeatPanel {
     pub dirty: bool,
     /// A few words on the sampling (mode, granule).
     pub note: String,
+    /// What the bars show: heat, or freshness by idle age
+    /// ([`bins::freshness`]).
+    pub by: ColorBy,
 }
 
 /// The data of the address x time panel.
@@ -221,6 +225,7 @@ impl Picture {
                 header.mode.as_str(),
                 header.granule
             ),
+            by: ColorBy::Heat,
         });
         let history = vm.history.as_ref().and_then(TimePanel::from_history);
         let period = settings.map_or(String::new(), |s| format!(", period {} ms", s.period_ms));
@@ -688,8 +693,17 @@ fn draw_heat<DB: DrawingBackend>(
     axis: &Axis,
     sz: Sizes,
 ) -> DrawResult<PanelArea, DB> {
+    let age = h.by == ColorBy::Age;
+    let caption = if age {
+        format!(
+            "age: time since the last access, {}",
+            h.note.replace("last ", "heat map of the last ")
+        )
+    } else {
+        format!("heat: {}", h.note)
+    };
     let mut chart = ChartBuilder::on(area)
-        .caption(format!("heat: {}", h.note), ("sans-serif", sz.font))
+        .caption(caption, ("sans-serif", sz.font))
         .margin(sz.font / 2)
         .x_label_area_size(sz.x_labels)
         .y_label_area_size(sz.y_labels)
@@ -697,11 +711,23 @@ fn draw_heat<DB: DrawingBackend>(
     let y_fmt = |v: &f64| {
         if *v > 100.0 {
             String::new()
+        } else if age {
+            // Freshness 100% is just now, 0 an hour or more.
+            match bins::age_of_freshness(v / 100.0) {
+                0 => "now".to_string(),
+                ms if ms >= bins::AGE_SCALE_MS => format!(">={}", age_label(ms)),
+                ms => age_label(ms),
+            }
         } else {
             format!("{v:.0}%")
         }
     };
-    configure(&mut chart, axis, 5, &y_fmt, "rounds in window", sz)?;
+    let y_desc = if age {
+        "idle for (log scale)"
+    } else {
+        "rounds in window"
+    };
+    configure(&mut chart, axis, 5, &y_fmt, y_desc, sz)?;
     let (px, py) = chart.plotting_area().get_pixel_range();
     let x = |gpa: u64| axis.x(gpa);
     chart.draw_series(
@@ -722,16 +748,23 @@ fn draw_heat<DB: DrawingBackend>(
             )
         })
         .collect();
-    chart.draw_series(folded.iter().filter(|b| b.accessed > 0.0).map(|b| {
-        Rectangle::new(
-            [(x(b.start), 0.0), (x(b.end), b.accessed * 100.0)],
-            heat_colour(b.accessed).filled(),
-        )
-    }))?;
+    let level = |b: &Bin, dirty: bool| b.level(dirty, h.by).unwrap_or(0.0);
+    chart.draw_series(
+        folded
+            .iter()
+            .map(|b| (b, level(b, false)))
+            .filter(|(_, l)| *l > 0.0)
+            .map(|(b, l)| {
+                Rectangle::new(
+                    [(x(b.start), 0.0), (x(b.end), l * 100.0)],
+                    heat_colour(l).filled(),
+                )
+            }),
+    )?;
     if h.dirty {
         let mark = (105.0 / f64::from((py.end - py.start).max(1))) * 1.5;
-        chart.draw_series(folded.iter().filter(|b| b.dirty > 0.0).map(|b| {
-            let y = b.dirty * 100.0;
+        chart.draw_series(folded.iter().filter(|b| level(b, true) > 0.0).map(|b| {
+            let y = level(b, true) * 100.0;
             Rectangle::new(
                 [(x(b.start), (y - mark).max(0.0)), (x(b.end), y + mark)],
                 DIRTY.filled(),
@@ -746,6 +779,14 @@ fn draw_heat<DB: DrawingBackend>(
         axis: axis.clone(),
         value: 0.0..105.0,
     })
+}
+
+/// An idle age in ms as the axis shows it: `1s`, `10m`, rounded to two
+/// significant digits.
+fn age_label(ms: u64) -> String {
+    let digits = ms.checked_ilog10().unwrap_or(0);
+    let unit = 10u64.pow(digits.saturating_sub(1));
+    crate::render::text::duration_text((ms + unit / 2) / unit * unit)
 }
 
 /// Colour of the break marks where a long hole is cut out of the axis.
@@ -1144,7 +1185,12 @@ fn draw_legend<DB: DrawingBackend>(
     let bar_w = (w as i32 / 4).clamp(10, 30);
     let top = sz.font as i32 * 3;
     let bar_h = (h as i32 * 2 / 5).max(40);
-    area.draw_text("heat", &font, (pad, top - sz.font as i32 * 2))?;
+    let age = pic.heat.as_ref().is_some_and(|h| h.by == ColorBy::Age);
+    area.draw_text(
+        if age { "idle for" } else { "heat" },
+        &font,
+        (pad, top - sz.font as i32 * 2),
+    )?;
     let steps = bar_h.max(1);
     for i in 0..steps {
         let v = 1.0 - f64::from(i) / f64::from(steps - 1).max(1.0);
@@ -1158,9 +1204,18 @@ fn draw_legend<DB: DrawingBackend>(
         [(pad, top), (pad + bar_w, top + bar_h)],
         BLACK.stroke_width(1),
     ))?;
-    for (v, label) in [(1.0, "100%"), (0.5, "50%"), (0.0, "0")] {
+    let labels: Vec<(f64, String)> = if age {
+        vec![
+            (1.0, "now".into()),
+            (bins::freshness(IdleAge::Ms(60_000)), "1m".into()),
+            (0.0, ">=1h, never".into()),
+        ]
+    } else {
+        vec![(1.0, "100%".into()), (0.5, "50%".into()), (0.0, "0".into())]
+    };
+    for (v, label) in labels {
         let y = top + ((1.0 - v) * f64::from(bar_h - 1)) as i32;
-        area.draw_text(label, &font, (pad + bar_w + 4, y - sz.font as i32 * 2 / 5))?;
+        area.draw_text(&label, &font, (pad + bar_w + 4, y - sz.font as i32 * 2 / 5))?;
     }
     let mut y = top + bar_h + sz.font as i32;
     let swatch = sz.font as i32;
@@ -1313,6 +1368,7 @@ mod tests {
             window: 5,
             dirty: false,
             note: String::new(),
+            by: ColorBy::Heat,
         };
         for with_heat in [false, true] {
             let pic = Picture {
@@ -1342,6 +1398,55 @@ mod tests {
             assert_ne!(band_colour(k - 1, 5), band_colour(k, 5));
         }
         assert_ne!(band_colour(4, 5), WHITE);
+    }
+
+    #[test]
+    fn by_age_bars_rise_with_freshness() {
+        let text = "\
+# ept_sampler heatmap 1
+# vm 1-2
+# granule 4K
+# window 5
+# rounds 900
+# mode accessed
+# columns start end granule leaf accessed dirty window slot idle_ms unwritten_ms
+0x000000000000 0x000001000000 4K 4K 1 - 5 0 0 -
+0x000001000000 0x000002000000 4K 4K 0 - 5 0 60000 -
+0x000002000000 0x000003000000 4K 4K 0 - 5 0 never -
+";
+        let (_, runs) = ept_core::procfs::heatmap::parse(text).unwrap();
+        let runs: Vec<Run> = runs.collect::<Result<_, _>>().unwrap();
+        let pic = |by| Picture {
+            title: "VM 1-2".into(),
+            heat: Some(HeatPanel {
+                runs: runs.clone(),
+                window: 5,
+                dirty: false,
+                note: String::new(),
+                by,
+            }),
+            memslots: vec![(0..48 * M, 0)],
+            ..Picture::default()
+        };
+        let (png, layout) = render(&pic(ColorBy::Age), PictureFormat::Png, 900, 500).unwrap();
+        let a = layout.heat.unwrap();
+        let minute = bins::freshness(IdleAge::Ms(60_000)) * 100.0;
+        // Touched just now: a full bar in the colour of hot.
+        assert_eq!(pixel(&png, a.column(8 * M), a.row(95.0)), heat_colour(1.0));
+        // Idle a minute: a bar up to the minute's freshness, not above.
+        let c = a.column(24 * M);
+        assert_eq!(
+            pixel(&png, c, a.row(minute - 3.0)),
+            heat_colour(minute / 100.0)
+        );
+        assert_eq!(pixel(&png, c, a.row(minute + 3.0)), heat_colour(0.0));
+        // Never: no bar.
+        assert_eq!(pixel(&png, a.column(40 * M), a.row(5.0)), heat_colour(0.0));
+        // By heat the first run is a fifth of the window.
+        let (png, layout) = render(&pic(ColorBy::Heat), PictureFormat::Png, 900, 500).unwrap();
+        let a = layout.heat.unwrap();
+        assert_eq!(pixel(&png, a.column(8 * M), a.row(15.0)), heat_colour(0.2));
+        assert_eq!(pixel(&png, a.column(8 * M), a.row(25.0)), heat_colour(0.0));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 
+use ept_sampler::bins::ColorBy;
 use ept_sampler::model::{Snapshot, VmSnapshot};
 use ept_sampler::render::data::{HeatmapRecord, RunRecord};
 use ept_sampler::render::term::{self, Palette, RAMP, UNMAPPED};
@@ -145,6 +146,7 @@ fn ramp_view(vm: &VmSnapshot, columns: u16, rows: u16) -> String {
             columns,
             rows,
             palette: Palette::Ramp,
+            by: ColorBy::Heat,
         },
     )
 }
@@ -285,6 +287,7 @@ fn colour_view_has_no_ramp_and_resets() {
                 columns: 80,
                 rows: 8,
                 palette,
+                by: ColorBy::Heat,
             },
         );
         assert!(view.contains("\x1b["), "no escape: {view}");
@@ -478,6 +481,7 @@ fn memslot_boundaries_are_marked_on_their_rows() {
             columns: 80,
             rows: 8,
             palette: Palette::Ramp,
+            by: ColorBy::Heat,
         },
     );
     let g = grids(&view);
@@ -666,6 +670,7 @@ fn a_partial_dirty_round_in_the_window_is_named() {
             columns: 80,
             rows: 8,
             palette: Palette::Ramp,
+            by: ColorBy::Heat,
         };
         let json: HeatmapRecord =
             serde_json::from_str(&data::json(&header, &runs, &slots).unwrap()).unwrap();

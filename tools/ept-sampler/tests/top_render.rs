@@ -185,6 +185,7 @@ fn the_hot_range_of_phase2_is_hotter_than_200m_and_up() {
                 columns: 80,
                 rows: 8,
                 palette: ept_sampler::render::term::Palette::Ansi256,
+                by: ept_sampler::bins::ColorBy::Heat,
             },
         );
         assert!(

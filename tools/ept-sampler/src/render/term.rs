@@ -9,12 +9,13 @@
 use std::fmt::Write;
 
 use crossterm::style::{Color, ResetColor, SetBackgroundColor};
+use ept_core::heat::IdleAge;
 use ept_core::procfs::heatmap::{Header, Run};
 use ept_core::procfs::memslots::Memslot;
 
-use super::human_bytes;
+use super::{human_bytes, text};
 use crate::axis::{self, Row, Rows};
-use crate::bins::{self, Bin};
+use crate::bins::{self, freshness, Bin, ColorBy, AGE_SCALE_MS};
 use crate::model::slot_bytes;
 
 /// Characters for heat without colour: [`RAMP`]`[0]` is mapped and never
@@ -85,6 +86,8 @@ pub struct Options {
     pub rows: u16,
     /// How heat is drawn.
     pub palette: Palette,
+    /// What the colours show.
+    pub by: ColorBy,
 }
 
 /// Columns kept right of a row for memslot marks.
@@ -199,12 +202,6 @@ impl Painter {
     }
 }
 
-/// The level a bin shows, of its dirty bits or its accessed bits: `None`
-/// when nothing in it is mapped.
-pub fn bin_level(bin: &Bin, dirty: bool) -> Option<f64> {
-    (bin.present > 0.0).then_some(if dirty { bin.dirty } else { bin.accessed })
-}
-
 /// The view of one heat map.
 pub fn heatmap(header: &Header, runs: &[Run], slots: &[Memslot], opts: &Options) -> String {
     let mut o = String::new();
@@ -263,11 +260,22 @@ pub fn heatmap(header: &Header, runs: &[Run], slots: &[Memslot], opts: &Options)
         grids.remove(0);
     }
     for (name, dirty) in grids {
-        let _ = writeln!(
-            o,
-            "{name}: share of the last {} rounds each page was {name} in",
-            header.window
-        );
+        match opts.by {
+            ColorBy::Heat => {
+                let _ = writeln!(
+                    o,
+                    "{name}: share of the last {} rounds each page was {name} in",
+                    header.window
+                );
+            }
+            ColorBy::Age => {
+                let _ = writeln!(
+                    o,
+                    "{name}: time since each page was last {name} (log scale; {} and longer, or never, as cold)",
+                    text::duration_text(AGE_SCALE_MS)
+                );
+            }
+        }
         if dirty && header.dirty_partial_in_window() {
             let _ = writeln!(
                 o,
@@ -296,7 +304,7 @@ pub fn heatmap(header: &Header, runs: &[Run], slots: &[Memslot], opts: &Options)
             let _ = write!(o, "{:>label$} |", format!("{start:#x}"));
             let mut painter = Painter::new(opts.palette);
             for bin in row {
-                painter.cell(&mut o, bin_level(bin, dirty));
+                painter.cell(&mut o, bin.level(dirty, opts.by));
             }
             painter.reset(&mut o);
             // The last row of a segment may be short: it ends there.
@@ -316,7 +324,7 @@ pub fn heatmap(header: &Header, runs: &[Run], slots: &[Memslot], opts: &Options)
             o.push('\n');
         }
     }
-    legend(&mut o, opts.palette);
+    legend(&mut o, opts.palette, opts.by);
     for s in slots.iter().filter(|s| !smm_copy(s, slots)) {
         let bytes = slot_bytes(s);
         let _ = writeln!(
@@ -363,27 +371,102 @@ fn smm_copy(s: &Memslot, slots: &[Memslot]) -> bool {
             .any(|z| z.as_id == 0 && slot_bytes(z) == slot_bytes(s) && z.flags == s.flags)
 }
 
-fn legend(o: &mut String, palette: Palette) {
+fn legend(o: &mut String, palette: Palette, by: ColorBy) {
     o.push_str("legend: ");
-    let steps: &[f64] = &[0.0, 0.125, 0.25, 0.5, 0.75, 1.0];
     let mut painter = Painter::new(palette);
     painter.cell(o, None);
     painter.reset(o);
     o.push_str(" unmapped  ");
-    for (i, l) in steps.iter().enumerate() {
+    let steps: Vec<(f64, String)> = match by {
+        ColorBy::Heat => [0.0, 0.125, 0.25, 0.5, 0.75, 1.0]
+            .iter()
+            .map(|l| (*l, format!("{:.0}%", l * 100.0)))
+            .collect(),
+        ColorBy::Age => {
+            let mut steps: Vec<(f64, String)> = [AGE_SCALE_MS, 600_000, 60_000, 10_000, 1_000]
+                .iter()
+                .map(|&ms| (freshness(IdleAge::Ms(ms)), text::duration_text(ms)))
+                .collect();
+            if let Some(first) = steps.first_mut() {
+                first.1 = format!(">={} or never", first.1);
+            }
+            steps.push((1.0, "just now".into()));
+            steps
+        }
+    };
+    for (i, (l, label)) in steps.iter().enumerate() {
         painter.cell(o, Some(*l));
         painter.reset(o);
-        let _ = write!(o, " {:.0}%", l * 100.0);
+        let _ = write!(o, " {label}");
         if i + 1 < steps.len() {
             o.push(' ');
         }
     }
-    o.push_str(" of rounds\n");
+    o.push_str(match by {
+        ColorBy::Heat => " of rounds\n",
+        ColorBy::Age => " idle\n",
+    });
 }
 
 #[cfg(test)]
 mod tests {
-    use super::ramp_rgb;
+    use super::*;
+
+    #[test]
+    fn by_age_a_page_touched_just_now_is_hot_and_one_never_touched_is_cold() {
+        // 4 MiB: 1M accessed in the latest round but idle in most of the
+        // window (heat 1/5), 1M idle for 10 s, 1M never touched, 1M
+        // idle 2 h.
+        let text = "\
+# ept_sampler heatmap 1
+# vm 1-2
+# granule 4K
+# window 5
+# rounds 900
+# mode accessed
+# columns start end granule leaf accessed dirty window slot idle_ms unwritten_ms
+0x000000000000 0x000000100000 4K 4K 1 - 5 0 0 -
+0x000000100000 0x000000200000 4K 4K 0 - 5 0 10000 -
+0x000000200000 0x000000300000 4K 4K 0 - 5 0 never -
+0x000000300000 0x000000400000 4K 4K 0 - 5 0 7200000 -
+";
+        let (header, runs) = ept_core::procfs::heatmap::parse(text).unwrap();
+        let runs: Vec<Run> = runs.collect::<Result<_, _>>().unwrap();
+        let view = |by: ColorBy| {
+            let opts = Options {
+                columns: 40,
+                rows: 1,
+                palette: Palette::Ramp,
+                by,
+            };
+            heatmap(&header, &runs, &[], &opts)
+        };
+        let cells = |v: &str| -> String {
+            let row = v.lines().find(|l| l.contains(" |")).unwrap();
+            let inner = row.split('|').nth(1).unwrap();
+            inner.to_string()
+        };
+        let age = view(ColorBy::Age);
+        let c: Vec<char> = cells(&age).chars().collect();
+        let quarter = c.len() / 4;
+        let at = |q: usize| c[q * quarter + quarter / 2];
+        assert_eq!(at(0), *RAMP.last().unwrap(), "just now: {age}");
+        let ten_s = RAMP[level_index(freshness(IdleAge::Ms(10_000)), RAMP.len())];
+        assert_eq!(at(1), ten_s, "{age}");
+        assert_eq!((at(2), at(3)), (RAMP[0], RAMP[0]), "never, 2 h: {age}");
+        assert!(
+            age.contains("time since each page was last accessed"),
+            "{age}"
+        );
+        assert!(
+            age.contains(">=1h or never") && age.contains("just now"),
+            "{age}"
+        );
+        // By heat the first quarter is a fifth of the window.
+        let heat = view(ColorBy::Heat);
+        let c: Vec<char> = cells(&heat).chars().collect();
+        assert_eq!(c[quarter / 2], RAMP[level_index(0.2, RAMP.len())], "{heat}");
+    }
 
     #[test]
     fn the_first_stop_is_only_for_no_heat() {

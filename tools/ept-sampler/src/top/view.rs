@@ -17,14 +17,14 @@ use ratatui::Frame;
 
 use super::app::{App, SourceKind};
 use crate::axis::{self, Axis, Row, Rows};
-use crate::bins::{self, Bin};
+use crate::bins::{self, Bin, ColorBy};
 use crate::model::{slot_bytes, VmSnapshot};
 use crate::render::size_label;
 
 // The characters and colours of `heatmap` in the terminal, so that both
 // views read alike: `.` mapped and idle in the window .. `@` accessed in
 // every round; unmapped is blank.
-use crate::render::term::{ansi256, bin_level, ramp_char};
+use crate::render::term::{ansi256, ramp_char};
 
 /// Terminal width from which the VM table shows the settings columns.
 pub const WIDE: u16 = 115;
@@ -467,7 +467,7 @@ fn heat_span(app: &App, level: Option<f64>) -> Span<'static> {
 /// One styled character per bin.
 fn heat_spans(app: &App, bins: &[Bin], accessed: bool) -> Vec<Span<'static>> {
     bins.iter()
-        .map(|b| heat_span(app, bin_level(b, !accessed)))
+        .map(|b| heat_span(app, b.level(!accessed, ColorBy::Heat)))
         .collect()
 }
 
