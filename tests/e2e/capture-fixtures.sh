@@ -4,7 +4,7 @@
 # Run: tests/vm/run --kernel 7.3 --testbed qemu-npt tests/e2e/capture-fixtures.sh >out.txt
 set -e
 dump() { # TAG: prints every file under /proc/ept_sampler as a shell archive
-	for f in version vms last_error $(cd /proc/ept_sampler && ls -d */ 2>/dev/null | sed 's|/$||' | while read d; do for x in config stats heatmap history memslots; do echo "$d/$x"; done; done); do
+	for f in version vms last_error $(cd /proc/ept_sampler && ls -d */ 2>/dev/null | sed 's|/$||' | while read d; do for x in config stats heatmap history memslots idle; do echo "$d/$x"; done; done); do
 		echo "=== $1/$f"
 		cat "/proc/ept_sampler/$f"
 	done
@@ -22,21 +22,42 @@ start() { # NAME ARGS
 	until grep -q '^testvm: running' /tmp/$n.out; do sleep 0.1; done
 	sed -n 's/.* vm=\([0-9]*-[0-9]*\).*/\1/p' /tmp/$n.out | head -1
 }
-rounds() { sed -n 's/^rounds //p' /proc/ept_sampler/$1/stats; }
+# rounds VM: the VM's rounds; ends the capture (from the command
+# substitution's subshell: $$ is the script) with testvm's words if its VM
+# is gone.
+rounds() {
+	[ -e "/proc/ept_sampler/$1/stats" ] || {
+		echo "capture: VM $1 is gone" >&2
+		cat /tmp/a.out /tmp/b.out >&2
+		kill -TERM $$
+	}
+	sed -n 's/^rounds //p' "/proc/ept_sampler/$1/stats"
+}
 a=$(start a --mem 256M --backing anon --seconds 600 --write 16M+8M --read 64M+8M --switch-on-signal --then-write 128M+8M)
 b=$(start b --mem 128M --backing thp --seconds 600 --write 32M+16M)
 c=$(start c --mem 64M --backing anon --seconds 600 --write 8M+4M)
+# The tests name the guests 72-4, 85-4 and 96-4 (their pids in the first
+# capture); pids differ from boot to boot, so the dump renames them.
+names() {
+	sed -E -e "s/(^|[^0-9])$a([^0-9]|\$)/\172-4\2/g" \
+		-e "s/(^|[^0-9])$b([^0-9]|\$)/\185-4\2/g" \
+		-e "s/(^|[^0-9])$c([^0-9]|\$)/\196-4\2/g" \
+		-e "s/\"pid\": ${a%-*},/\"pid\": 72,/" \
+		-e "s/\"pid\": ${b%-*},/\"pid\": 85,/" \
+		-e "s/\"pid\": ${c%-*},/\"pid\": 96,/"
+}
 ctl attach pid=${a%-*}
-ctl start vm=$a period_ms=100 mode=both
+ctl start vm=$a period_ms=100 mode=both idle=500ms,1s,2s,4s
 ctl attach pid=${b%-*}
 ctl start vm=$b period_ms=200 mode=accessed granule=2M
 echo "start vm=$a period_ms=0" >/proc/ept_sampler/control 2>/dev/null || true
 until [ "$(rounds $a)" -ge 30 ]; do sleep 0.2; done
 until [ "$(rounds $b)" -ge 8 ]; do sleep 0.2; done
 cat /tmp/a.json >/dev/null
-dump phase1-cap
+dump phase1-cap | names
 # Phase 2: testvm moves its writes (SIGUSR2), and a's window and history
-# follow for 40 more rounds of its own.
+# follow for 64 more rounds of its own (the whole history ring: every
+# round it keeps is after the switch).
 kill -USR2 "${a%-*}"
 i=0
 until grep -q '^testvm: phase 1 running' /tmp/a.out; do
@@ -45,9 +66,9 @@ until grep -q '^testvm: phase 1 running' /tmp/a.out; do
 	sleep 0.1
 done
 r=$(rounds $a)
-until [ "$(rounds $a)" -ge $((r + 40)) ]; do sleep 0.2; done
-dump phase2-cap
-echo "=== truth/a.json"; cat /tmp/a.json; echo
-echo "=== truth/b.json"; cat /tmp/b.json; echo
-echo "=== truth/c.json"; cat /tmp/c.json; echo
+until [ "$(rounds $a)" -ge $((r + 64)) ]; do sleep 0.2; done
+dump phase2-cap | names
+echo "=== truth/a.json"; names </tmp/a.json; echo
+echo "=== truth/b.json"; names </tmp/b.json; echo
+echo "=== truth/c.json"; names </tmp/c.json; echo
 echo "=== end"

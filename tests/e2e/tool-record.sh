@@ -4,7 +4,8 @@
 #
 # s_record_report records a testvm guest and checks
 # the offline report against testvm's truth: sizes per row, no round
-# counted twice, the pictures written at the size asked for.
+# counted twice, the memory used within a second (idle ages), the
+# pictures written at the size asked for.
 # s_record_killed kills a recording and reports what it had.
 
 # csv_col FILE NAME: the values of column NAME of a CSV file (no quoting
@@ -79,6 +80,19 @@ s_record_report() {
 	echo "rounds $first..$last, $new new after the first row"
 	[ $((new - (last - first))) -ge -2 ] && [ $((new - (last - first))) -le 2 ] ||
 		fail "new rounds $new, rounds done $((last - first))"
+	# Idle ages (the default bins): in the last row, the memory used within
+	# a second is what testvm touches every pass, 16 MiB and its own pages;
+	# the rest of what is mapped has been idle that long.
+	awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+		{ m = $c["mapped_mib"]; i = $c["not_accessed_1s_mib"] }
+		END {
+			if (m == "" || i == "") { print "no idle columns"; exit 1 }
+			printf "last row: %.3f MiB mapped, %.3f not accessed for 1 s\n", m, i
+			if (m - i < 16 || m - i > 16.5) { print "used within 1 s: " m - i " MiB, not 16..16.5"; exit 1 }
+		}' /tmp/run.csv ||
+		fail "idle memory does not follow the truth"
+	es --proc /nonexistent report /tmp/run.rec.gz
+	grep -q "MiB by time since the last access" /tmp/es.out || fail "no idle table in the text report"
 	es report /tmp/run.rec.gz --vm "$vm" --png /tmp/run.png --svg /tmp/run.svg --width 800 --height 500
 	[ "$(png_size /tmp/run.png)" = 800x500 ] || fail "PNG is $(png_size /tmp/run.png), asked 800x500"
 	grep -q 'width="800" height="500"' /tmp/run.svg || fail "SVG size: $(head -c 200 /tmp/run.svg)"

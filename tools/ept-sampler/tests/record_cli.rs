@@ -67,6 +67,7 @@ fn vm_filter_keeps_only_that_vms_files() {
             "85-4/config",
             "85-4/heatmap",
             "85-4/history",
+            "85-4/idle",
             "85-4/memslots",
             "85-4/stats",
             "version",

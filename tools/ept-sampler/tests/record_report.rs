@@ -98,12 +98,30 @@ fn figures_over_time_follow_the_truth_file() {
         );
         assert!(f("walk_ms") > 0.0);
     }
-    // The first row has every round of phase 1's ring (1..31), the second
-    // every round of phase 2's (64..127): none counted twice.
-    assert_eq!(rows[0]["new_rounds"], 31);
-    assert_eq!(rows[1]["new_rounds"], 64);
+    // The first row has every round of phase 1's ring, the second every
+    // round of phase 2's (the rings do not overlap): none counted twice.
+    let (p1, _, p1_last) = ring("phase1");
+    let (p2, _, p2_last) = ring("phase2");
+    assert!(p1.last() < p2.first(), "{p1:?} {p2:?}");
+    assert_eq!(rows[0]["new_rounds"], p1.len());
+    assert_eq!(rows[1]["new_rounds"], p2.len());
+    // The snapshots are stamped by their newest rounds (record_support).
     let dt = rows[1]["t_s"].as_f64().unwrap() - rows[0]["t_s"].as_f64().unwrap();
-    assert!((dt - 9.6).abs() < 0.1, "{dt}");
+    let want = (p2_last - p1_last) as f64 / 1e9;
+    assert!((dt - want).abs() < 0.01, "{dt} {want}");
+}
+
+/// VM 72-4's `history` ring in fixture phase `phase`: its round numbers,
+/// and its first and last round's start (kernel clock, ns).
+fn ring(phase: &str) -> (Vec<u64>, u64, u64) {
+    let text =
+        std::fs::read_to_string(fixture("npt-7.3").join(phase).join("72-4/history")).unwrap();
+    let h = History::parse(&text).unwrap();
+    (
+        h.rounds.iter().map(|r| r.record.round).collect(),
+        h.rounds[0].record.start_ns,
+        h.rounds.last().unwrap().record.start_ns,
+    )
 }
 
 #[test]
@@ -147,22 +165,13 @@ fn history_over_the_recording_shows_the_phase_switch() {
     let pic = series[0].picture("npt-7.3.rec.gz");
     let hist = pic.history.as_ref().unwrap();
     let numbers: Vec<u64> = hist.rounds.iter().map(|r| r.record.round).collect();
-    let want: Vec<u64> = (1..=31).chain(64..=127).collect();
-    assert_eq!(numbers, want, "every round of both rings, once, in order");
-
     // Where each phase's rounds are on the time axis, from the fixture
     // files (kernel clock of each ring's first and last round).
-    let ring = |p: &str| {
-        let text =
-            std::fs::read_to_string(fixture("npt-7.3").join(p).join("72-4/history")).unwrap();
-        let h = History::parse(&text).unwrap();
-        (
-            h.rounds[0].record.start_ns,
-            h.rounds.last().unwrap().record.start_ns,
-        )
-    };
-    let (p1_first, p1_last) = ring("phase1");
-    let (p2_first, p2_last) = ring("phase2");
+    let (p1, p1_first, p1_last) = ring("phase1");
+    let (p2, p2_first, p2_last) = ring("phase2");
+    let want: Vec<u64> = p1.into_iter().chain(p2).collect();
+    assert_eq!(numbers, want, "every round of both rings, once, in order");
+
     let secs = |ns: u64| (ns - p1_first) as f64 / 1e9;
 
     let (w, h) = (1000, 800);
@@ -290,5 +299,141 @@ fn report_of_a_vm_the_recording_lacks_names_the_ones_it_holds() {
         for h in &held {
             assert!(err.contains(h.as_str()), "{h} not named: {err}");
         }
+    }
+}
+
+#[test]
+fn idle_memory_over_time_follows_the_truth_file() {
+    let t = truth_a();
+    let own = own_mib();
+    let v = report_json(&["--vm", "72-4"]);
+    let rows = v["vms"][0]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    let mib_of = |v: &serde_json::Value| v.as_u64().unwrap() as f64 / MIB as f64;
+    for (i, (row, written)) in rows
+        .iter()
+        .zip([&t.first_written, &t.second_written])
+        .enumerate()
+    {
+        let idle = &row["idle"];
+        // The capture's bins (tests/e2e/capture-fixtures.sh).
+        assert_eq!(idle["bins_ms"], serde_json::json!([500, 1000, 2000, 4000]));
+        let mapped = mib_of(&idle["mapped_bytes"]);
+        let at_least: Vec<f64> = idle["not_accessed"]["at_least"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(mib_of)
+            .collect();
+        // Used within a second: what testvm touches every pass of the
+        // phase, the read range and the range it writes then, and some
+        // of its own pages.
+        let hot = mib(&t.read) + mib(written);
+        let used = mapped - at_least[1];
+        assert!(
+            used >= hot && used <= hot + own,
+            "row {i}: {used} MiB used within 1 s, not {hot}..{}",
+            hot + own
+        );
+        // Each bin holds no more than the one before.
+        assert!(at_least.windows(2).all(|w| w[1] <= w[0]), "{at_least:?}");
+    }
+    // After the switch the first range has gone a whole history ring (64
+    // rounds, at least 3.2 s) without an access: idle for at least 1 s.
+    let at_1s = mib_of(&rows[1]["idle"]["not_accessed"]["at_least"][1]);
+    assert!(
+        at_1s >= mib(&t.first_written),
+        "{at_1s} MiB idle >= 1 s, the first range alone is {}",
+        mib(&t.first_written)
+    );
+
+    // The text's table of the same, and the CSV's columns.
+    let out = Command::new(BIN)
+        .arg("report")
+        .arg(fixture_recording())
+        .args(["--vm", "72-4"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("MiB by time since the last access"), "{text}");
+    assert!(text.contains("MiB by time since the last write"), "{text}");
+    assert!(
+        text.contains("<500ms 500ms-1s    1s-2s    2s-4s     >=4s"),
+        "{text}"
+    );
+    let out = Command::new(BIN)
+        .arg("report")
+        .arg(fixture_recording())
+        .args(["--format", "csv"])
+        .output()
+        .unwrap();
+    let mut r = csv::Reader::from_reader(out.stdout.as_slice());
+    let headers = r.headers().unwrap().clone();
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name}: {headers:?}"))
+    };
+    let recs: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    // 72-4's bins and 85-4's (the default) side by side; each VM's
+    // cells only under its own bins.
+    for name in [
+        "not_accessed_500ms_mib",
+        "not_accessed_10s_mib",
+        "never_written_mib",
+    ] {
+        col(name);
+    }
+    let used: f64 = recs[1][col("mapped_mib")].parse::<f64>().unwrap()
+        - recs[1][col("not_accessed_1s_mib")].parse::<f64>().unwrap();
+    let hot = mib(&t.read) + mib(&t.second_written);
+    assert!(used >= hot && used <= hot + own, "{used}");
+    assert_eq!(&recs[1][col("not_accessed_10s_mib")], "");
+    assert_eq!(&recs[3][col("not_accessed_500ms_mib")], "");
+    assert_eq!(
+        &recs[3][col("never_written_mib")],
+        "",
+        "85-4: accessed only"
+    );
+}
+
+#[test]
+fn the_picture_of_a_recording_stacks_its_idle_memory() {
+    let t = truth_a();
+    let own = own_mib();
+    let (_, snaps, _) = record::load(&fixture_recording()).unwrap();
+    let series = report::series(&snaps, &["72-4".to_string()]);
+    let pic = series[0].picture("npt-7.3.rec.gz");
+    let idle = pic.idle.as_ref().unwrap();
+    assert_eq!(idle.bands, ["<500ms", "500ms-1s", "1s-2s", "2s-4s", ">=4s"]);
+    let (bytes, layout) = picture::render(&pic, PictureFormat::Png, 1000, 900).unwrap();
+    let mut reader = png::Decoder::new(bytes.as_slice()).read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    reader.next_frame(&mut buf).unwrap();
+    let at = |x: i32, y: i32| {
+        let i = (y as usize * 1000 + x as usize) * 3;
+        [buf[i], buf[i + 1], buf[i + 2]]
+    };
+    let rgb = |c: plotters::style::RGBColor| [c.0, c.1, c.2];
+    let a = layout.idle.unwrap();
+    let end = a.time.end;
+    // At each snapshot, the bottom band (used within 500 ms) is about what
+    // testvm touches every pass: below its height the youngest colour.
+    for (t_s, written) in [
+        (0.05 * end, &t.first_written),
+        (0.95 * end, &t.second_written),
+    ] {
+        let hot = mib(&t.read) + mib(written);
+        assert_eq!(
+            at(a.column(t_s), a.row(hot * 0.8)),
+            rgb(picture::band_colour(0, 5)),
+            "at {t_s} s"
+        );
+        assert_ne!(
+            at(a.column(t_s), a.row((hot + own) * 1.1)),
+            rgb(picture::band_colour(0, 5)),
+            "at {t_s} s"
+        );
     }
 }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use ept_sampler::bins::ColorBy;
 use ept_sampler::model::{Snapshot, VmSnapshot};
-use ept_sampler::render::data::{HeatmapRecord, RunRecord};
+use ept_sampler::render::data::{AgeRecord, HeatmapRecord, RunRecord};
 use ept_sampler::render::term::{self, Palette, RAMP, UNMAPPED};
 use ept_sampler::render::{data, text};
 use ept_sampler::source::ProcRoot;
@@ -324,10 +324,12 @@ fn csv_and_json_match_the_truth_and_the_module_file() {
         ]
     );
     let recs: Vec<RunRecord> = reader.deserialize().map(Result::unwrap).collect();
-    // The fixture comes from a module without idle ages: empty columns.
-    assert!(recs
-        .iter()
-        .all(|r| r.idle_ms.is_none() && r.unwritten_ms.is_none()));
+    // Idle ages on every mapped run (mode both), none on holes.
+    for r in &recs {
+        let mapped = r.leaf != "hole" && r.leaf != "unknown";
+        assert_eq!(r.idle_ms.is_some(), mapped, "{r:?}");
+        assert_eq!(r.unwritten_ms.is_some(), mapped, "{r:?}");
+    }
     // One record per line of the module's file, as its parser reads it.
     assert_eq!(recs.len(), runs.len());
     let file = std::fs::read_to_string(fixture("phase2").join("72-4/heatmap")).unwrap();
@@ -354,6 +356,13 @@ fn csv_and_json_match_the_truth_and_the_module_file() {
             rec.slot.map(|a| a.to_string()).as_deref().unwrap_or("-"),
             w[7]
         );
+        let age = |a: &Option<AgeRecord>| match a {
+            None => "-".to_string(),
+            Some(AgeRecord::Ms(ms)) => ms.to_string(),
+            Some(AgeRecord::Word(w)) => w.clone(),
+        };
+        assert_eq!(age(&rec.idle_ms), w[8]);
+        assert_eq!(age(&rec.unwritten_ms), w[9]);
     }
     // Against the truth: written now accessed and dirty in every round,
     // read accessed and never dirty, the old range cold.
@@ -367,8 +376,20 @@ fn csv_and_json_match_the_truth_and_the_module_file() {
             assert_eq!(rec.accessed, Some(rec.window), "{rec:?}");
             assert_eq!(rec.dirty, Some(0), "{rec:?}");
         }
+        // Touched in every round: idle for less than a round or two.
+        if t.written_now.iter().chain(&t.read).any(|w| overlaps(r, *w)) {
+            assert!(
+                matches!(rec.idle_ms, Some(AgeRecord::Ms(ms)) if ms < 500),
+                "{rec:?}"
+            );
+        }
+        // Untouched for a whole history ring (64 rounds) since the switch.
         if t.written_before.iter().any(|w| overlaps(r, *w)) {
             assert_eq!(rec.accessed, Some(0), "{rec:?}");
+            assert!(
+                matches!(rec.idle_ms, Some(AgeRecord::Ms(ms)) if ms >= 1000),
+                "{rec:?}"
+            );
         }
     }
     let json: HeatmapRecord =
@@ -714,7 +735,22 @@ fn idle_ages_in_csv_and_json() {
 fn status_shows_idle_bins() {
     let snap = snapshot("phase2");
     let mut v = vm(&snap, "72-4").clone();
-    // The fixture's module had no idle file: no idle line.
+    // The captured file: a line per bit sampled (mode both), in the
+    // capture's bins.
+    let s = text::status(&v);
+    let lines: Vec<&str> = s.lines().filter(|l| l.starts_with("  idle ")).collect();
+    assert_eq!(lines.len(), 2, "{s}");
+    assert!(
+        lines[0].starts_with("  idle       not accessed >=500ms "),
+        "{s}"
+    );
+    assert!(
+        lines[1].starts_with("  idle       not written  >=500ms "),
+        "{s}"
+    );
+    assert!(s.contains("idle bins 500ms,1s,2s,4s"), "{s}");
+    // A module without the idle file: no idle line.
+    v.idle = None;
     assert!(
         !text::status(&v).contains("  idle "),
         "{}",
@@ -741,4 +777,60 @@ fn status_shows_idle_bins() {
     );
     // Dirty bits not sampled: no line for writes.
     assert_eq!(s.lines().filter(|l| l.starts_with("  idle ")).count(), 1);
+}
+
+#[test]
+fn by_age_the_range_written_before_the_switch_is_staler_than_the_one_written_now() {
+    let snap = snapshot("phase2");
+    let vm = vm(&snap, "72-4");
+    let (header, runs) = vm.heatmap.as_ref().unwrap();
+    let t = truth("a.json");
+    let fresh = |r: &Range, dirty: bool| {
+        let b = ept_sampler::bins::fold(runs, r.0, r.1, 1);
+        let f = if dirty {
+            b[0].fresh_dirty
+        } else {
+            b[0].fresh_accessed
+        };
+        f.unwrap()
+    };
+    use ept_core::heat::IdleAge;
+    use ept_sampler::bins::freshness;
+    // Written (and accessed) every pass now: touched within 500 ms.
+    let recent = freshness(IdleAge::Ms(500));
+    for r in t.written_now.iter().chain(&t.read) {
+        assert!(fresh(r, false) >= recent, "{r:x?}: {}", fresh(r, false));
+    }
+    for r in &t.written_now {
+        assert!(fresh(r, true) >= recent, "{r:x?}: {}", fresh(r, true));
+    }
+    // Not touched since the switch, 40 rounds (4 s) before the capture:
+    // idle for more than a second, by both bits.
+    let second = freshness(IdleAge::Ms(1_000));
+    assert!(!t.written_before.is_empty());
+    for r in &t.written_before {
+        for dirty in [false, true] {
+            assert!(
+                fresh(r, dirty) < second,
+                "{r:x?} ({dirty}): {}",
+                fresh(r, dirty)
+            );
+        }
+    }
+    // The terminal view says what its colours mean.
+    let view = term::heatmap(
+        header,
+        runs,
+        &vm.memslots,
+        &term::Options {
+            columns: 100,
+            rows: 8,
+            palette: Palette::Ramp,
+            by: ColorBy::Age,
+        },
+    );
+    assert!(
+        view.contains("accessed: time since each page was last accessed"),
+        "{view}"
+    );
 }

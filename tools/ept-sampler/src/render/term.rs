@@ -271,7 +271,8 @@ pub fn heatmap(header: &Header, runs: &[Run], slots: &[Memslot], opts: &Options)
             ColorBy::Age => {
                 let _ = writeln!(
                     o,
-                    "{name}: time since each page was last {name} (log scale; {} and longer, or never, as cold)",
+                    "{name}: time since each page was last {} (log scale; {} and longer, or never, as cold)",
+                    if dirty { "written" } else { "accessed" },
                     text::duration_text(AGE_SCALE_MS)
                 );
             }
@@ -404,7 +405,7 @@ fn legend(o: &mut String, palette: Palette, by: ColorBy) {
     }
     o.push_str(match by {
         ColorBy::Heat => " of rounds\n",
-        ColorBy::Age => " idle\n",
+        ColorBy::Age => " since last touched\n",
     });
 }
 
