@@ -80,16 +80,20 @@ s_record_report() {
 	echo "rounds $first..$last, $new new after the first row"
 	[ $((new - (last - first))) -ge -2 ] && [ $((new - (last - first))) -le 2 ] ||
 		fail "new rounds $new, rounds done $((last - first))"
-	# Idle ages (the default bins): in the last row, the memory used within
-	# a second is what testvm touches every pass, 16 MiB and its own pages;
-	# the rest of what is mapped has been idle that long.
-	awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
-		{ m = $c["mapped_mib"]; i = $c["not_accessed_1s_mib"] }
-		END {
-			if (m == "" || i == "") { print "no idle columns"; exit 1 }
-			printf "last row: %.3f MiB mapped, %.3f not accessed for 1 s\n", m, i
-			if (m - i < 16 || m - i > 16.5) { print "used within 1 s: " m - i " MiB, not 16..16.5"; exit 1 }
-		}' /tmp/run.csv ||
+	# Idle ages (the default bins): the memory used within a second is what
+	# testvm touches every pass, 16 MiB, and some of its own pages; the
+	# rest of what is mapped has been idle that long. Never more; less in a
+	# row where testvm's vCPU was starved for a second (two guests on two
+	# cores in check-full), so at least half the rows from 1 s on.
+	awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i
+			if (!("mapped_mib" in c) || !("not_accessed_1s_mib" in c)) { print "no idle columns"; bad = 1; exit }
+			next }
+		{ used = $c["mapped_mib"] - $c["not_accessed_1s_mib"]
+		  printf "%.1f s: %.3f MiB used within 1 s\n", $c["t_s"], used
+		  if (used > 16.5) { print "more than 16.5"; bad = 1 }
+		  if ($c["t_s"] >= 1) { n++; if (used >= 16) ok++ } }
+		END { if (bad) exit 1
+			if (n == 0 || ok * 2 < n) { print ok " of " n " rows from 1 s on used 16 MiB"; exit 1 } }' /tmp/run.csv ||
 		fail "idle memory does not follow the truth"
 	es --proc /nonexistent report /tmp/run.rec.gz
 	grep -q "MiB by time since the last access" /tmp/es.out || fail "no idle table in the text report"

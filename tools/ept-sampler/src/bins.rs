@@ -73,15 +73,18 @@ pub fn age_of_freshness(f: f64) -> u64 {
 
 impl Bin {
     /// The level the bin shows for one bit (`dirty`) when coloured `by`:
-    /// `None` when nothing in it is mapped; 0 for mapped memory of
-    /// unknown age.
+    /// `None` when nothing in it is mapped, or by age when no mapped byte
+    /// of it has a known age (never drawn as old: unknown is not idle).
     pub fn level(&self, dirty: bool, by: ColorBy) -> Option<f64> {
-        (self.present > 0.0).then(|| match (by, dirty) {
-            (ColorBy::Heat, false) => self.accessed,
-            (ColorBy::Heat, true) => self.dirty,
-            (ColorBy::Age, false) => self.fresh_accessed.unwrap_or(0.0),
-            (ColorBy::Age, true) => self.fresh_dirty.unwrap_or(0.0),
-        })
+        if self.present <= 0.0 {
+            return None;
+        }
+        match (by, dirty) {
+            (ColorBy::Heat, false) => Some(self.accessed),
+            (ColorBy::Heat, true) => Some(self.dirty),
+            (ColorBy::Age, false) => self.fresh_accessed,
+            (ColorBy::Age, true) => self.fresh_dirty,
+        }
     }
 }
 
@@ -270,7 +273,7 @@ mod tests {
             "only the first page's age is known"
         );
         assert_eq!(b[1].fresh_accessed, None, "a hole and an unknown age");
-        assert_eq!(b[1].level(false, ColorBy::Age), Some(0.0));
+        assert_eq!(b[1].level(false, ColorBy::Age), None, "unknown is not old");
         assert_eq!(b[0].level(false, ColorBy::Heat), Some(0.5));
         assert!(has_ages(&r, false) && has_ages(&r, true));
         assert!(!has_ages(&r[2..], false));

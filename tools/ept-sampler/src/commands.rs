@@ -284,7 +284,13 @@ fn heatmap(root: &ProcRoot, a: &HeatmapArgs) -> Result<(), Error> {
         .heatmap
         .as_ref()
         .ok_or_else(|| Error::NotSampling(name.clone()))?;
-    if a.color_by == ColorBy::Age && !bins::has_ages(runs, false) && !bins::has_ages(runs, true) {
+    // Only the views colour (CSV and JSON carry the ages as they are).
+    let coloured = picture || matches!(a.format, None | Some(HeatFormat::Text));
+    if coloured
+        && a.color_by == ColorBy::Age
+        && !bins::has_ages(runs, false)
+        && !bins::has_ages(runs, true)
+    {
         return Err(Error::Other(format!(
             "VM {name}: the heat map has no idle ages to colour by (a module without them, \
              or no round has vouched for them yet: see `ept-sampler status {name}`)"

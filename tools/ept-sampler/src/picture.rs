@@ -39,7 +39,7 @@ use crate::axis::{Axis, Segment};
 use crate::bins::{self, Bin, ColorBy};
 use crate::error::Error;
 use crate::model::{slot_bytes, History, HistoryRound, VmSnapshot};
-use crate::render::{size_label, term};
+use crate::render::{size_label, term, text};
 
 /// The picture file formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -715,8 +715,8 @@ fn draw_heat<DB: DrawingBackend>(
             // Freshness 100% is just now, 0 an hour or more.
             match bins::age_of_freshness(v / 100.0) {
                 0 => "now".to_string(),
-                ms if ms >= bins::AGE_SCALE_MS => format!(">={}", age_label(ms)),
-                ms => age_label(ms),
+                ms if ms >= bins::AGE_SCALE_MS => format!(">={}", text::age_text(ms)),
+                ms => text::age_text(ms),
             }
         } else {
             format!("{v:.0}%")
@@ -779,14 +779,6 @@ fn draw_heat<DB: DrawingBackend>(
         axis: axis.clone(),
         value: 0.0..105.0,
     })
-}
-
-/// An idle age in ms as the axis shows it: `1s`, `10m`, rounded to two
-/// significant digits.
-fn age_label(ms: u64) -> String {
-    let digits = ms.checked_ilog10().unwrap_or(0);
-    let unit = 10u64.pow(digits.saturating_sub(1));
-    crate::render::text::duration_text((ms + unit / 2) / unit * unit)
 }
 
 /// Colour of the break marks where a long hole is cut out of the axis.
@@ -1093,8 +1085,7 @@ fn draw_idle<DB: DrawingBackend>(
         .label_style(("sans-serif", sz.font * 4 / 5))
         .axis_desc_style(("sans-serif", sz.font * 4 / 5))
         .draw()?;
-    // Stretches of snapshots with known ages; one snapshot alone is
-    // drawn across the whole panel.
+    // Stretches of snapshots with known ages.
     let mut stretches: Vec<Vec<(f64, &[u64])>> = Vec::new();
     let mut open = false;
     for (t, bands) in &p.points {
@@ -1111,10 +1102,24 @@ fn draw_idle<DB: DrawingBackend>(
             None => open = false,
         }
     }
-    if let [only] = stretches.as_mut_slice() {
-        if let [(_, b)] = only.as_slice() {
-            let b = *b;
-            *only = vec![(time.start, b), (time.end, b)];
+    // A snapshot alone between gaps is a bar half the usual spacing to
+    // each side (the whole panel when it is the only snapshot), not a
+    // polygon of no width.
+    let mut gaps: Vec<f64> = p
+        .points
+        .windows(2)
+        .map(|w| w[1].0 - w[0].0)
+        .filter(|g| *g > 0.0)
+        .collect();
+    gaps.sort_by(f64::total_cmp);
+    let half = gaps.get(gaps.len() / 2).map_or(time.end, |g| g / 2.0);
+    for stretch in &mut stretches {
+        if let [(t, b)] = stretch.as_slice() {
+            let (t, b) = (*t, *b);
+            *stretch = vec![
+                ((t - half).max(time.start), b),
+                ((t + half).min(time.end), b),
+            ];
         }
     }
     let n = p.bands.len();
@@ -1398,6 +1403,33 @@ mod tests {
             assert_ne!(band_colour(k - 1, 5), band_colour(k, 5));
         }
         assert_ne!(band_colour(4, 5), WHITE);
+    }
+
+    #[test]
+    fn a_snapshot_alone_between_gaps_is_a_bar_not_nothing() {
+        let idle = IdlePanel {
+            what: "access",
+            bands: vec!["<1s".into(), ">=1s".into()],
+            points: vec![
+                (0.0, Some(vec![60 * M, 40 * M])),
+                (5.0, None),
+                (10.0, Some(vec![20 * M, 80 * M])),
+            ],
+        };
+        let pic = Picture {
+            title: "VM 1-2".into(),
+            idle: Some(idle),
+            ..Picture::default()
+        };
+        let (png, layout) = render(&pic, PictureFormat::Png, 900, 500).unwrap();
+        let a = layout.idle.unwrap();
+        // Each snapshot's histogram at its own time, half the spacing (5 s)
+        // to each side; none at the gap between them.
+        assert_eq!(pixel(&png, a.column(0.5), a.row(30.0)), band_colour(0, 2));
+        assert_eq!(pixel(&png, a.column(0.5), a.row(80.0)), band_colour(1, 2));
+        assert_eq!(pixel(&png, a.column(9.5), a.row(10.0)), band_colour(0, 2));
+        assert_eq!(pixel(&png, a.column(9.5), a.row(60.0)), band_colour(1, 2));
+        assert_eq!(pixel(&png, a.column(5.0), a.row(10.0)), WHITE);
     }
 
     #[test]

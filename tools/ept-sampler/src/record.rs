@@ -475,7 +475,7 @@ fn idle_tables(s: &mut String, vm: &report::VmSeries) {
         let _ = writeln!(
             s,
             "\nMiB by time since the last {what} (never: not since sampling began, \
-             also counted in the bands):"
+             also counted in the bands; the first band holds what is not yet shown idle):"
         );
         let mut bins: Option<&[u32]> = None;
         let mut widths: Vec<usize> = Vec::new();

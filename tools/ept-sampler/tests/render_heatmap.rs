@@ -804,8 +804,8 @@ fn by_age_the_range_written_before_the_switch_is_staler_than_the_one_written_now
     for r in &t.written_now {
         assert!(fresh(r, true) >= recent, "{r:x?}: {}", fresh(r, true));
     }
-    // Not touched since the switch, 40 rounds (4 s) before the capture:
-    // idle for more than a second, by both bits.
+    // Not touched since the switch, a whole history ring (64 rounds) before
+    // the capture: idle for more than a second, by both bits.
     let second = freshness(IdleAge::Ms(1_000));
     assert!(!t.written_before.is_empty());
     for r in &t.written_before {

@@ -252,14 +252,22 @@ pub fn series(snaps: &[Snapshot], only: &[String]) -> Vec<VmSeries> {
 }
 
 impl VmSeries {
-    /// The idle histograms over the recording, of accessed bits if the
-    /// last snapshot has their ages, else of dirty bits; snapshots with
-    /// other bins than the last one's (sampling restarted) or without
-    /// known ages break the bands.
+    /// The idle histograms over the recording, of accessed bits if some
+    /// snapshot has their ages, else of dirty bits, in the bins of the
+    /// last snapshot that has them; snapshots with other bins (sampling
+    /// restarted) or without known ages break the bands.
     pub fn idle_panel(&self) -> Option<IdlePanel> {
-        let last = self.rows.iter().rev().find_map(|r| r.idle.as_ref())?;
-        let written = last.not_accessed.is_none();
-        last.histogram(written)?;
+        let known = |written: bool| {
+            self.rows
+                .iter()
+                .rev()
+                .filter_map(|r| r.idle.as_ref())
+                .find(|i| i.histogram(written).is_some())
+        };
+        let (last, written) = match known(false) {
+            Some(last) => (last, false),
+            None => (known(true)?, true),
+        };
         let points = self
             .rows
             .iter()
@@ -428,9 +436,18 @@ mod tests {
             (4.0, Some(vec![2 * M, 3 * M, 3 * M])),
         ];
         assert_eq!(p.points, points);
-        // The last snapshot without accessed ages: the panel is of writes.
+        // The last snapshot without accessed ages: the panel stays of
+        // accesses, in the bins of the last snapshot that had them.
         let s = series(vec![
             row(0.0, Some(idle(vec![1000], Some(vec![M]), vec![3 * M]))),
+            row(1.0, Some(idle(vec![1000], None, vec![5 * M]))),
+        ]);
+        let p = s.idle_panel().unwrap();
+        assert_eq!(p.what, "access");
+        assert_eq!(p.points, vec![(0.0, Some(vec![7 * M, M])), (1.0, None)]);
+        // No snapshot with accessed ages: the panel is of writes.
+        let s = series(vec![
+            row(0.0, Some(idle(vec![1000], None, vec![3 * M]))),
             row(1.0, Some(idle(vec![1000], None, vec![5 * M]))),
         ]);
         let p = s.idle_panel().unwrap();

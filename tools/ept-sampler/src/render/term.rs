@@ -9,13 +9,12 @@
 use std::fmt::Write;
 
 use crossterm::style::{Color, ResetColor, SetBackgroundColor};
-use ept_core::heat::IdleAge;
 use ept_core::procfs::heatmap::{Header, Run};
 use ept_core::procfs::memslots::Memslot;
 
 use super::{human_bytes, text};
 use crate::axis::{self, Row, Rows};
-use crate::bins::{self, freshness, Bin, ColorBy, AGE_SCALE_MS};
+use crate::bins::{self, age_of_freshness, Bin, ColorBy, AGE_SCALE_MS};
 use crate::model::slot_bytes;
 
 /// Characters for heat without colour: [`RAMP`]`[0]` is mapped and never
@@ -268,6 +267,14 @@ pub fn heatmap(header: &Header, runs: &[Run], slots: &[Memslot], opts: &Options)
                     header.window
                 );
             }
+            ColorBy::Age if !bins::has_ages(runs, dirty) => {
+                // Not drawn as old: nothing is known.
+                let _ = writeln!(
+                    o,
+                    "{name}: no idle ages for this bit yet (no round has vouched for them: see `ept-sampler status`)"
+                );
+                continue;
+            }
             ColorBy::Age => {
                 let _ = writeln!(
                     o,
@@ -377,41 +384,54 @@ fn legend(o: &mut String, palette: Palette, by: ColorBy) {
     let mut painter = Painter::new(palette);
     painter.cell(o, None);
     painter.reset(o);
-    o.push_str(" unmapped  ");
-    let steps: Vec<(f64, String)> = match by {
-        ColorBy::Heat => [0.0, 0.125, 0.25, 0.5, 0.75, 1.0]
-            .iter()
-            .map(|l| (*l, format!("{:.0}%", l * 100.0)))
-            .collect(),
-        ColorBy::Age => {
-            let mut steps: Vec<(f64, String)> = [AGE_SCALE_MS, 600_000, 60_000, 10_000, 1_000]
-                .iter()
-                .map(|&ms| (freshness(IdleAge::Ms(ms)), text::duration_text(ms)))
-                .collect();
-            if let Some(first) = steps.first_mut() {
-                first.1 = format!(">={} or never", first.1);
+    match by {
+        ColorBy::Heat => {
+            o.push_str(" unmapped  ");
+            let steps = [0.0, 0.125, 0.25, 0.5, 0.75, 1.0];
+            for (i, l) in steps.iter().enumerate() {
+                painter.cell(o, Some(*l));
+                painter.reset(o);
+                let _ = write!(o, " {:.0}%", l * 100.0);
+                if i + 1 < steps.len() {
+                    o.push(' ');
+                }
             }
-            steps.push((1.0, "just now".into()));
-            steps
+            o.push_str(" of rounds\n");
         }
-    };
-    for (i, (l, label)) in steps.iter().enumerate() {
-        painter.cell(o, Some(*l));
-        painter.reset(o);
-        let _ = write!(o, " {label}");
-        if i + 1 < steps.len() {
-            o.push(' ');
+        ColorBy::Age => {
+            // Every step of the palette with the ages it covers: a level
+            // in ((k-1)/top, k/top] is step k (level_index).
+            o.push_str(" unmapped or age unknown\n        ");
+            let steps = match palette {
+                Palette::Ansi256 => ANSI.len(),
+                Palette::Ramp | Palette::TrueColor => RAMP.len(),
+            };
+            let top = (steps - 1) as f64;
+            painter.cell(o, Some(0.0));
+            painter.reset(o);
+            let _ = write!(o, " >={} or never", text::age_text(AGE_SCALE_MS));
+            for k in 1..steps {
+                let (lo, hi) = ((k - 1) as f64 / top, k as f64 / top);
+                o.push(' ');
+                painter.cell(o, Some((lo + hi) / 2.0));
+                painter.reset(o);
+                let (young, old) = (age_of_freshness(hi), age_of_freshness(lo));
+                if young == 0 {
+                    let _ = write!(o, " <{}", text::age_text(old));
+                } else {
+                    let _ = write!(o, " {}-{}", text::age_text(young), text::age_text(old));
+                }
+            }
+            o.push_str(" since last touched\n");
         }
     }
-    o.push_str(match by {
-        ColorBy::Heat => " of rounds\n",
-        ColorBy::Age => " since last touched\n",
-    });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bins::freshness;
+    use ept_core::heat::IdleAge;
 
     #[test]
     fn by_age_a_page_touched_just_now_is_hot_and_one_never_touched_is_cold() {
@@ -459,10 +479,17 @@ mod tests {
             age.contains("time since each page was last accessed"),
             "{age}"
         );
-        assert!(
-            age.contains(">=1h or never") && age.contains("just now"),
-            "{age}"
-        );
+        // Every character of the ramp in the legend, with the ages it
+        // covers: the youngest up to a few hundred ms, the oldest an hour.
+        let legend = &age[age.find("legend:").unwrap()..];
+        assert!(legend.contains(". >=1h or never"), "{legend}");
+        for c in &RAMP[1..] {
+            assert!(legend.contains(&format!(" {c} ")), "{c}: {legend}");
+        }
+        assert!(legend.contains("@ <271ms"), "{legend}");
+        // 10 s is in the range of its own character.
+        let entry = legend.split(&format!(" {ten_s} ")).nth(1).unwrap();
+        assert!(entry.starts_with("5s-19s"), "{legend}");
         // By heat the first quarter is a fifth of the window.
         let heat = view(ColorBy::Heat);
         let c: Vec<char> = cells(&heat).chars().collect();

@@ -216,6 +216,24 @@ pub fn duration_text(ms: u64) -> String {
     s
 }
 
+/// An idle age for a legend or an axis, two significant digits in the
+/// largest unit it reaches: `720ms`, `6.5s`, `16m`, `1h`.
+pub fn age_text(ms: u64) -> String {
+    const UNITS: [(&str, u64); 4] = [("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)];
+    let (unit, size) = UNITS
+        .iter()
+        .copied()
+        .find(|&(_, size)| ms >= size)
+        .unwrap_or(("ms", 1));
+    let v = ms as f64 / size as f64;
+    if v >= 10.0 || size == 1 {
+        format!("{v:.0}{unit}")
+    } else {
+        let s = format!("{v:.1}");
+        format!("{}{unit}", s.strip_suffix(".0").unwrap_or(&s))
+    }
+}
+
 /// The status of one VM: its settings and counters.
 pub fn status(vm: &VmSnapshot) -> String {
     let mut o = String::new();
