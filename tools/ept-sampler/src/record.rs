@@ -435,7 +435,7 @@ fn idle_cells(row: &report::Row, bins: &[u32]) -> Vec<String> {
     if bins.is_empty() {
         return Vec::new();
     }
-    let mib = |b: u64| format!("{:.3}", b as f64 / f64::from(1u32 << 20));
+    let mib = |b: u64| format!("{:.3}", report::mib(b));
     let Some(idle) = &row.idle else {
         return vec![String::new(); 1 + 2 * (bins.len() + 1)];
     };
@@ -492,16 +492,14 @@ fn idle_tables(s: &mut String, vm: &report::VmSeries) {
             }
             let _ = write!(s, "{:>7.1}s", r.t_s);
             for (b, w) in hist.iter().zip(&widths) {
-                let _ = write!(s, " {:>w$.2}", *b as f64 / f64::from(1u32 << 20));
+                let _ = write!(s, " {:>w$.2}", report::mib(*b));
             }
             let col = if written {
                 &idle.not_written
             } else {
                 &idle.not_accessed
             };
-            let never = col
-                .as_ref()
-                .map_or(0.0, |c| c.never as f64 / f64::from(1u32 << 20));
+            let never = col.as_ref().map_or(0.0, |c| report::mib(c.never));
             let _ = writeln!(s, " {never:>8.2}");
         }
     }

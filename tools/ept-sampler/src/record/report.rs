@@ -14,8 +14,8 @@ use crate::bins::hot_bytes;
 use crate::model::{HistoryRound, Snapshot, VmSnapshot};
 use crate::picture::{HeatPanel, IdlePanel, Picture, TimePanel};
 
-/// Bytes in MiB, as the rows show them.
-fn mib(bytes: u64) -> f64 {
+/// Bytes in MiB, as the rows and tables show them.
+pub(crate) fn mib(bytes: u64) -> f64 {
     bytes as f64 / f64::from(1u32 << 20)
 }
 
