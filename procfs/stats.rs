@@ -12,11 +12,13 @@
 //! walk_ns_last 812345
 //! walk_ns_avg 790001
 //! walk_ns_max 1200400
+//! walk_ns_total 33180042
 //! flushes 42
 //! unflushed_rounds 0
 //! flush_last yes
 //! flush_ns_last 91000
 //! flush_ns_avg 88000
+//! flush_ns_total 3696000
 //! yields 3
 //! hold_entries_max 8194
 //! cas_retries 0
@@ -50,7 +52,12 @@
 //! they are defined. The `roots_` keys, `hold_entries_max`,
 //! `accessed_passed`, the `flush_ns_` keys and `dirty_partial_rounds` came
 //! later than the others: a file without them (an older module's) reads as
-//! 0 for each.
+//! 0 for each. `walk_ns_total` and `flush_ns_total` (the time of every
+//! round's walk and flush, for a rate of the sampler's cost; the averages
+//! times the counts lose up to a count of ns and are not monotonic) came
+//! last: absent in an older module's file, and read as `None` then, not
+//! as 0, since a reader turning them into a counter must not see one go
+//! back.
 
 use core::fmt;
 
@@ -112,6 +119,8 @@ pub struct StatsFile {
     pub walk_ns_avg: u64,
     /// Longest walk time of a round, ns.
     pub walk_ns_max: u64,
+    /// Walk time of every round, ns (`None`: an older module's file).
+    pub walk_ns_total: Option<u64>,
     /// Rounds followed by a TLB flush.
     pub flushes: u64,
     /// Rounds not followed by a TLB flush.
@@ -122,6 +131,8 @@ pub struct StatsFile {
     pub flush_ns_last: u64,
     /// Mean time of a flush, ns, over the rounds that flushed.
     pub flush_ns_avg: u64,
+    /// Time of every flush, ns (`None`: an older module's file).
+    pub flush_ns_total: Option<u64>,
     /// Yields and restarts, all rounds.
     pub yields: u64,
     /// The most entries examined during one hold of `mmu_lock`, any round:
@@ -191,11 +202,13 @@ impl StatsFile {
             walk_ns_last: totals.walk_ns_last,
             walk_ns_avg: totals.walk_ns_avg(),
             walk_ns_max: totals.walk_ns_max,
+            walk_ns_total: Some(totals.walk_ns_sum),
             flushes: totals.flushes,
             unflushed_rounds: totals.unflushed,
             flush_last: last.map(|r| r.flushed),
             flush_ns_last: totals.flush_ns_last,
             flush_ns_avg: totals.flush_ns_avg(),
+            flush_ns_total: Some(totals.flush_ns_sum),
             yields: totals.yields,
             hold_entries_max: totals.hold_entries_max,
             cas_retries: totals.cas_retries,
@@ -268,12 +281,18 @@ impl fmt::Display for StatsFile {
         n(f, "walk_ns_last", self.walk_ns_last)?;
         n(f, "walk_ns_avg", self.walk_ns_avg)?;
         n(f, "walk_ns_max", self.walk_ns_max)?;
+        if let Some(total) = self.walk_ns_total {
+            n(f, "walk_ns_total", total)?;
+        }
         n(f, "flushes", self.flushes)?;
         n(f, "unflushed_rounds", self.unflushed_rounds)?;
         let flush_last = Opt(self.flush_last.map(yes_no_str));
         kv::write(f, "flush_last", format_args!("{flush_last}"))?;
         n(f, "flush_ns_last", self.flush_ns_last)?;
         n(f, "flush_ns_avg", self.flush_ns_avg)?;
+        if let Some(total) = self.flush_ns_total {
+            n(f, "flush_ns_total", total)?;
+        }
         n(f, "yields", self.yields)?;
         n(f, "hold_entries_max", self.hold_entries_max)?;
         n(f, "cas_retries", self.cas_retries)?;
@@ -323,6 +342,11 @@ impl StatsFile {
             Some("-") => Ok(None),
             _ => kv_number(text, key).map(Some),
         };
+        // Keys an older module did not write, and that must not read as 0.
+        let newest = |key| match kv::get(text, key) {
+            None => Ok(None),
+            Some(_) => kv_number(text, key).map(Some),
+        };
         let flush_last = || match kv::get(text, "flush_last") {
             Some("-") => Ok(None),
             _ => kv_parsed(text, "flush_last", yes_no).map(Some),
@@ -338,11 +362,13 @@ impl StatsFile {
             walk_ns_last: n("walk_ns_last")?,
             walk_ns_avg: n("walk_ns_avg")?,
             walk_ns_max: n("walk_ns_max")?,
+            walk_ns_total: newest("walk_ns_total")?,
             flushes: n("flushes")?,
             unflushed_rounds: n("unflushed_rounds")?,
             flush_last: flush_last()?,
             flush_ns_last: later("flush_ns_last")?,
             flush_ns_avg: later("flush_ns_avg")?,
+            flush_ns_total: newest("flush_ns_total")?,
             yields: n("yields")?,
             hold_entries_max: later("hold_entries_max")?,
             cas_retries: n("cas_retries")?,

@@ -157,6 +157,14 @@ s_accuracy() {
 	# Costs in ns, as the module counts them (status rounds them for people):
 	# a round is its walk and its flush (every round flushed here).
 	round=$(($(kv "$st" walk_ns_avg) + $(kv "$st" flush_ns_avg)))
+	# The totals (a rate's counters) are the sums the averages divide: one
+	# read of the file, so that no round ends between the keys.
+	cat "$st" >/tmp/acc.stats
+	for what in walk:rounds flush:flushes; do
+		total=$(kv /tmp/acc.stats "${what%:*}_ns_total") n=$(kv /tmp/acc.stats "${what#*:}")
+		[ -n "$total" ] && [ "$((total / n))" = "$(kv /tmp/acc.stats "${what%:*}_ns_avg")" ] ||
+			fail "${what%:*}_ns_total '$total' over ${what#*:} $n is not ${what%:*}_ns_avg $(kv /tmp/acc.stats "${what%:*}_ns_avg")"
+	done
 	# The baseline is a figure printed, not a check: on a kernel without
 	# idle page tracking (Debian's stock kernel) there is none to print.
 	nopi=$(lacks page_idle)

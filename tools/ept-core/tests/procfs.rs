@@ -317,11 +317,13 @@ accessed_passed 6
 walk_ns_last 5001
 walk_ns_avg 5000
 walk_ns_max 5001
+walk_ns_total 10001
 flushes 2
 unflushed_rounds 0
 flush_last yes
 flush_ns_last 91
 flush_ns_avg 90
+flush_ns_total 181
 yields 4
 hold_entries_max 70
 cas_retries 0
@@ -374,8 +376,8 @@ dirty_mb_s 0.00
         Err(FormatError::Missing("leaves"))
     );
     // An older module's file, without the roots_ keys, hold_entries_max,
-    // accessed_passed and the flush_ns_ keys: 0 for each; a bad value is
-    // still an error.
+    // accessed_passed and the flush_ns_ keys: 0 for each, and None for the
+    // totals; a bad value is still an error.
     let old: String = want
         .lines()
         .filter(|l| {
@@ -383,6 +385,7 @@ dirty_mb_s 0.00
                 && !l.starts_with("hold_entries_max ")
                 && !l.starts_with("accessed_passed ")
                 && !l.starts_with("flush_ns_")
+                && !l.starts_with("walk_ns_total ")
                 && !l.starts_with("dirty_partial_rounds ")
         })
         .map(|l| format!("{l}\n"))
@@ -397,6 +400,9 @@ dirty_mb_s 0.00
         accessed_passed: 0,
         flush_ns_last: 0,
         flush_ns_avg: 0,
+        // Not 0: a reader must tell an older module's file from no time.
+        walk_ns_total: None,
+        flush_ns_total: None,
         ..s
     };
     assert_eq!(StatsFile::parse(&old), Ok(zeroed));
@@ -942,7 +948,7 @@ proptest! {
 
     #[test]
     fn stats_round_trip(
-        n in vec(any::<u64>(), 32), flush_last in proptest::option::of(any::<bool>()),
+        n in vec(any::<u64>(), 32), totals in proptest::option::of((any::<u64>(), any::<u64>())), flush_last in proptest::option::of(any::<bool>()),
         interval in proptest::option::of(any::<u64>()), dirty in 0usize..3,
     ) {
         let s = StatsFile {
@@ -956,6 +962,7 @@ proptest! {
             roots_invalid: n[24], roots_mirror: n[25], roots_guest_mode: n[26],
             hold_entries_max: n[27], accessed_passed: n[28],
             flush_ns_last: n[29], flush_ns_avg: n[30], dirty_partial_rounds: n[31],
+            walk_ns_total: totals.map(|t| t.0), flush_ns_total: totals.map(|t| t.1),
             interval_ns_last: interval,
             dirty: [DirtyStatus::Tracked, DirtyStatus::Off, DirtyStatus::DirtyLogging][dirty],
         };
