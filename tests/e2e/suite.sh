@@ -125,6 +125,10 @@ lacks() { # FACILITY: prints why this kernel lacks FACILITY, nothing if it has i
 	damon_stat)
 		[ -e $damon_stat ] || echo "this kernel has no DAMON_STAT (CONFIG_DAMON_STAT)"
 		;;
+	inet)
+		# The exporter listens on loopback TCP.
+		[ -e /proc/net/tcp ] || echo "this kernel has no TCP/IP (CONFIG_INET)"
+		;;
 	sw_protected)
 		# KVM itself answers: KVM_CREATE_VM of that type fails with EINVAL
 		# without CONFIG_KVM_SW_PROTECTED_VM. Any other failure is not a
@@ -331,6 +335,10 @@ if [ -f "$EPT_FILES/sampler.sh" ]; then
 		. "$EPT_FILES/tool-record.sh"
 		scenario record-report s_record_report
 		scenario record-killed s_record_killed
+	fi
+	if [ -f "$EPT_FILES/tool-export.sh" ]; then
+		. "$EPT_FILES/tool-export.sh"
+		scenario_needing inet metrics-scrape s_export
 	fi
 	scenario process-exit-and-rmmod s_kill
 fi

@@ -123,6 +123,16 @@ pub enum Command {
     Record(RecordArgs),
     /// The views of a recording, offline (no module needed).
     Report(ReportArgs),
+    /// Prometheus metrics of every VM: served on /metrics, or written for
+    /// node_exporter's textfile collector.
+    ///
+    /// Per VM (labels vm and, for QEMU, domain: its -name, the libvirt
+    /// domain): memory, accessed and dirty bytes of the last round, the
+    /// dirty rate, idle bytes per idle bin, rounds and scan time; per host:
+    /// ept_sampler_up, ept_sampler_vms, ept_sampler_build_info. A module not
+    /// loaded is served as ept_sampler_up 0. Scrapes closer together than a
+    /// sampling round share one read of /proc.
+    Export(ExportArgs),
     /// Shell completions, on standard output.
     Completions(CompletionsArgs),
     /// The man page (roff), on standard output.
@@ -354,6 +364,45 @@ pub struct HeatmapArgs {
     /// write, from the heat map's idle ages; log scale to 1 h).
     #[arg(long, value_enum, default_value_t = ColorBy::Heat)]
     pub color_by: ColorBy,
+}
+
+/// `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Serve /metrics over HTTP on this address (IP:PORT; [::1]:PORT for
+    /// IPv6). Loopback by default: the metrics name every VM on the host.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:9771",
+        conflicts_with = "textfile"
+    )]
+    pub listen: std::net::SocketAddr,
+    /// Instead of serving, write DIR/ept_sampler.prom for node_exporter's
+    /// textfile collector (through a temporary file renamed into place).
+    #[arg(long, value_name = "DIR")]
+    pub textfile: Option<PathBuf>,
+    /// With --textfile: time between writes (15s, 1m, ...).
+    #[arg(long, default_value = "15s", value_parser = interval, requires = "textfile")]
+    pub interval: std::time::Duration,
+    /// With --textfile: write once and exit.
+    #[arg(long, requires = "textfile")]
+    pub once: bool,
+    /// The host's procfs, where the VMs' processes' command lines are read
+    /// (for the domain and uuid labels).
+    #[arg(long, value_name = "DIR", default_value = "/proc")]
+    pub host_proc: PathBuf,
+}
+
+/// A time between textfile writes: 100 ms to a day.
+fn interval(word: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(word).map_err(|e| e.to_string())?;
+    if (std::time::Duration::from_millis(100)..=std::time::Duration::from_secs(86_400)).contains(&d)
+    {
+        Ok(d)
+    } else {
+        Err("from 100ms to 1d".into())
+    }
 }
 
 /// `completions`.

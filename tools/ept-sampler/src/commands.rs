@@ -47,6 +47,8 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Top(a) => crate::top::run(&root()?, a),
         Command::Record(a) => crate::record::record(&root()?, a),
         Command::Report(a) => crate::record::report(a),
+        // Not `root()`: a module not loaded is `ept_sampler_up 0`.
+        Command::Export(a) => crate::export::run(&cli.proc_dir, a),
         Command::Completions(a) => {
             let mut cmd = crate::cli::command();
             clap_complete::generate(a.shell, &mut cmd, "ept-sampler", &mut std::io::stdout());

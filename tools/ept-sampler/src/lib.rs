@@ -12,6 +12,7 @@ pub mod cli;
 pub mod commands;
 pub mod control;
 pub mod error;
+pub mod export;
 #[cfg(test)]
 mod fake_sys;
 pub mod model;

@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod fixture_support;
+use fixture_support::copy_dir;
+
 const BIN: &str = env!("CARGO_BIN_EXE_ept-sampler");
 
 /// Exit codes as documented in `--help`.
@@ -22,19 +25,6 @@ const FORMAT: i32 = 7;
 
 fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/npt-7.3/phase2")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), dest).unwrap();
-        }
-    }
 }
 
 /// A fresh copy of the fixture with an empty `control` file.
@@ -458,7 +448,7 @@ fn pictures_are_written_where_asked_and_nothing_else_is_printed() {
     assert!(stdout(&o).starts_with("start,end,"), "{}", stdout(&o));
 }
 
-const SUBCOMMANDS: [&str; 12] = [
+const SUBCOMMANDS: [&str; 13] = [
     "list",
     "attach",
     "detach",
@@ -469,6 +459,7 @@ const SUBCOMMANDS: [&str; 12] = [
     "top",
     "record",
     "report",
+    "export",
     "completions",
     "man",
 ];

@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `ept-sampler export`: Prometheus metrics of every VM, served on
+//! `/metrics` ([`tiny_http`]) or written for node_exporter's textfile
+//! collector. The metrics themselves are [`metrics`]'s.
+
+pub mod metrics;
+pub mod vmm;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ept_core::procfs::version::Version;
+use ept_core::procfs::vms::VmState;
+
+use crate::cli::ExportArgs;
+use crate::error::Error;
+use crate::model::Snapshot;
+use crate::source::ProcRoot;
+
+use self::vmm::Vmm;
+
+/// The files of a VM's directory the metrics need (not the heat map).
+const FILES: [&str; 3] = ["config", "stats", "idle"];
+
+/// The textfile the collector reads, in `--textfile DIR`.
+pub const TEXTFILE: &str = "ept_sampler.prom";
+
+/// How long a read serves scrapes when no VM is sampled (nothing changes
+/// faster than VMs come and go).
+const IDLE_TTL: Duration = Duration::from_secs(1);
+
+/// One read of the module, encoded.
+pub struct Scrape {
+    /// The exposition text.
+    pub text: String,
+    /// Why the module was not read (`ept_sampler_up 0`), if it was not.
+    pub down: Option<String>,
+    /// How long the text stays current: the shortest period of the VMs
+    /// being sampled (no round can have ended sooner).
+    pub ttl: Duration,
+}
+
+/// Reads `/proc/ept_sampler` under `proc_dir` and the VMM command lines
+/// under `host_proc` once, and encodes the metrics. The module not loaded
+/// or unreadable is `ept_sampler_up 0` with the reason in `down`, not an
+/// error: a scrape must answer.
+pub fn scrape(proc_dir: &Path, host_proc: &Path) -> Result<Scrape, Error> {
+    let read = || -> Result<(Snapshot, String), Error> {
+        let root = ProcRoot::open(proc_dir)?;
+        let raw = root.snapshot_of(|_| true, &FILES)?;
+        let version = raw.file("version").unwrap_or_default().to_string();
+        Ok((raw.parse()?, version))
+    };
+    let encode_err = |e: prometheus::Error| Error::Other(format!("encoding the metrics: {e}"));
+    match read().and_then(|(snap, text)| {
+        let version = Version::parse(&text).map_err(|e| Error::format("version", e))?;
+        let families = metrics::families(&snap, &version, &|pid| Vmm::of_pid(host_proc, pid))
+            .map_err(encode_err)?;
+        Ok((snap, families))
+    }) {
+        Ok((snap, families)) => Ok(Scrape {
+            text: metrics::encode(&families).map_err(encode_err)?,
+            down: None,
+            ttl: ttl(&snap),
+        }),
+        Err(e) => Ok(Scrape {
+            text: metrics::encode(&metrics::down().map_err(encode_err)?).map_err(encode_err)?,
+            down: Some(e.to_string()),
+            ttl: IDLE_TTL,
+        }),
+    }
+}
+
+/// The shortest period of the VMs being sampled, or [`IDLE_TTL`].
+fn ttl(snap: &Snapshot) -> Duration {
+    snap.vms
+        .iter()
+        .filter(|v| v.row.state == VmState::Sampling)
+        .filter_map(|v| v.config.as_ref()?.settings)
+        .map(|s| Duration::from_millis(u64::from(s.period_ms)))
+        .min()
+        .unwrap_or(IDLE_TTL)
+}
+
+/// Runs `export`.
+pub fn run(proc_dir: &Path, a: &ExportArgs) -> Result<(), Error> {
+    match &a.textfile {
+        Some(dir) => textfile(proc_dir, a, dir),
+        None => serve(proc_dir, a),
+    }
+}
+
+/// Says on standard error when the module goes from read to not read and
+/// back, once per change (a journal line, not one per scrape).
+struct Health {
+    last: Option<Option<String>>,
+}
+
+impl Health {
+    fn note(&mut self, down: &Option<String>) {
+        if self.last.as_ref() == Some(down) {
+            return;
+        }
+        match down {
+            Some(why) => eprintln!("ept-sampler export: serving ept_sampler_up 0: {why}"),
+            None if self.last.is_some() => {
+                eprintln!("ept-sampler export: the module is read again")
+            }
+            None => {}
+        }
+        self.last = Some(down.clone());
+    }
+}
+
+/// Serves `/metrics` until killed.
+fn serve(proc_dir: &Path, a: &ExportArgs) -> Result<(), Error> {
+    let server = tiny_http::Server::http(a.listen).map_err(|e| {
+        Error::Other(format!(
+            "cannot listen on {}: {e} (another exporter on that port? --listen picks another address)",
+            a.listen
+        ))
+    })?;
+    // The address bound, not the one asked for: port 0 picks a free port
+    // (the tests' way to run beside anything).
+    let bound = server.server_addr().to_ip().unwrap_or(a.listen);
+    eprintln!("ept-sampler export: serving http://{bound}/metrics");
+    let mut health = Health { last: None };
+    let mut cached: Option<(Instant, Scrape)> = None;
+    for request in server.incoming_requests() {
+        let path = request.url().split('?').next().unwrap_or("");
+        let method = request.method().clone();
+        let response = match (&method, path) {
+            (tiny_http::Method::Get | tiny_http::Method::Head, "/metrics") => {
+                let fresh = cached
+                    .as_ref()
+                    .filter(|(at, s)| at.elapsed() < s.ttl)
+                    .is_some();
+                if !fresh {
+                    // A failure here is the encoder's, not the module's
+                    // (that is `up 0`): answer 500 and serve on.
+                    cached = match scrape(proc_dir, &a.host_proc) {
+                        Ok(s) => Some((Instant::now(), s)),
+                        Err(e) => {
+                            eprintln!("ept-sampler export: {e}");
+                            None
+                        }
+                    };
+                }
+                match &cached {
+                    Some((_, s)) => {
+                        health.note(&s.down);
+                        text_response(200, prometheus::TEXT_FORMAT, s.text.clone())
+                    }
+                    None => text_response(
+                        500,
+                        "text/plain",
+                        "the metrics could not be encoded\n".into(),
+                    ),
+                }
+            }
+            (tiny_http::Method::Get | tiny_http::Method::Head, "/") => text_response(
+                200,
+                "text/html; charset=utf-8",
+                "<html><head><title>ept-sampler exporter</title></head><body>\
+                 <h1>ept-sampler exporter</h1><p><a href=\"/metrics\">Metrics</a></p>\
+                 </body></html>\n"
+                    .into(),
+            ),
+            (tiny_http::Method::Get | tiny_http::Method::Head, _) => text_response(
+                404,
+                "text/plain",
+                "not found: the metrics are on /metrics\n".into(),
+            ),
+            _ => with_header(
+                text_response(405, "text/plain", "only GET and HEAD\n".into()),
+                "Allow",
+                "GET, HEAD",
+            ),
+        };
+        // A client that went away is its own business, not the exporter's.
+        let _ = request.respond(response);
+    }
+    Ok(())
+}
+
+/// `name: value`; a header tiny_http would refuse (never one of this
+/// file's constants) is left out.
+fn with_header<R: std::io::Read>(
+    response: tiny_http::Response<R>,
+    name: &str,
+    value: &str,
+) -> tiny_http::Response<R> {
+    match tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+        Ok(h) => response.with_header(h),
+        Err(()) => response,
+    }
+}
+
+fn text_response(
+    code: u16,
+    content_type: &str,
+    body: String,
+) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
+    let response = tiny_http::Response::from_string(body).with_status_code(code);
+    with_header(response, "Content-Type", content_type)
+}
+
+/// Writes `DIR/ept_sampler.prom` every `--interval` (or once), through a
+/// temporary file renamed into place, so that the collector never reads
+/// half a file.
+fn textfile(proc_dir: &Path, a: &ExportArgs, dir: &Path) -> Result<(), Error> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(Error::Usage(format!(
+                "--textfile {}: not a directory",
+                dir.display()
+            )))
+        }
+        Err(e) => return Err(crate::source::io_error(dir.to_path_buf(), e)),
+    }
+    let target = dir.join(TEXTFILE);
+    // Not *.prom: the collector ignores it while it is written.
+    let temp: PathBuf = dir.join(format!(".{TEXTFILE}.tmp"));
+    let mut health = Health { last: None };
+    loop {
+        let s = scrape(proc_dir, &a.host_proc)?;
+        health.note(&s.down);
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&temp)?;
+            f.write_all(s.text.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&temp, &target)
+        };
+        write().map_err(|e| crate::source::io_error(target.clone(), e))?;
+        if a.once {
+            return Ok(());
+        }
+        std::thread::sleep(a.interval);
+    }
+}
