@@ -200,7 +200,10 @@ install: module
 	depmod $(if $(INSTALL_MOD_PATH),-b $(INSTALL_MOD_PATH)) $$krel
 	$(MAKE) --no-print-directory install-tool
 
-# Built beforehand (`make tools`, as a user with cargo), installed as root.
+# Built beforehand (`make tools`, as a user with cargo), installed as root,
+# with the exporter's systemd unit (not enabled: `systemctl enable --now
+# ept-sampler-exporter`). systemd reads units under /usr/local/lib too.
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
 install-tool:
 	@[ -x $(tool_bin) ] && [ -f target/completions/ept-sampler.bash ] || { echo "ept-sampler: the tool is not built: run 'make tools' first" >&2; exit 1; }
 	install -D -m 0755 $(tool_bin) $(DESTDIR)$(PREFIX)/bin/ept-sampler
@@ -209,6 +212,9 @@ install-tool:
 	install -D -m 0644 target/completions/ept-sampler.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/ept-sampler
 	install -D -m 0644 target/completions/_ept-sampler $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_ept-sampler
 	install -D -m 0644 target/completions/ept-sampler.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/ept-sampler.fish
+	install -d $(DESTDIR)$(SYSTEMD_UNIT_DIR)
+	sed 's|@BINDIR@|$(PREFIX)/bin|' tools/systemd/ept-sampler-exporter.service >$(DESTDIR)$(SYSTEMD_UNIT_DIR)/ept-sampler-exporter.service
+	chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/ept-sampler-exporter.service
 
 # DKMS gets the module's sources, tools/prepare-stock-kdir (which its build
 # runs for a distribution's headers) and this Makefile, with dkms.conf for
