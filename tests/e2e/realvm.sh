@@ -113,7 +113,10 @@ t0=$(cut -d' ' -f1 /proc/uptime)
 # gw.rate=20: a pass every 50 ms. The inner guest sleeps between read passes
 # and, nested under an emulator on a busy host, sometimes wakes 100+ ms late;
 # at 10 passes a second a 200 ms round then saw no read at all now and then.
-qemu-system-x86_64 -enable-kvm -cpu host -M pc -nodefaults -smp 1 -m 256M \
+# Named as libvirt names its domains: the exporter's domain and uuid labels.
+domain=realvm-e2e uuid=5f3b0a8e-2c41-4d7a-9e16-0b7c3d2a8f41
+qemu-system-x86_64 -name "guest=$domain,debug-threads=on" -uuid $uuid \
+	-enable-kvm -cpu host -M pc -nodefaults -smp 1 -m 256M \
 	-display none -no-reboot -kernel /opt/realvm/bzImage -initrd /opt/realvm/guest.cpio.gz \
 	-append "console=ttyS0 panic=-1 quiet tsc_early_khz=$khz tsc=reliable gw.size=$size gw.read-size=$read_size gw.cold-size=$cold_size gw.rate=20 gw.control=/dev/ttyS1" \
 	-serial file:$gl -serial pipe:/tmp/gw </dev/null >/tmp/qemu.out 2>&1 &
@@ -304,6 +307,23 @@ s_write() {
 	top_tty "$vm" /tmp/top-tty-write.txt "${size%M}" $period_ms both $window
 	record write
 }
+# 3b. The exporter names the VM as libvirt exporters do: QEMU's -name
+#     guest= as the domain on every series of the VM, its -uuid in the info
+#     series (a textfile: the test kernels need no TCP/IP for it).
+s_metrics() {
+	mkdir -p /tmp/prom
+	ept-sampler export --textfile /tmp/prom --once || fail "ept-sampler export --textfile failed"
+	prom=/tmp/prom/ept_sampler.prom
+	grep "vm=\"$vm\"" $prom
+	tdp=$(awk -v vm="$vm" '$1 == vm { print $5 }' /proc/ept_sampler/vms)
+	grep -qx "ept_sampler_vm_info{domain=\"$domain\",pid=\"$qemu\",tdp=\"$tdp\",uuid=\"$uuid\",vm=\"$vm\"} 1" $prom ||
+		fail "no vm_info with domain $domain and uuid $uuid: $(grep '^ept_sampler_vm_info' $prom)"
+	n=$(grep -c "vm=\"$vm\"" $prom)
+	named=$(grep "vm=\"$vm\"" $prom | grep -c "domain=\"$domain\"")
+	[ "$n" -ge 10 ] && [ "$named" = "$n" ] || fail "$named of the $n series of $vm carry domain=\"$domain\""
+	grep -qx "ept_sampler_vm_sampling{domain=\"$domain\",reason=\"\",vm=\"$vm\"} 1" $prom || fail "$vm not served as sampling"
+	echo "$n series of $vm, each with domain=\"$domain\"; uuid $uuid in ept_sampler_vm_info"
+}
 # 4. Only the read part is read: hot, not dirty; the rest of the buffer cold.
 s_read() {
 	next_phase read
@@ -424,6 +444,7 @@ s_shutdown() {
 scenario realvm-boot s_boot
 scenario realvm-list-attach s_list_attach
 scenario realvm-write-phase s_write
+scenario realvm-metrics-labels s_metrics
 scenario realvm-read-phase s_read
 scenario realvm-idle-phase s_idle
 scenario realvm-working-set s_working_set

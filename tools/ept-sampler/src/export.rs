@@ -27,9 +27,9 @@ const FILES: [&str; 3] = ["config", "stats", "idle"];
 /// The textfile the collector reads, in `--textfile DIR`.
 pub const TEXTFILE: &str = "ept_sampler.prom";
 
-/// How long a read serves scrapes when no VM is sampled (nothing changes
-/// faster than VMs come and go).
-const IDLE_TTL: Duration = Duration::from_secs(1);
+/// The longest a read serves scrapes: VMs come and go, a stop or the
+/// module's unloading shows within it, whatever the VMs' periods.
+const MAX_TTL: Duration = Duration::from_secs(1);
 
 /// One read of the module, encoded.
 pub struct Scrape {
@@ -37,8 +37,9 @@ pub struct Scrape {
     pub text: String,
     /// Why the module was not read (`ept_sampler_up 0`), if it was not.
     pub down: Option<String>,
-    /// How long the text stays current: the shortest period of the VMs
-    /// being sampled (no round can have ended sooner).
+    /// How long the text serves scrapes: the shortest period of the VMs
+    /// being sampled (each VM has at most one round more by then), at most
+    /// [`MAX_TTL`].
     pub ttl: Duration,
 }
 
@@ -47,33 +48,40 @@ pub struct Scrape {
 /// or unreadable is `ept_sampler_up 0` with the reason in `down`, not an
 /// error: a scrape must answer.
 pub fn scrape(proc_dir: &Path, host_proc: &Path) -> Result<Scrape, Error> {
-    let read = || -> Result<(Snapshot, String), Error> {
+    // A VM whose files do not parse (detached while read) is left out of
+    // the VM series and counted, not the whole host down.
+    let read = || -> Result<(Snapshot, usize, String), Error> {
         let root = ProcRoot::open(proc_dir)?;
         let raw = root.snapshot_of(|_| true, &FILES)?;
         let version = raw.file("version").unwrap_or_default().to_string();
-        Ok((raw.parse()?, version))
+        Version::parse(&version).map_err(|e| Error::format("version", e))?;
+        let (snap, unread) = raw.parse_each()?;
+        Ok((snap, unread.len(), version))
     };
-    let encode_err = |e: prometheus::Error| Error::Other(format!("encoding the metrics: {e}"));
-    match read().and_then(|(snap, text)| {
-        let version = Version::parse(&text).map_err(|e| Error::format("version", e))?;
-        let families = metrics::families(&snap, &version, &|pid| Vmm::of_pid(host_proc, pid))
-            .map_err(encode_err)?;
-        Ok((snap, families))
-    }) {
-        Ok((snap, families)) => Ok(Scrape {
-            text: metrics::encode(&families).map_err(encode_err)?,
-            down: None,
-            ttl: ttl(&snap),
-        }),
+    // The encoder's and registry's errors are the exporter's own bugs,
+    // never `up 0`.
+    let internal = |e: prometheus::Error| Error::Other(format!("encoding the metrics: {e}"));
+    match read() {
+        Ok((snap, unread, text)) => {
+            let version = Version::parse(&text).map_err(|e| Error::format("version", e))?;
+            let families =
+                metrics::families(&snap, &version, unread, &|pid| Vmm::of_pid(host_proc, pid))
+                    .map_err(internal)?;
+            Ok(Scrape {
+                text: metrics::encode(&families).map_err(internal)?,
+                down: None,
+                ttl: ttl(&snap),
+            })
+        }
         Err(e) => Ok(Scrape {
-            text: metrics::encode(&metrics::down().map_err(encode_err)?).map_err(encode_err)?,
+            text: metrics::encode(&metrics::down().map_err(internal)?).map_err(internal)?,
             down: Some(e.to_string()),
-            ttl: IDLE_TTL,
+            ttl: MAX_TTL,
         }),
     }
 }
 
-/// The shortest period of the VMs being sampled, or [`IDLE_TTL`].
+/// The shortest period of the VMs being sampled, at most [`MAX_TTL`].
 fn ttl(snap: &Snapshot) -> Duration {
     snap.vms
         .iter()
@@ -81,7 +89,7 @@ fn ttl(snap: &Snapshot) -> Duration {
         .filter_map(|v| v.config.as_ref()?.settings)
         .map(|s| Duration::from_millis(u64::from(s.period_ms)))
         .min()
-        .unwrap_or(IDLE_TTL)
+        .map_or(MAX_TTL, |p| p.min(MAX_TTL))
 }
 
 /// Runs `export`.
@@ -128,7 +136,12 @@ fn serve(proc_dir: &Path, a: &ExportArgs) -> Result<(), Error> {
     eprintln!("ept-sampler export: serving http://{bound}/metrics");
     let mut health = Health { last: None };
     let mut cached: Option<(Instant, Scrape)> = None;
-    for request in server.incoming_requests() {
+    loop {
+        // tiny_http's accept thread ends at its first error: then so does
+        // the exporter, with that error (a restart, not a silent exit 0).
+        let request = server
+            .recv()
+            .map_err(|e| Error::Other(format!("http://{bound}: no more requests: {e}")))?;
         let path = request.url().split('?').next().unwrap_or("");
         let method = request.method().clone();
         let response = match (&method, path) {
@@ -179,10 +192,13 @@ fn serve(proc_dir: &Path, a: &ExportArgs) -> Result<(), Error> {
                 "GET, HEAD",
             ),
         };
-        // A client that went away is its own business, not the exporter's.
-        let _ = request.respond(response);
+        // Written by a thread of its own, so that a client that does not
+        // read cannot hold up the next scrape; one that went away is its
+        // own business.
+        std::thread::spawn(move || {
+            let _ = request.respond(response);
+        });
     }
-    Ok(())
 }
 
 /// `name: value`; a header tiny_http would refuse (never one of this
@@ -222,22 +238,48 @@ fn textfile(proc_dir: &Path, a: &ExportArgs, dir: &Path) -> Result<(), Error> {
         Err(e) => return Err(crate::source::io_error(dir.to_path_buf(), e)),
     }
     let target = dir.join(TEXTFILE);
-    // Not *.prom: the collector ignores it while it is written.
-    let temp: PathBuf = dir.join(format!(".{TEXTFILE}.tmp"));
+    // Not *.prom: the collector ignores it while it is written. This
+    // process's own, made new (never through a link someone put there).
+    let temp: PathBuf = dir.join(format!(".{TEXTFILE}.{}.tmp", std::process::id()));
     let mut health = Health { last: None };
     loop {
-        let s = scrape(proc_dir, &a.host_proc)?;
-        health.note(&s.down);
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&temp)?;
-            f.write_all(s.text.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&temp, &target)
-        };
-        write().map_err(|e| crate::source::io_error(target.clone(), e))?;
-        if a.once {
-            return Ok(());
+        let written = scrape(proc_dir, &a.host_proc).and_then(|s| {
+            health.note(&s.down);
+            write_atomically(&temp, &target, s.text.as_bytes())
+                .map_err(|e| crate::source::io_error(target.clone(), e))
+        });
+        match written {
+            Err(e) if a.once => return Err(e),
+            // A full disk or a passing error: said, and tried again at the
+            // next interval (the collector keeps the last whole file).
+            Err(e) => eprintln!("ept-sampler export: {e}"),
+            Ok(()) if a.once => return Ok(()),
+            Ok(()) => {}
         }
         std::thread::sleep(a.interval);
     }
+}
+
+/// Writes `text` to the new file `temp`, readable by all (the collector
+/// runs as another user; the umask is not asked), then renames it to
+/// `target`; on failure, `temp` is removed.
+fn write_atomically(temp: &Path, target: &Path, text: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    // A stale one of a process that had this pid and was killed mid-write.
+    let _ = std::fs::remove_file(temp);
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(0o644)
+            .open(temp)?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        f.write_all(text)?;
+        f.sync_all()?;
+        std::fs::rename(temp, target)
+    };
+    write().inspect_err(|_| {
+        let _ = std::fs::remove_file(temp);
+    })
 }

@@ -111,6 +111,38 @@ impl RawSnapshot {
         })
     }
 
+    /// Like [`RawSnapshot::parse`], but a VM whose files do not parse
+    /// keeps its `vms` row alone (no directory data), with the error: a
+    /// file opened as its VM was detached reads empty (docs/procfs.md), and
+    /// one VM going away must not cost a reader of the whole host
+    /// (`export`) every other VM.
+    pub fn parse_each(&self) -> Result<(Snapshot, Vec<Error>), Error> {
+        let mut errors = Vec::new();
+        let vms = self
+            .vm_rows()?
+            .into_iter()
+            .map(|row| {
+                self.parse_vm(row).unwrap_or_else(|e| {
+                    errors.push(e);
+                    VmSnapshot {
+                        row,
+                        config: None,
+                        stats: None,
+                        heatmap: None,
+                        memslots: Vec::new(),
+                        history: None,
+                        idle: None,
+                    }
+                })
+            })
+            .collect();
+        let snap = Snapshot {
+            unix_ms: self.unix_ms,
+            vms,
+        };
+        Ok((snap, errors))
+    }
+
     fn parse_vm(&self, row: vms::VmRow) -> Result<VmSnapshot, Error> {
         let dir = row.vm.to_string();
         let get = |name: &str| {

@@ -99,6 +99,11 @@ fn run(proc_dir: &Path, args: &[&str]) -> Output {
 /// `export --textfile --once`: the file's text.
 fn textfile(proc_dir: &Path) -> String {
     let out = scratch("out");
+    // An older file, with a second name: a rename into place leaves that
+    // name on the old text, a write in place would not.
+    std::fs::write(out.join("ept_sampler.prom"), "old\n").unwrap();
+    let keep = scratch("keep").join("old.prom");
+    std::fs::hard_link(out.join("ept_sampler.prom"), &keep).unwrap();
     let o = run(
         proc_dir,
         &[
@@ -116,6 +121,14 @@ fn textfile(proc_dir: &Path) -> String {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     assert_eq!(names, ["ept_sampler.prom"]);
+    assert_eq!(std::fs::read_to_string(&keep).unwrap(), "old\n");
+    // Readable by the collector, another user, whatever the umask.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(out.join("ept_sampler.prom"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o644);
     std::fs::read_to_string(out.join("ept_sampler.prom")).unwrap()
 }
 
@@ -213,6 +226,7 @@ fn expected(proc_dir: &Path) -> BTreeMap<Key, f64> {
         .map(|l| l.split_whitespace().map(String::from).collect())
         .collect();
     put("ept_sampler_vms", &[], rows.len() as f64);
+    put("ept_sampler_vms_unread", &[], 0.0);
     for row in &rows {
         let (vm, pid) = (row[0].as_str(), row[0].split('-').next().unwrap());
         let (domain, uuid) = if pid == "72" {
@@ -407,6 +421,31 @@ fn a_stopped_vm_keeps_its_counters_not_its_last_round() {
         &[("vm", "72-4"), ("domain", "web-1"), ("reason", "attached")],
     );
     assert_eq!(got.get(&stopped), Some(&0.0));
+}
+
+#[test]
+fn a_vm_detached_while_read_costs_only_its_own_series() {
+    // Its config read empty, as a file opened before a detach does.
+    let dir = proc_copy("phase1");
+    std::fs::write(dir.join("85-4/config"), "").unwrap();
+    let (got, _) = parse(&textfile(&dir));
+    assert_eq!(got.get(&key("ept_sampler_up", &[])), Some(&1.0));
+    assert_eq!(got.get(&key("ept_sampler_vms_unread", &[])), Some(&1.0));
+    let of = |vm: &str| -> Vec<String> {
+        got.keys()
+            .filter(|(_, l)| l.contains(&("vm".to_string(), vm.to_string())))
+            .map(|(name, _)| name.clone())
+            .collect()
+    };
+    assert_eq!(
+        of("85-4"),
+        [
+            "ept_sampler_vm_info",
+            "ept_sampler_vm_memory_bytes",
+            "ept_sampler_vm_sampling"
+        ]
+    );
+    assert!(of("72-4").contains(&"ept_sampler_vm_idle_bytes".to_string()));
 }
 
 #[test]

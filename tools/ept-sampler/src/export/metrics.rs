@@ -45,13 +45,19 @@ const UP_HELP: &str =
     "1 if /proc/ept_sampler was read at this scrape, 0 if not (module not loaded, or unreadable)";
 
 /// Every family of one read of the module: the host's, then each VM's.
-/// `vmm` names the process of a pid (its QEMU `-name` and `-uuid`).
+/// `unread`: VMs whose files did not parse (they went away while read;
+/// their rows are in `snap` without them). `vmm` names the process of a
+/// pid (its QEMU `-name` and `-uuid`).
 pub fn families(
     snap: &Snapshot,
     version: &Version<'_>,
+    unread: usize,
     vmm: &dyn Fn(u32) -> Vmm,
 ) -> Result<Vec<MetricFamily>, prometheus::Error> {
     let f = Families::new()?;
+    f.unread
+        .with_label_values::<&str>(&[])
+        .set(i64::try_from(unread).unwrap_or(i64::MAX));
     f.up.with_label_values::<&str>(&[]).set(1);
     f.build_info
         .with_label_values(&[version.module, version.kernel])
@@ -72,6 +78,7 @@ struct Families {
     up: IntGaugeVec,
     build_info: IntGaugeVec,
     vms: IntGaugeVec,
+    unread: IntGaugeVec,
     info: IntGaugeVec,
     sampling: IntGaugeVec,
     memory: GaugeVec,
@@ -105,6 +112,12 @@ impl Families {
                 reg,
                 "ept_sampler_vms",
                 "KVM VMs on the host, attached or not",
+                &[],
+            )?,
+            unread: int_gauge(
+                reg,
+                "ept_sampler_vms_unread",
+                "VMs whose files did not read whole at this scrape (detached while read; only their row's series are served)",
                 &[],
             )?,
             info: int_gauge(
