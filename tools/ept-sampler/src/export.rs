@@ -92,6 +92,35 @@ fn ttl(snap: &Snapshot) -> Duration {
         .map_or(MAX_TTL, |p| p.min(MAX_TTL))
 }
 
+/// The last read and when it began: the scrapes within its `ttl` share it.
+#[derive(Default)]
+pub struct Cache {
+    last: Option<(Instant, Scrape)>,
+}
+
+impl Cache {
+    /// The read current at `now`, or a new one by `read`, taken as begun
+    /// at `now`. A failed read is not kept: the next scrape reads again.
+    pub fn get(
+        &mut self,
+        now: Instant,
+        read: impl FnOnce() -> Result<Scrape, Error>,
+    ) -> Result<&Scrape, Error> {
+        let current = self
+            .last
+            .as_ref()
+            .is_some_and(|(at, s)| now.saturating_duration_since(*at) < s.ttl);
+        if !current {
+            self.last = None;
+            self.last = Some((now, read()?));
+        }
+        match &self.last {
+            Some((_, s)) => Ok(s),
+            None => Err(Error::Other("no read of /proc/ept_sampler".into())),
+        }
+    }
+}
+
 /// Runs `export`.
 pub fn run(proc_dir: &Path, a: &ExportArgs) -> Result<(), Error> {
     match &a.textfile {
@@ -135,7 +164,7 @@ fn serve(proc_dir: &Path, a: &ExportArgs) -> Result<(), Error> {
     let bound = server.server_addr().to_ip().unwrap_or(a.listen);
     eprintln!("ept-sampler export: serving http://{bound}/metrics");
     let mut health = Health { last: None };
-    let mut cached: Option<(Instant, Scrape)> = None;
+    let mut cache = Cache::default();
     loop {
         // tiny_http's accept thread ends at its first error: then so does
         // the exporter, with that error (a restart, not a silent exit 0).
@@ -146,31 +175,17 @@ fn serve(proc_dir: &Path, a: &ExportArgs) -> Result<(), Error> {
         let method = request.method().clone();
         let response = match (&method, path) {
             (tiny_http::Method::Get | tiny_http::Method::Head, "/metrics") => {
-                let fresh = cached
-                    .as_ref()
-                    .filter(|(at, s)| at.elapsed() < s.ttl)
-                    .is_some();
-                if !fresh {
-                    // A failure here is the encoder's, not the module's
-                    // (that is `up 0`): answer 500 and serve on.
-                    cached = match scrape(proc_dir, &a.host_proc) {
-                        Ok(s) => Some((Instant::now(), s)),
-                        Err(e) => {
-                            eprintln!("ept-sampler export: {e}");
-                            None
-                        }
-                    };
-                }
-                match &cached {
-                    Some((_, s)) => {
+                // A failure here is the encoder's, not the module's (that
+                // is `up 0`): answer 500 and serve on.
+                match cache.get(Instant::now(), || scrape(proc_dir, &a.host_proc)) {
+                    Ok(s) => {
                         health.note(&s.down);
                         text_response(200, prometheus::TEXT_FORMAT, s.text.clone())
                     }
-                    None => text_response(
-                        500,
-                        "text/plain",
-                        "the metrics could not be encoded\n".into(),
-                    ),
+                    Err(e) => {
+                        eprintln!("ept-sampler export: {e}");
+                        text_response(500, "text/plain", format!("{e}\n"))
+                    }
                 }
             }
             (tiny_http::Method::Get | tiny_http::Method::Head, "/") => text_response(
@@ -282,4 +297,73 @@ fn write_atomically(temp: &Path, target: &Path, text: &[u8]) -> std::io::Result<
     write().inspect_err(|_| {
         let _ = std::fs::remove_file(temp);
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::time::{Duration, Instant};
+
+    use super::{ttl, Cache, Scrape, MAX_TTL};
+    use crate::error::Error;
+    use crate::source::ProcRoot;
+
+    fn read(n: &mut u32, ttl_ms: u64) -> Result<Scrape, Error> {
+        *n += 1;
+        Ok(Scrape {
+            text: format!("read {n}"),
+            down: None,
+            ttl: Duration::from_millis(ttl_ms),
+        })
+    }
+
+    /// Many scrapes within a read's period share it; the first after it,
+    /// and the first after a failed read, read again. Time is given, not
+    /// waited for.
+    #[test]
+    fn scrapes_within_a_period_share_one_read() {
+        let mut cache = Cache::default();
+        let mut n = 0;
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let text =
+            |c: &mut Cache, at, n: &mut u32| c.get(at, || read(n, 100)).map(|s| s.text.clone());
+        assert_eq!(text(&mut cache, t0, &mut n).ok().as_deref(), Some("read 1"));
+        for at in [0, 1, 50, 99] {
+            assert_eq!(
+                text(&mut cache, t0 + ms(at), &mut n).ok().as_deref(),
+                Some("read 1")
+            );
+        }
+        assert_eq!(
+            text(&mut cache, t0 + ms(100), &mut n).ok().as_deref(),
+            Some("read 2")
+        );
+        assert!(cache
+            .get(t0 + ms(250), || Err(Error::Other("x".into())))
+            .is_err());
+        assert_eq!(
+            text(&mut cache, t0 + ms(251), &mut n).ok().as_deref(),
+            Some("read 3")
+        );
+        assert_eq!(n, 3);
+    }
+
+    /// The period shared is the shortest of the VMs sampled (the fixture's
+    /// 72-4 at 100 ms, 85-4 at 200 ms), at most a second.
+    #[test]
+    fn a_read_lasts_the_shortest_sampling_period() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/npt-7.3/phase1");
+        let raw = ProcRoot::open(&dir).unwrap().snapshot().unwrap();
+        let mut snap = raw.parse().unwrap();
+        assert_eq!(ttl(&snap), Duration::from_millis(100));
+        for vm in &mut snap.vms {
+            if let Some(s) = vm.config.as_mut().and_then(|c| c.settings.as_mut()) {
+                s.period_ms = 60_000;
+            }
+        }
+        assert_eq!(ttl(&snap), MAX_TTL);
+        snap.vms.clear();
+        assert_eq!(ttl(&snap), MAX_TTL);
+    }
 }
