@@ -16,6 +16,7 @@
 //! not sample, a counter an older module lacks, a VM not sampled now) is a
 //! series left out, not a 0.
 
+use prometheus::core::Collector;
 use prometheus::proto::MetricFamily;
 use prometheus::{CounterVec, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
@@ -35,7 +36,7 @@ const VM_LABELS: [&str; 2] = ["vm", "domain"];
 /// The families of a host whose module could not be read: `up` 0 alone.
 pub fn down() -> Result<Vec<MetricFamily>, prometheus::Error> {
     let registry = Registry::new();
-    int_gauge(&registry, "ept_sampler_up", UP_HELP, &[])?
+    family(&registry, IntGaugeVec::new, "ept_sampler_up", UP_HELP, &[])?
         .with_label_values::<&str>(&[])
         .set(0);
     Ok(registry.gather())
@@ -101,119 +102,96 @@ impl Families {
         let reg = &registry;
         let with_idle = ["vm", "domain", "idle_for"];
         Ok(Families {
-            up: int_gauge(reg, "ept_sampler_up", UP_HELP, &[])?,
-            build_info: int_gauge(
-                reg,
+            up: family(reg, IntGaugeVec::new, "ept_sampler_up", UP_HELP, &[])?,
+            build_info: family(reg, IntGaugeVec::new,
                 "ept_sampler_build_info",
                 "Always 1: the module's version and the kernel it runs on, as labels",
                 &["version", "kernel"],
             )?,
-            vms: int_gauge(
-                reg,
+            vms: family(reg, IntGaugeVec::new,
                 "ept_sampler_vms",
                 "KVM VMs on the host, attached or not",
                 &[],
             )?,
-            unread: int_gauge(
-                reg,
+            unread: family(reg, IntGaugeVec::new,
                 "ept_sampler_vms_unread",
                 "VMs whose files did not read whole at this scrape (detached while read; only their row's series are served)",
                 &[],
             )?,
-            info: int_gauge(
-                reg,
+            info: family(reg, IntGaugeVec::new,
                 "ept_sampler_vm_info",
                 "Always 1: what is known of a VM, as labels (pid, QEMU -name and -uuid, two-dimensional paging)",
                 &["vm", "pid", "domain", "uuid", "tdp"],
             )?,
-            sampling: int_gauge(
-                reg,
+            sampling: family(reg, IntGaugeVec::new,
                 "ept_sampler_vm_sampling",
                 "1 if the VM is being sampled; 0 with the reason (detached, attached: not started, or why the module refuses it)",
                 &["vm", "domain", "reason"],
             )?,
-            memory: gauge(
-                reg,
+            memory: family(reg, GaugeVec::new,
                 "ept_sampler_vm_memory_bytes",
                 "Guest memory in the VM's memslots",
                 &VM_LABELS,
             )?,
-            accessed: gauge(
-                reg,
+            accessed: family(reg, GaugeVec::new,
                 "ept_sampler_vm_accessed_bytes",
                 "Memory the guest accessed in the last round (4 KiB pages; sampled VMs whose mode includes accessed bits)",
                 &VM_LABELS,
             )?,
-            dirty: gauge(
-                reg,
+            dirty: family(reg, GaugeVec::new,
                 "ept_sampler_vm_dirty_bytes",
                 "Memory the guest wrote in the last round (4 KiB pages; sampled VMs whose dirty bits are tracked)",
                 &VM_LABELS,
             )?,
-            dirty_rate: gauge(
-                reg,
+            dirty_rate: family(reg, GaugeVec::new,
                 "ept_sampler_vm_dirty_rate_bytes_per_second",
                 "The last round's dirty bytes over the time they built up in",
                 &VM_LABELS,
             )?,
-            mapped: gauge(
-                reg,
+            mapped: family(reg, GaugeVec::new,
                 "ept_sampler_vm_mapped_bytes",
                 "Memory mapped in the VM's two-dimensional page tables, as of the latest round",
                 &VM_LABELS,
             )?,
-            idle: gauge(
-                reg,
+            idle: family(reg, GaugeVec::new,
                 "ept_sampler_vm_idle_bytes",
                 "Mapped memory not accessed for at least idle_for (a lower bound; one series per idle bin of the VM)",
                 &with_idle,
             )?,
-            write_idle: gauge(
-                reg,
+            write_idle: family(reg, GaugeVec::new,
                 "ept_sampler_vm_write_idle_bytes",
                 "Mapped memory not written for at least idle_for (a lower bound; one series per idle bin of the VM)",
                 &with_idle,
             )?,
-            never_accessed: gauge(
-                reg,
+            never_accessed: family(reg, GaugeVec::new,
                 "ept_sampler_vm_never_accessed_bytes",
                 "Mapped memory not accessed since sampling began",
                 &VM_LABELS,
             )?,
-            never_written: gauge(
-                reg,
+            never_written: family(reg, GaugeVec::new,
                 "ept_sampler_vm_never_written_bytes",
                 "Mapped memory not written since sampling began",
                 &VM_LABELS,
             )?,
-            sampled: gauge(
-                reg,
+            sampled: family(reg, GaugeVec::new,
                 "ept_sampler_vm_sampled_seconds",
                 "How long the VM has been sampled, at least (first round to latest)",
                 &VM_LABELS,
             )?,
-            rounds: {
-                let c = IntCounterVec::new(
-                    Opts::new(
-                        "ept_sampler_vm_rounds_total",
-                        "Sampling rounds finished (since the VM's heat map began)",
-                    ),
-                    &VM_LABELS,
-                )?;
-                reg.register(Box::new(c.clone()))?;
-                c
-            },
-            scan: {
-                let c = CounterVec::new(
-                    Opts::new(
-                        "ept_sampler_vm_scan_seconds_total",
-                        "Time the sampler spent on the VM: its page table walks and TLB flushes (since the VM's heat map began)",
-                    ),
-                    &VM_LABELS,
-                )?;
-                reg.register(Box::new(c.clone()))?;
-                c
-            },
+            rounds: family(
+                reg,
+                IntCounterVec::new,
+                "ept_sampler_vm_rounds_total",
+                "Sampling rounds finished (since the VM's heat map began)",
+                &VM_LABELS,
+            )?,
+            scan: family(
+                reg,
+                CounterVec::new,
+                "ept_sampler_vm_scan_seconds_total",
+                "Time the sampler spent on the VM: its page table walks and TLB flushes (since the VM's heat map began)",
+                &VM_LABELS,
+            )?,
             registry,
         })
     }
@@ -302,26 +280,17 @@ impl Families {
     }
 }
 
-fn int_gauge(
+/// A family of `make`'s kind, registered in `reg`.
+fn family<T: Collector + Clone + 'static>(
     reg: &Registry,
+    make: impl FnOnce(Opts, &[&str]) -> Result<T, prometheus::Error>,
     name: &str,
     help: &str,
     labels: &[&str],
-) -> Result<IntGaugeVec, prometheus::Error> {
-    let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
-    reg.register(Box::new(g.clone()))?;
-    Ok(g)
-}
-
-fn gauge(
-    reg: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> Result<GaugeVec, prometheus::Error> {
-    let g = GaugeVec::new(Opts::new(name, help), labels)?;
-    reg.register(Box::new(g.clone()))?;
-    Ok(g)
+) -> Result<T, prometheus::Error> {
+    let f = make(Opts::new(name, help), labels)?;
+    reg.register(Box::new(f.clone()))?;
+    Ok(f)
 }
 
 /// An idle bin as the `idle_for` label: seconds, the base unit
